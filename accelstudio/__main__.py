@@ -1,0 +1,3 @@
+from accelstudio.cli import main
+
+raise SystemExit(main())

@@ -1,0 +1,313 @@
+"""The main window: model view in the middle, controls docked left, results docked below, menus, shortcuts.
+
+Opening models, recent files, drag and drop, themes and saved layout live here; the model/controls wiring
+lives in ModelController and running jobs in RunController.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QSettings, Qt, Signal
+from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QProgressBar,
+                               QPushButton, QScrollArea, QVBoxLayout, QWidget)
+
+from accelstudio import __version__
+from accelstudio.app import dialogs
+from accelstudio.app.controls import RecipeControls
+from accelstudio.app.model_controller import ModelController
+from accelstudio.app.model_view import ModelView
+from accelstudio.app.results_panel import ResultsPanel
+from accelstudio.app.run_controller import RunController
+from accelstudio.app.runtime_panel import RuntimePanel
+from accelstudio.app.state import LoadedModel
+from accelstudio.app.theme import THEME_MODES, ThemeManager
+from accelstudio.core.errors import TrustRequiredError
+from accelstudio.core.examples import DEFAULT_EXAMPLE, list_examples
+
+MODEL_FILTER = "Models (*.onnx *.pt *.pth *.pt2 *.safetensors *.ts);;All files (*)"
+MAX_RECENT = 10
+EXAMPLE_PREFIX = "example:"
+
+
+class MainWindow(QMainWindow):
+    """AccelStudio's window. `settings` holds geometry, layout, theme and recent files."""
+
+    model_loaded = Signal(object)  # LoadedModel, after the views show it
+
+    def __init__(self, settings: QSettings | None = None, store=None, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setWindowTitle("AccelStudio")
+        self.settings = settings if settings is not None else QSettings("AccelStudio", "AccelStudio")
+        self.theme = ThemeManager(QApplication.instance(), str(self.settings.value("theme", "system")), self)
+        self.model_view = ModelView()
+        self.recipe_controls = RecipeControls()
+        self.runtime_panel = RuntimePanel()
+        self.models = ModelController(self.model_view, self.recipe_controls, self.runtime_panel, self)
+        self.state = self.models.state
+        self.results = ResultsPanel(store)
+        self.runs = RunController(self, self.state, self.results)
+        self._closed = False
+        self._build_central()
+        self._build_status_bar()
+        self._build_menus()
+        self._connect()
+        self.setAcceptDrops(True)
+        self.resize(1500, 950)
+        self._restore_layout()
+        self.theme.changed.connect(self._apply_plot_colors)
+        self._apply_plot_colors()
+        self.models.start()
+
+    # -- construction ----------------------------------------------------------------------------------------
+    def _build_central(self) -> None:
+        self.setCentralWidget(self.model_view)
+        panel = QWidget()
+        layout = QVBoxLayout(panel)
+        layout.addWidget(self.recipe_controls)
+        layout.addWidget(self.runtime_panel)
+        self.run_button = QPushButton("Run  (F5)", objectName="runButton")
+        self.run_button.setToolTip("Apply the recipe and measure it in a separate worker process")
+        self.run_button.setMinimumHeight(32)
+        layout.addWidget(self.run_button)
+        layout.addStretch(1)
+        scroll = QScrollArea()
+        scroll.setWidget(panel)
+        scroll.setWidgetResizable(True)
+        scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.controls_dock = self._dock("Controls", "controlsDock", scroll, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.controls_dock.setMinimumWidth(360)
+        self.results_dock = self._dock("Results", "resultsDock", self.results, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
+
+    def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
+        dock = QDockWidget(title, self, objectName=name)
+        dock.setWidget(widget)
+        dock.setFeatures(QDockWidget.DockWidgetFeature.DockWidgetMovable
+                         | QDockWidget.DockWidgetFeature.DockWidgetFloatable
+                         | QDockWidget.DockWidgetFeature.DockWidgetClosable)
+        self.addDockWidget(area, dock)
+        return dock
+
+    def _build_status_bar(self) -> None:
+        bar = self.statusBar()
+        self.stage_label = QLabel(objectName="stageLabel")
+        self.progress_bar = QProgressBar(objectName="jobProgress")
+        self.progress_bar.setRange(0, 1000)
+        self.progress_bar.setFixedWidth(220)
+        self.progress_bar.setTextVisible(False)
+        self.cancel_button = QPushButton("Cancel (Esc)", objectName="cancelButton")
+        for widget in (self.stage_label, self.progress_bar, self.cancel_button):
+            bar.addPermanentWidget(widget)
+        self.runs.attach_status(self.stage_label, self.progress_bar, self.cancel_button, self.run_button)
+
+    def _action(self, text: str, slot, shortcut=None, tip: str = "") -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            action.setShortcuts(shortcut if isinstance(shortcut, list) else [QKeySequence(shortcut)])
+        action.setStatusTip(tip)
+        action.triggered.connect(slot)
+        self.addAction(action)  # shortcuts work even when the menu bar is hidden
+        return action
+
+    def _build_menus(self) -> None:
+        menu = self.menuBar().addMenu("&File")
+        self.open_action = self._action("&Open model…", self.open_dialog, QKeySequence.StandardKey.Open,
+                                        "Open an ONNX, TorchScript, torch.export or weights file")
+        menu.addAction(self.open_action)
+        self.recent_menu = menu.addMenu("Open &recent")
+        self.recent_menu.aboutToShow.connect(self._fill_recent_menu)
+        self.examples_menu = menu.addMenu("&Examples")
+        for info in list_examples():
+            for backend, label in (("torch", "PyTorch"), ("onnx", "ONNX")):
+                action = self.examples_menu.addAction(f"{info.title} — {label}")
+                action.setToolTip(info.description)
+                action.triggered.connect(lambda _=False, n=info.name, b=backend: self.open_model(
+                    EXAMPLE_PREFIX + n, backend=b))
+        menu.addSeparator()
+        for action in self.results.export_actions():
+            menu.addAction(action)
+        menu.addSeparator()
+        menu.addAction(self._action("&Quit", self.close, QKeySequence("Ctrl+Q")))
+        menu = self.menuBar().addMenu("&Edit")
+        self.undo_action = self.state.undo_stack.createUndoAction(self, "&Undo")
+        self.undo_action.setShortcut(QKeySequence("Ctrl+Z"))
+        self.redo_action = self.state.undo_stack.createRedoAction(self, "&Redo")
+        self.redo_action.setShortcuts([QKeySequence("Ctrl+Shift+Z"), QKeySequence("Ctrl+Y")])
+        for action in (self.undo_action, self.redo_action):
+            menu.addAction(action)
+            self.addAction(action)
+        menu = self.menuBar().addMenu("&View")
+        menu.addAction(self.controls_dock.toggleViewAction())
+        menu.addAction(self.results_dock.toggleViewAction())
+        theme_menu = menu.addMenu("&Theme")
+        group = QActionGroup(self)
+        self.theme_actions = {}
+        for mode in THEME_MODES:
+            action = theme_menu.addAction(mode.capitalize())
+            action.setCheckable(True)
+            action.setChecked(mode == self.theme.mode)
+            action.triggered.connect(lambda _=False, m=mode: self.set_theme(m))
+            group.addAction(action)
+            self.theme_actions[mode] = action
+        menu = self.menuBar().addMenu("&Run")
+        self.run_action = self._action("&Run", self.runs.start_run, QKeySequence("F5"),
+                                       "Measure the current recipe in a worker process")
+        self.cancel_action = self._action("&Cancel run", self.runs.cancel, QKeySequence("Esc"))
+        menu.addAction(self.run_action)
+        menu.addAction(self.cancel_action)
+        self.runs.attach_actions(self.run_action, self.cancel_action)
+        menu = self.menuBar().addMenu("&Help")
+        menu.addAction(self._action("&About AccelStudio", lambda: dialogs.show_about(self, __version__)))
+        toolbar = self.addToolBar("Main")
+        toolbar.setObjectName("mainToolbar")
+        toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        for action in (self.open_action, self.undo_action, self.redo_action, self.run_action, self.cancel_action):
+            toolbar.addAction(action)
+
+    def _connect(self) -> None:
+        self.models.status.connect(lambda text: self.statusBar().showMessage(text, 8000))
+        self.models.loader.loaded.connect(self._model_loaded)
+        self.models.loader.failed.connect(self._load_failed)
+        self.models.loader.started.connect(lambda ref: self.statusBar().showMessage(f"Opening {_short(ref)}…"))
+        self.run_button.clicked.connect(self.runs.start_run)
+        self.cancel_button.clicked.connect(self.runs.cancel)
+        self.results.restore_requested.connect(self.runs.restore)
+        self.runs.status.connect(lambda text, ms: self.statusBar().showMessage(text, ms))
+
+    # -- models ---------------------------------------------------------------------------------------------
+    def open_default(self) -> None:
+        """Open the default bundled example (torch form, so structured pruning works)."""
+        self.open_model(EXAMPLE_PREFIX + DEFAULT_EXAMPLE, backend="torch")
+
+    def open_model(self, ref: str, *, backend: str | None = None, trust: bool = False) -> None:
+        """Start loading a model in the background; the views update when it is ready."""
+        self.models.loader.load(ref, trust=trust, backend=backend)
+
+    def open_dialog(self) -> None:
+        """File > Open."""
+        path = self.ask_open_path()
+        if path:
+            self.open_model(path)
+
+    def ask_open_path(self) -> str:
+        """The file chooser (a method so tests can replace it)."""
+        start = str(self.settings.value("lastDir", str(Path.home())))
+        path, _ = QFileDialog.getOpenFileName(self, "Open model", start, MODEL_FILTER)
+        return path
+
+    def _model_loaded(self, loaded: LoadedModel) -> None:
+        self.state.set_model(loaded)
+        if not loaded.ref.startswith(EXAMPLE_PREFIX):
+            self.add_recent(loaded.ref)
+            self.settings.setValue("lastDir", str(Path(loaded.ref).parent))
+        self.setWindowTitle(f"{loaded.title} — AccelStudio")
+        n = len(loaded.summary.layers)
+        self.statusBar().showMessage(f"Opened {loaded.title}: {n} layers with weights", 6000)
+        self.results.set_current_model(name=loaded.summary.name, path=None if loaded.ref.startswith(
+            EXAMPLE_PREFIX) else loaded.ref)
+        self.runs.model_ready()
+        self.model_loaded.emit(loaded)
+
+    def _load_failed(self, ref: str, backend, exc: BaseException, trace: str) -> None:
+        if self._closed:
+            return
+        if isinstance(exc, TrustRequiredError):
+            if dialogs.ask_trust(self, exc.path, exc.detail):
+                self.open_model(ref, backend=backend, trust=True)
+            else:
+                self.statusBar().showMessage(f"Not opened: {_short(ref)} was not trusted", 8000)
+            return
+        self.statusBar().showMessage(f"Could not open {_short(ref)}", 8000)
+        dialogs.show_error(self, "Could not open the model", exc, trace)
+
+    # -- recent files -------------------------------------------------------------------------------------
+    def recent_files(self) -> list[str]:
+        """Most recent first, at most 10."""
+        value = self.settings.value("recentFiles", [])
+        items = [value] if isinstance(value, str) else list(value or [])
+        return [str(v) for v in items][:MAX_RECENT]
+
+    def add_recent(self, path: str) -> None:
+        """Put `path` first in File > Open recent."""
+        path = str(Path(path).resolve())
+        items = [path] + [p for p in self.recent_files() if p != path]
+        self.settings.setValue("recentFiles", items[:MAX_RECENT])
+
+    def _fill_recent_menu(self) -> None:
+        self.recent_menu.clear()
+        items = self.recent_files()
+        for path in items:
+            action = self.recent_menu.addAction(Path(path).name)
+            action.setToolTip(path)
+            action.setStatusTip(path)
+            action.triggered.connect(lambda _=False, p=path: self.open_model(p))
+        if not items:
+            self.recent_menu.addAction("(none yet)").setEnabled(False)
+        else:
+            self.recent_menu.addSeparator()
+            self.recent_menu.addAction("Clear list", lambda: self.settings.setValue("recentFiles", []))
+
+    # -- drag and drop ------------------------------------------------------------------------------------
+    def dragEnterEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        if _dropped_file(event.mimeData()):
+            event.acceptProposedAction()
+
+    def dropEvent(self, event) -> None:  # noqa: N802
+        path = _dropped_file(event.mimeData())
+        if path:
+            event.acceptProposedAction()
+            self.open_model(path)
+
+    # -- theme and layout ---------------------------------------------------------------------------------
+    def set_theme(self, mode: str) -> None:
+        """View > Theme: 'system', 'light' or 'dark' (remembered)."""
+        self.theme.set_mode(mode)
+        self.settings.setValue("theme", mode)
+        self.theme_actions[mode].setChecked(True)
+        self._apply_plot_colors()
+
+    def _apply_plot_colors(self, *_args) -> None:
+        self.model_view.apply_colors(self.theme.colors())
+
+    def _restore_layout(self) -> None:
+        geometry = self.settings.value("geometry")
+        if geometry is not None:
+            self.restoreGeometry(geometry)
+        state = self.settings.value("windowState")
+        if state is not None:
+            self.restoreState(state)
+        for split in (self.model_view.main_split, self.model_view.top_split, self.model_view.bottom_split):
+            saved = self.settings.value(f"split/{split.objectName()}")
+            if saved is not None:
+                split.restoreState(saved)
+
+    def _save_layout(self) -> None:
+        self.settings.setValue("geometry", self.saveGeometry())
+        self.settings.setValue("windowState", self.saveState())
+        for split in (self.model_view.main_split, self.model_view.top_split, self.model_view.bottom_split):
+            self.settings.setValue(f"split/{split.objectName()}", split.saveState())
+        self.settings.sync()
+
+    def closeEvent(self, event) -> None:  # noqa: N802
+        """Save the layout, stop any job and join every background thread."""
+        if not self._closed:
+            self._closed = True
+            self._save_layout()
+            self.runs.shutdown()
+            self.models.shutdown()
+        super().closeEvent(event)
+
+
+def _dropped_file(mime) -> str | None:
+    if not mime.hasUrls():
+        return None
+    for url in mime.urls():
+        if url.isLocalFile() and Path(url.toLocalFile()).is_file():
+            return url.toLocalFile()
+    return None
+
+
+def _short(ref: str) -> str:
+    return ref if ref.startswith(EXAMPLE_PREFIX) else Path(ref).name

@@ -1,0 +1,190 @@
+"""Connects the state to the model view and the controls, and schedules the background model work.
+
+Edits flow one way: a control emits an edit -> AppState pushes an undo command -> AppState emits a change ->
+the views redraw and (debounced, ~80 ms) the predicted sparsity, the histogram grid and the hardware
+warnings are recomputed. Predictions and histograms run on the TaskRunner thread, never on the GUI thread.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from accelstudio.app.controls import RecipeControls
+from accelstudio.app.model_loader import ModelLoader, TaskRunner
+from accelstudio.app.model_view import ModelView
+from accelstudio.app.runtime_panel import RuntimePanel
+from accelstudio.app.state import (AppState, LoadedModel, grid_setting, predicted_bytes, predicted_nonzero,
+                                   with_override, with_prune_excluded, with_quant_excluded)
+from accelstudio.core.recipe import Recipe
+
+PREDICT_DELAY_MS = 80
+
+
+def compute_histogram(handle, layer: str, grid: tuple[int, bool, bool] | None):
+    """(counts, edges, levels or None) for `layer`; runs on the background thread."""
+    from accelstudio.core.inspect import layer_weights, weight_histogram
+    from accelstudio.core.quant_sim import quantization_grid
+
+    counts, edges = weight_histogram(handle, layer, bins=80)
+    levels = None
+    if grid is not None:
+        bits, per_channel, symmetric = grid
+        levels = quantization_grid(layer_weights(handle, layer), bits, per_channel, symmetric)
+    return counts, edges, levels
+
+
+def grid_label(recipe: Recipe, levels) -> str:
+    """Legend text for the grid lines, e.g. 'sim 2-bit grid: 4 levels (per-tensor)'."""
+    q = recipe.quantize
+    grid = grid_setting(q)
+    if grid is None or levels is None:
+        return ""
+    bits, per_channel, _ = grid
+    name = f"sim {bits}-bit" if q.mode == "sim" else f"{q.mode} ({bits}-bit)"
+    scope = "widest channel" if per_channel else "per-tensor"
+    return f"{name} grid: {len(levels)} levels ({scope})"
+
+
+class ModelController(QObject):
+    """Owns the state, the background runner and the loader; keeps view and controls in step with the state."""
+
+    status = Signal(str)  # a line for the status bar
+
+    def __init__(self, view: ModelView, controls: RecipeControls, runtime_panel: RuntimePanel,
+                 parent: QObject | None = None):
+        super().__init__(parent)
+        self.state = AppState(self)
+        self.runner = TaskRunner(self)
+        self.loader = ModelLoader(self.runner, self)
+        self.view, self.controls, self.runtime_panel = view, controls, runtime_panel
+        self._predict_timer = QTimer(self, singleShot=True, interval=PREDICT_DELAY_MS)
+        self._predict_timer.timeout.connect(self._refresh_derived)
+        self._wire()
+        controls.show_recipe(self.state.recipe)
+        runtime_panel.show_runtime(self.state.runtime)
+
+    def _wire(self) -> None:
+        s = self.state
+        s.model_changed.connect(self._model_changed)
+        s.recipe_changed.connect(self._recipe_changed)
+        s.runtime_changed.connect(self._runtime_changed)
+        s.prediction_changed.connect(self._show_prediction)
+        self.controls.recipe_edited.connect(lambda r, text, key: self.state.edit(text, recipe=r, merge_key=key))
+        self.controls.selection_action.connect(lambda key: self.layer_action(key, self.view.selected_layers()))
+        self.runtime_panel.runtime_edited.connect(lambda rt, text: self.state.edit(text, runtime=rt))
+        self.view.current_layer_changed.connect(lambda _name: self.refresh_histogram())
+        self.view.layer_action.connect(self.layer_action)
+
+    def start(self) -> None:
+        """Discover the runtimes of this machine in the background."""
+        from accelstudio.core.runtimes import available_runtimes
+
+        self.runner.submit("runtimes", available_runtimes, self._runtimes_found,
+                           lambda exc, _t: self.status.emit(f"Could not list runtimes: {exc}"))
+
+    def shutdown(self) -> None:
+        """Stop timers and join the background thread."""
+        self._predict_timer.stop()
+        self.runner.shutdown()
+
+    # -- state changes -------------------------------------------------------------------------------------
+    def _model_changed(self, model: LoadedModel) -> None:
+        self.view.show_model(model.title, model.summary)
+        self.view.show_recipe(self.state.recipe)
+        self.controls.show_recipe(self.state.recipe)
+        self._refresh_derived()
+
+    def _recipe_changed(self, recipe: Recipe) -> None:
+        self.controls.show_recipe(recipe)
+        self.view.show_recipe(recipe)
+        self.view.totals.show_predicted(None, None, recipe.describe())
+        self._predict_timer.start()
+
+    def _runtime_changed(self, runtime) -> None:
+        self.runtime_panel.show_runtime(runtime)
+        self._update_warnings()
+
+    def _runtimes_found(self, options: list) -> None:
+        self.runtime_panel.set_options(options)
+        runtime = self.state.runtime
+        if not any(o.runtime == runtime.runtime and o.device == runtime.device for o in options) and options:
+            # the saved choice is not available here; fall back silently to the first option, no undo step
+            from dataclasses import replace
+
+            self.state.runtime = replace(runtime, runtime=options[0].runtime, device=options[0].device)
+            self.runtime_panel.show_runtime(self.state.runtime)
+
+    def _refresh_derived(self) -> None:
+        """Recompute what depends on the recipe: prediction, histogram grid, warnings."""
+        self._predict_timer.stop()
+        self._update_warnings()
+        self.refresh_histogram()
+        model = self.state.model
+        if model is None:
+            return
+        recipe = self.state.recipe
+        from accelstudio.core.compress import predict_sparsity
+
+        self.runner.submit("predict", lambda: predict_sparsity(model.handle, recipe.prune),
+                           self.state.set_prediction, self._prediction_failed)
+
+    def _prediction_failed(self, exc: BaseException, _trace: str) -> None:
+        self.state.set_prediction(None)
+        self.status.emit(f"Cannot predict pruning: {exc}")
+
+    def _show_prediction(self, reports: list | None) -> None:
+        model = self.state.model
+        if model is None:
+            return
+        recipe = self.state.recipe
+        size = predicted_bytes(model.summary, recipe, reports)
+        nonzero = predicted_nonzero(model.summary, reports)
+        self.view.show_prediction(reports, size, nonzero, recipe.describe())
+
+    def _update_warnings(self) -> None:
+        from accelstudio.core.hardware import hardware_warnings
+
+        runtime = self.state.runtime
+        backend = "onnx" if runtime.runtime == "onnxruntime" else "torch"
+        try:
+            warnings = hardware_warnings(self.state.recipe, backend, runtime.device)
+        except Exception as exc:  # advice must never break editing
+            warnings = []
+            self.status.emit(f"Could not check the hardware: {exc}")
+        self.controls.show_warnings(warnings)
+
+    def refresh_histogram(self) -> None:
+        """Recompute the histogram and quantization grid of the current layer in the background."""
+        model, layer = self.state.model, self.view.current_layer()
+        if model is None or layer is None:
+            return
+        recipe = self.state.recipe
+        grid = grid_setting(recipe.quantize)
+
+        def done(result) -> None:
+            counts, edges, levels = result
+            self.view.histogram.set_histogram(layer, counts, edges, levels, grid_label(recipe, levels))
+
+        self.runner.submit("histogram", lambda: compute_histogram(model.handle, layer, grid), done,
+                           lambda exc, _t: self.view.histogram.clear_histogram(f"No histogram for {layer}: {exc}"))
+
+    # -- per-layer actions ---------------------------------------------------------------------------------
+    def layer_action(self, key: str, names: list[str]) -> None:
+        """Apply a table/context-menu action ('override', 'prune-exclude', ...) to `names`."""
+        if not names:
+            self.status.emit("Select one or more layers in the table first.")
+            return
+        recipe = self.state.recipe
+        amount = self.controls.override_amount()
+        changes = {
+            "override": lambda: with_override(recipe, names, amount),
+            "clear-override": lambda: with_override(recipe, names, None),
+            "prune-exclude": lambda: with_prune_excluded(recipe, names, True),
+            "prune-include": lambda: with_prune_excluded(recipe, names, False),
+            "quant-exclude": lambda: with_quant_excluded(recipe, names, True),
+            "quant-include": lambda: with_quant_excluded(recipe, names, False),
+        }
+        if key not in changes:
+            raise ValueError(f"unknown layer action {key!r}")
+        label = names[0] if len(names) == 1 else f"{len(names)} layers"
+        self.state.edit(f"{key.replace('-', ' ').capitalize()}: {label}", recipe=changes[key]())

@@ -1,0 +1,226 @@
+"""The model view: a totals strip, the filterable layer table and three plots (sizes, sparsity, weights).
+
+It only shows what it is given and reports what the user picks: `current_layer_changed(name)` when the
+current row changes, `layer_action(action, names)` from the table's context menu.
+"""
+
+from __future__ import annotations
+
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, Signal
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import (QAbstractItemView, QFrame, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QMenu,
+                               QSplitter, QTableView, QVBoxLayout, QWidget)
+
+from accelstudio.app.layer_table import NAME_ROLE, LayerFilterProxy, LayerTableModel
+from accelstudio.app.plots import SizeBars, SparsityBars, WeightHistogram, human_bytes
+from accelstudio.app.theme import PlotColors
+
+LAYER_ACTIONS = (
+    ("override", "Prune these layers by the override amount"),
+    ("clear-override", "Clear pruning override"),
+    ("prune-exclude", "Exclude from pruning"),
+    ("prune-include", "Include in pruning again"),
+    ("quant-exclude", "Keep in fp32 (exclude from quantization)"),
+    ("quant-include", "Quantize again"),
+)
+
+
+class TotalsStrip(QFrame):
+    """Model totals that stay visible: name, params, size, MFLOPs and the predicted size after the recipe."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setFrameShape(QFrame.Shape.StyledPanel)
+        layout = QHBoxLayout(self)
+        layout.setContentsMargins(10, 4, 10, 4)
+        self.labels: dict[str, QLabel] = {}
+        for key, tip in (("model", "Open model and the form it is held in"),
+                         ("params", "Parameters in the whole model"),
+                         ("size", "Bytes of all parameters in memory (file size in brackets)"),
+                         ("flops", "Million floating-point operations per sample"),
+                         ("predicted", "Estimated size after the current recipe, and parameters left nonzero")):
+            label = QLabel("-")
+            label.setToolTip(tip)
+            label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            self.labels[key] = label
+            layout.addWidget(label)
+            layout.addSpacing(18)
+        layout.addStretch(1)
+
+    def show_summary(self, title: str, summary) -> None:
+        """Fill in the totals of a ModelSummary."""
+        file_part = f" (file {human_bytes(summary.file_bytes)})" if summary.file_bytes else ""
+        self.labels["model"].setText(f"<b>{title}</b>")
+        self.labels["params"].setText(f"Params <b>{summary.total_params:,}</b>")
+        self.labels["size"].setText(f"Size <b>{summary.total_bytes / 1e6:.3f} MB</b>{file_part}")
+        self.labels["flops"].setText(f"<b>{summary.total_flops / 1e6:.2f}</b> MFLOPs/sample")
+        self.labels["predicted"].setText("After recipe: …")
+
+    def show_predicted(self, size_bytes: int | None, nonzero: int | None, recipe_text: str) -> None:
+        """The estimate for the current recipe (None while it is being computed)."""
+        if size_bytes is None:
+            self.labels["predicted"].setText("After recipe: …")
+            return
+        self.labels["predicted"].setText(
+            f"After recipe: <b>{size_bytes / 1e6:.3f} MB</b>, {nonzero:,} nonzero params "
+            f"<span style='color:gray'>({recipe_text})</span>")
+
+
+class ModelView(QWidget):
+    """Totals strip, filter box, layer table and plots for the open model."""
+
+    current_layer_changed = Signal(str)
+    layer_action = Signal(str, list)  # action key, layer names
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.totals = TotalsStrip()
+        self.table_model = LayerTableModel(self)
+        self.proxy = LayerFilterProxy(self)
+        self.proxy.setSourceModel(self.table_model)
+        self.filter_edit = QLineEdit(placeholderText="Filter layers by name or type (e.g. conv, fc)")
+        self.filter_edit.setClearButtonEnabled(True)
+        self.filter_edit.textChanged.connect(self._filter_changed)
+        self.count_label = QLabel()
+        self.table = self._make_table()
+        self.histogram = WeightHistogram()
+        self.size_bars = SizeBars()
+        self.sparsity_bars = SparsityBars()
+        for bars in (self.size_bars, self.sparsity_bars):
+            bars.layer_clicked.connect(self.select_layer)
+        self._layers: list = []
+        self._build()
+
+    def _make_table(self) -> QTableView:
+        table = QTableView()
+        table.setObjectName("layerTable")
+        table.setModel(self.proxy)
+        table.setSortingEnabled(True)
+        table.sortByColumn(-1, Qt.SortOrder.AscendingOrder)  # model order until the user clicks a header
+        table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        table.setAlternatingRowColors(True)
+        table.verticalHeader().setVisible(False)
+        table.verticalHeader().setDefaultSectionSize(22)
+        table.horizontalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Interactive)
+        table.horizontalHeader().setStretchLastSection(True)
+        table.setContextMenuPolicy(Qt.ContextMenuPolicy.CustomContextMenu)
+        table.customContextMenuRequested.connect(self._context_menu)
+        table.selectionModel().currentRowChanged.connect(self._current_changed)
+        return table
+
+    def _build(self) -> None:
+        table_panel = QWidget()
+        tl = QVBoxLayout(table_panel)
+        tl.setContentsMargins(0, 0, 0, 0)
+        row = QHBoxLayout()
+        row.addWidget(self.filter_edit, 1)
+        row.addWidget(self.count_label)
+        tl.addLayout(row)
+        tl.addWidget(self.table, 1)
+        hint = QLabel("Right-click rows to exclude layers or give them their own pruning amount.")
+        hint.setEnabled(False)
+        tl.addWidget(hint)
+        self.top_split = QSplitter(Qt.Orientation.Horizontal, objectName="modelTopSplit")
+        self.top_split.addWidget(table_panel)
+        self.top_split.addWidget(self.histogram)
+        self.top_split.setSizes([560, 440])
+        self.bottom_split = QSplitter(Qt.Orientation.Horizontal, objectName="modelBottomSplit")
+        self.bottom_split.addWidget(self.size_bars)
+        self.bottom_split.addWidget(self.sparsity_bars)
+        self.main_split = QSplitter(Qt.Orientation.Vertical, objectName="modelMainSplit")
+        self.main_split.addWidget(self.top_split)
+        self.main_split.addWidget(self.bottom_split)
+        self.main_split.setSizes([300, 260])
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(4, 4, 4, 0)
+        layout.addWidget(self.totals)
+        layout.addWidget(self.main_split, 1)
+
+    # -- showing state -------------------------------------------------------------------------------------
+    def show_model(self, title: str, summary) -> None:
+        """A newly loaded model: fill the table and plots, select the first layer."""
+        self._layers = list(summary.layers)
+        self.table_model.set_layers(self._layers)
+        self.table.resizeColumnsToContents()
+        self.totals.show_summary(title, summary)
+        self._update_count()
+        self._redraw_bars(None)
+        if self._layers:
+            self.select_layer(self._layers[0].name)
+        else:
+            self.histogram.clear_histogram("This model has no layers with weights")
+
+    def show_recipe(self, recipe) -> None:
+        """Mark per-layer overrides and exclusions in the table."""
+        self.table_model.set_recipe(recipe)
+
+    def show_prediction(self, reports: list | None, size_bytes: int | None, nonzero: int | None,
+                        recipe_text: str) -> None:
+        """Predicted sparsity per layer and the predicted totals."""
+        self.table_model.set_predicted(reports)
+        self.totals.show_predicted(size_bytes, nonzero, recipe_text)
+        self._redraw_bars(reports)
+
+    def _redraw_bars(self, reports: list | None) -> None:
+        names = [layer.name for layer in self._layers]
+        current = [layer.sparsity for layer in self._layers]
+        by_name = {r.name: r.achieved for r in (reports or [])}
+        predicted = [by_name.get(n, c) for n, c in zip(names, current)] if reports is not None else None
+        self.size_bars.set_data(names, [layer.bytes for layer in self._layers], predicted or current)
+        self.sparsity_bars.set_data(names, current, predicted)
+
+    def apply_colors(self, colors: PlotColors) -> None:
+        """Restyle every plot."""
+        for plot in (self.histogram, self.size_bars, self.sparsity_bars):
+            plot.apply_colors(colors)
+
+    # -- selection -----------------------------------------------------------------------------------------
+    def selected_layers(self) -> list[str]:
+        """Names of the selected rows, in table order."""
+        rows = sorted(self.table.selectionModel().selectedRows(), key=lambda i: i.row())
+        return [self.proxy.data(i, NAME_ROLE) for i in rows]
+
+    def current_layer(self) -> str | None:
+        """The layer whose weights the histogram shows."""
+        index = self.table.currentIndex()
+        return self.proxy.data(index, NAME_ROLE) if index.isValid() else None
+
+    def select_layer(self, name: str) -> None:
+        """Make `name` the current and only selected row (clears the filter if it hides that row)."""
+        row = self.table_model.layer_names().index(name) if name in self.table_model.layer_names() else -1
+        if row < 0:
+            return
+        index = self.proxy.mapFromSource(self.table_model.index(row, 0))
+        if not index.isValid():
+            self.filter_edit.clear()
+            index = self.proxy.mapFromSource(self.table_model.index(row, 0))
+        flags = QItemSelectionModel.SelectionFlag.ClearAndSelect | QItemSelectionModel.SelectionFlag.Rows
+        self.table.selectionModel().setCurrentIndex(index, flags)
+        self.table.scrollTo(index)
+
+    def _current_changed(self, current: QModelIndex, _previous: QModelIndex) -> None:
+        if current.isValid():
+            self.current_layer_changed.emit(self.proxy.data(current, NAME_ROLE))
+
+    def _filter_changed(self, text: str) -> None:
+        self.proxy.set_filter_text(text)
+        self._update_count()
+
+    def _update_count(self) -> None:
+        self.count_label.setText(f"{self.proxy.rowCount()} of {self.table_model.rowCount()} layers")
+
+    def _context_menu(self, pos) -> None:
+        names = self.selected_layers()
+        if not names:
+            return
+        menu = QMenu(self)
+        label = names[0] if len(names) == 1 else f"{len(names)} layers"
+        title = menu.addAction(label)
+        title.setEnabled(False)
+        menu.addSeparator()
+        for key, text in LAYER_ACTIONS:
+            action = QAction(text, menu)
+            action.triggered.connect(lambda _=False, k=key: self.layer_action.emit(k, names))
+            menu.addAction(action)
+        menu.popup(self.table.viewport().mapToGlobal(pos))

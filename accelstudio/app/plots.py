@@ -1,0 +1,266 @@
+"""The model view's plots: per-layer size bars (coloured by sparsity), per-layer sparsity bars (current vs
+predicted) and the weight histogram of one layer with the quantization grid drawn over it.
+
+Bar plots write every layer name under its bar at 45 degrees (middle-elided when long, thinned when bars are
+narrow) and show the full name and values in a tooltip on hover; clicking a bar selects that layer.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QPointF, Qt, Signal
+from PySide6.QtGui import QCursor, QFontMetrics
+from PySide6.QtWidgets import QToolTip
+
+from accelstudio.app.theme import LIGHT, PlotColors, style_plot
+
+SPARSITY_CMAP = "viridis"
+
+
+def human_bytes(n: float) -> str:
+    """'12.3 KB' style sizes (powers of 1000, as file managers show)."""
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000.0
+    return f"{n:.1f} GB"
+
+
+class LayerAxis(pg.AxisItem):
+    """A bottom axis that labels integer positions with layer names, rotated 45 degrees."""
+
+    def __init__(self, height: int = 92):
+        super().__init__("bottom")
+        self._names: list[str] = []
+        self.setHeight(height)
+        self.setTicks([[], []])
+
+    def set_names(self, names: list[str]) -> None:
+        """One name per bar, bar i at x = i."""
+        self._names = list(names)
+        self.setTicks([[(i, "") for i in range(len(self._names))], []])
+        self.picture = None
+        self.update()
+
+    def visible_names(self) -> list[str]:
+        """The names as given (for tests and tooltips)."""
+        return list(self._names)
+
+    def drawPicture(self, p, axisSpec, tickSpecs, textSpecs):  # noqa: N802 - pyqtgraph's name
+        super().drawPicture(p, axisSpec, tickSpecs, [])
+        view = self.linkedView()
+        if view is None or not self._names:
+            return
+        font = self.style["tickFont"] or p.font()
+        p.setFont(font)
+        p.setPen(self.textPen())
+        metrics = QFontMetrics(font)
+        xs = [self.mapFromScene(view.mapViewToScene(QPointF(i, 0))).x() for i in range(len(self._names))]
+        spacing = abs(xs[1] - xs[0]) if len(xs) > 1 else 1e9
+        step = max(1, math.ceil((metrics.height() + 1) / max(spacing, 1e-6) / math.sqrt(2)))
+        max_width = int((self.height() - 12) * math.sqrt(2))
+        left, right = self.boundingRect().left(), self.boundingRect().right()
+        for i in range(0, len(self._names), step):
+            if not left - 2 <= xs[i] <= right + 2:
+                continue
+            text = metrics.elidedText(self._names[i], Qt.TextElideMode.ElideMiddle, max_width)
+            p.save()
+            p.translate(xs[i] + metrics.ascent() / 3, 8)
+            p.rotate(-45)
+            p.drawText(QPointF(-metrics.horizontalAdvance(text), metrics.ascent() / 2), text)
+            p.restore()
+
+
+class _BarPlot(pg.GraphicsLayoutWidget):
+    """A bar chart over layers with hover tooltips and click-to-select."""
+
+    layer_clicked = Signal(str)
+
+    def __init__(self, title: str, y_label: str, y_units: str | None = None, parent=None):
+        super().__init__(parent=parent)
+        self.axis = LayerAxis()
+        self.plot = pg.PlotItem(axisItems={"bottom": self.axis})
+        self.plot.setTitle(title)
+        self.plot.setLabel("left", y_label, units=y_units)
+        self.plot.setMouseEnabled(x=True, y=False)
+        self.plot.setMenuEnabled(False)
+        self.plot.hideButtons()
+        self.addItem(self.plot, 0, 0)
+        self.names: list[str] = []
+        self.scene().sigMouseMoved.connect(self._hover)
+        self.scene().sigMouseClicked.connect(self._click)
+        self.setMinimumHeight(180)
+
+    def _set_names(self, names: list[str]) -> None:
+        self.names = list(names)
+        self.axis.set_names(self.names)
+        n = max(len(self.names), 1)
+        self.plot.setXRange(-0.6, n - 0.4, padding=0)
+        self.plot.setLimits(xMin=-1, xMax=n)
+
+    def _index_at(self, scene_pos) -> int | None:
+        if not self.names or not self.plot.sceneBoundingRect().contains(scene_pos):
+            return None
+        x = self.plot.vb.mapSceneToView(scene_pos).x()
+        i = int(round(x))
+        return i if 0 <= i < len(self.names) and abs(x - i) <= 0.45 else None
+
+    def _hover(self, scene_pos) -> None:
+        i = self._index_at(scene_pos)
+        if i is None:
+            QToolTip.hideText()
+            return
+        QToolTip.showText(QCursor.pos(), self.tooltip(i), self)
+
+    def _click(self, event) -> None:
+        i = self._index_at(event.scenePos())
+        if i is not None:
+            self.layer_clicked.emit(self.names[i])
+
+    def tooltip(self, i: int) -> str:
+        return self.names[i]
+
+    def apply_colors(self, colors: PlotColors) -> None:
+        """Restyle for a light or dark background."""
+        self.setBackground(colors.background)
+        style_plot(self.plot, colors)
+
+
+class SizeBars(_BarPlot):
+    """Bytes per layer; each bar coloured by the layer's sparsity after the recipe (colour bar on the right)."""
+
+    def __init__(self, parent=None):
+        super().__init__("Layer size (colour: sparsity after recipe)", "Size", "B", parent)
+        self.cmap = pg.colormap.get(SPARSITY_CMAP)
+        self.bars = pg.BarGraphItem(x=[], height=[], width=0.75)
+        self.plot.addItem(self.bars)
+        self.colorbar = pg.ColorBarItem(values=(0, 100), colorMap=self.cmap, label="Sparsity (%)",
+                                        interactive=False, width=14, colorMapMenu=False)
+        self.addItem(self.colorbar, 0, 1)
+        self.sizes: list[int] = []
+        self.sparsity: list[float] = []
+
+    def set_data(self, names: list[str], sizes: list[int], sparsity: list[float]) -> None:
+        """`sparsity` as fractions 0-1."""
+        self._set_names(names)
+        self.sizes, self.sparsity = list(sizes), list(sparsity)
+        brushes = self.cmap.map(np.clip(np.asarray(sparsity, dtype=float), 0, 1), mode="qcolor") if names else []
+        self.bars.setOpts(x=np.arange(len(names)), height=np.asarray(sizes, dtype=float), width=0.75,
+                          brushes=list(brushes), pens=[pg.mkPen(None)] * len(names))
+        self.plot.setYRange(0, max(sizes or [1]) * 1.08, padding=0)
+
+    def tooltip(self, i: int) -> str:
+        return f"{self.names[i]}\n{human_bytes(self.sizes[i])} · sparsity {self.sparsity[i]:.1%}"
+
+    def apply_colors(self, colors: PlotColors) -> None:
+        super().apply_colors(colors)
+        pen = pg.mkPen(colors.foreground)
+        self.colorbar.axis.setPen(pen)
+        self.colorbar.axis.setTextPen(pen)
+        self.colorbar.axis.setLabel("Sparsity (%)", color=colors.foreground)
+
+
+class SparsityBars(_BarPlot):
+    """Current sparsity next to the sparsity the prune setting would reach, per layer."""
+
+    def __init__(self, parent=None):
+        super().__init__("Sparsity per layer: now vs predicted", "Sparsity (%)", None, parent)
+        self.legend = self.plot.addLegend(offset=(-10, 5), labelTextSize="9pt")
+        self.current_bars = pg.BarGraphItem(x=[], height=[], width=0.38, name="now")
+        self.predicted_bars = pg.BarGraphItem(x=[], height=[], width=0.38, name="predicted")
+        self.plot.addItem(self.current_bars)
+        self.plot.addItem(self.predicted_bars)
+        self.plot.setYRange(0, 105, padding=0)
+        self.current: list[float] = []
+        self.predicted: list[float] = []
+        self._colors = LIGHT
+
+    def set_data(self, names: list[str], current: list[float], predicted: list[float] | None) -> None:
+        """Fractions 0-1; `predicted` None shows only the current values."""
+        self._set_names(names)
+        self.current = list(current)
+        self.predicted = list(predicted) if predicted is not None else list(current)
+        x = np.arange(len(names), dtype=float)
+        self.current_bars.setOpts(x=x - 0.2, height=np.asarray(self.current) * 100)
+        self.predicted_bars.setOpts(x=x + 0.2, height=np.asarray(self.predicted) * 100)
+
+    def tooltip(self, i: int) -> str:
+        return f"{self.names[i]}\nnow {self.current[i]:.1%} · predicted {self.predicted[i]:.1%}"
+
+    def apply_colors(self, colors: PlotColors) -> None:
+        super().apply_colors(colors)
+        self.current_bars.setOpts(brush=colors.primary, pen=pg.mkPen(None))
+        self.predicted_bars.setOpts(brush=colors.secondary, pen=pg.mkPen(None))
+        self.legend.setLabelTextColor(colors.foreground)
+
+
+class WeightHistogram(pg.PlotWidget):
+    """Distribution of one layer's weights, with the quantization levels of the current setting."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent=parent)
+        self.plot = self.getPlotItem()
+        self.plot.setLabel("bottom", "Weight value")
+        self.plot.setLabel("left", "Count (weights)")
+        self.plot.setTitle("Weights: select a layer")
+        self.plot.setMenuEnabled(False)
+        self.plot.hideButtons()
+        self.legend = self.plot.addLegend(offset=(-10, 5), labelTextSize="9pt")
+        self.curve = pg.PlotDataItem(stepMode="center", fillLevel=0, name="weights")
+        self.grid = pg.PlotDataItem(connect="pairs", name="quantization levels")
+        self.plot.addItem(self.curve)
+        self.plot.addItem(self.grid)
+        self.layer: str | None = None
+        self.grid_levels = np.zeros(0)
+        self._colors = LIGHT
+        self.setMinimumHeight(180)
+
+    def set_histogram(self, layer: str, counts: np.ndarray, edges: np.ndarray,
+                      levels: np.ndarray | None, grid_label: str = "") -> None:
+        """Draw `counts` over `edges`; `levels` (or None) as vertical lines."""
+        self.layer = layer
+        self.curve.setData(np.asarray(edges, dtype=float), np.asarray(counts, dtype=float))
+        top = float(max(np.max(counts) if len(counts) else 1, 1)) * 1.05
+        self.grid_levels = np.unique(np.asarray(levels, dtype=float).ravel()) if levels is not None else np.zeros(0)
+        if self.grid_levels.size:
+            xs = np.repeat(self.grid_levels, 2)
+            ys = np.tile([0.0, top], self.grid_levels.size)
+            self.grid.setData(xs, ys)
+            self.grid.setVisible(True)
+        else:
+            self.grid.setData([], [])
+            self.grid.setVisible(False)
+        self.legend.clear()
+        self.legend.addItem(self.curve, "weights")
+        if self.grid_levels.size:
+            self.legend.addItem(self.grid, grid_label or f"{self.grid_levels.size} quantization levels")
+        self.plot.setTitle(f"Weights of {layer}" + (f" · {grid_label}" if grid_label else " · no integer grid"))
+        self.plot.enableAutoRange()
+        self._recolor()
+
+    def clear_histogram(self, message: str) -> None:
+        """Show nothing but a title saying why."""
+        self.layer = None
+        self.curve.setData([], [])
+        self.grid.setData([], [])
+        self.grid_levels = np.zeros(0)
+        self.legend.clear()
+        self.plot.setTitle(message)
+
+    def apply_colors(self, colors: PlotColors) -> None:
+        """Restyle for a light or dark background."""
+        self._colors = colors
+        self.setBackground(colors.background)
+        style_plot(self.plot, colors)
+        self.legend.setLabelTextColor(colors.foreground)
+        self._recolor()
+
+    def _recolor(self) -> None:
+        c = self._colors
+        self.curve.setPen(pg.mkPen(c.primary, width=1.5))
+        self.curve.setBrush(pg.mkBrush(pg.mkColor(c.primary).lighter(110).name() + "80"))
+        alpha = "ff" if self.grid_levels.size <= 16 else ("90" if self.grid_levels.size <= 64 else "50")
+        self.grid.setPen(pg.mkPen(c.grid_line + alpha, width=1))

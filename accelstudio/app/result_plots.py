@@ -1,0 +1,314 @@
+"""The results plots (pyqtgraph): latency-vs-accuracy trade-off, latency distribution, model sizes.
+
+Every plot takes its colours from the widget palette and redraws when the palette changes, so light and dark
+themes both stay readable. The plots only draw what they are given; the numbers come from run_metrics.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QEvent, Qt, Signal
+from PySide6.QtGui import QColor, QPalette
+
+from accelstudio.app import run_metrics as rm
+from accelstudio.core.job import RunResult
+
+BASELINE_COLOR = QColor("#e69f00")  # orange: readable on light and dark backgrounds
+LIVE_COLOR = QColor("#009e73")
+
+
+@dataclass(frozen=True)
+class PlotColors:
+    """Colours picked from a palette."""
+
+    background: QColor
+    text: QColor
+    accent: QColor
+    muted: QColor
+
+
+def palette_colors(palette: QPalette) -> PlotColors:
+    """The plot colours for a palette (Base background, Text foreground, Highlight accent)."""
+    text = palette.color(QPalette.ColorRole.Text)
+    muted = QColor(text)
+    muted.setAlphaF(0.35)
+    return PlotColors(palette.color(QPalette.ColorRole.Base), text,
+                      palette.color(QPalette.ColorRole.Highlight), muted)
+
+
+class ThemedPlot(pg.PlotWidget):
+    """A PlotWidget that follows the widget palette; subclasses implement `redraw()`."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setMinimumSize(220, 160)
+        self.plotItem.showGrid(x=True, y=True, alpha=0.2)
+        self.legend = self.plotItem.addLegend(offset=(-10, 10))
+        self.colors = palette_colors(self.palette())
+        self._apply_palette()
+
+    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt API)
+        super().changeEvent(event)
+        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
+            self.colors = palette_colors(self.palette())
+            self._apply_palette()
+            self.redraw()
+
+    def _apply_palette(self) -> None:
+        c = self.colors
+        self.setBackground(c.background)
+        for name in ("left", "bottom"):
+            axis = self.plotItem.getAxis(name)
+            axis.setPen(pg.mkPen(c.text))
+            axis.setTextPen(pg.mkPen(c.text))
+            axis.label.setDefaultTextColor(c.text)
+        self.legend.setLabelTextColor(c.text)
+        fill = QColor(c.background)
+        fill.setAlphaF(0.8)
+        self.legend.setBrush(pg.mkBrush(fill))
+        self.legend.setPen(pg.mkPen(c.muted))
+        self.plotItem.titleLabel.item.setDefaultTextColor(c.text)
+
+    def redraw(self) -> None:
+        """Draw the current data again with the current colours."""
+
+    def reset(self) -> None:
+        """Remove every item (the legend entries go with them)."""
+        self.plotItem.clear()
+        self.legend.clear()
+
+
+class TradeoffPlot(ThemedPlot):
+    """p50 latency (x) against accuracy (y) with 95% error bars, the baseline as a star, the Pareto front as a
+    step line. Runs of the open model are coloured, others grey (or hidden). Clicking a point emits run_clicked."""
+
+    run_clicked = Signal(int)
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setObjectName("tradeoffPlot")
+        self._runs: list[RunResult] = []
+        self._by_id: dict[int, RunResult] = {}
+        self._current: Callable[[RunResult], bool] | None = None
+        self._show_others = True
+        self._selected: set[int] = set()
+        self.front_ids: list[int] = []
+        self.scatter: pg.ScatterPlotItem | None = None
+        self.baseline_item: pg.ScatterPlotItem | None = None
+        self.plotItem.setLabel("bottom", "Latency p50 (ms, lower is better)")
+        self.plotItem.setLabel("left", "Accuracy (%)")
+
+    def set_runs(self, runs: list[RunResult], current_model: Callable[[RunResult], bool] | None = None,
+                 show_others: bool = True, selected: set[int] | None = None) -> None:
+        """Show these runs; `current_model(run)` says whether a run is of the open model (None: all are);
+        with `show_others` False, runs of other models are hidden instead of greyed."""
+        self._runs = [r for r in runs if rm.plottable(r) and r.run_id is not None]
+        self._by_id = {r.run_id: r for r in self._runs}
+        self._current, self._show_others = current_model, show_others
+        self._selected = set(selected or ())
+        self.redraw()
+
+    def set_selected(self, run_ids: set[int]) -> None:
+        """Ring the selected runs' points."""
+        self._selected = set(run_ids)
+        self.redraw()
+
+    def is_current(self, run: RunResult) -> bool:
+        """Whether a run belongs to the model the window has open."""
+        return self._current is None or bool(self._current(run))
+
+    def visible_runs(self) -> list[RunResult]:
+        """The runs drawn as points."""
+        return [r for r in self._runs if self._show_others or self.is_current(r)]
+
+    def redraw(self) -> None:
+        self.reset()
+        c = self.colors
+        runs = self.visible_runs()
+        current = [r for r in runs if self.is_current(r)]
+        kinds = {rm.quality(r).kind for r in runs}
+        self.plotItem.setLabel("left", "Top-1 agreement with baseline (%)" if kinds == {"agreement"}
+                               else "Accuracy (%)" if kinds <= {"accuracy"} else "Accuracy / agreement (%)")
+        self._draw_error_bars(runs)
+        others = [r for r in runs if not self.is_current(r)]
+        if others:
+            self.plotItem.addItem(self._points(others, c.muted, "o", 9, "other models"))
+        plain = [r for r in current if not rm.is_baseline(r)]
+        self.scatter = self._points(plain, c.accent, "o", 11, "runs")
+        if plain:
+            self.plotItem.addItem(self.scatter)
+        self._draw_baselines([r for r in current if rm.is_baseline(r)])
+        self._draw_front(current)
+        self._draw_selection(runs)
+        self.plotItem.enableAutoRange()
+
+    def _points(self, runs: list[RunResult], color: QColor, symbol: str, size: int, name: str) -> pg.ScatterPlotItem:
+        spots = [{"pos": (rm.metric(r, "p50_ms"), rm.quality(r).value), "data": r.run_id} for r in runs]
+        item = pg.ScatterPlotItem(spots=spots, symbol=symbol, size=size, pen=pg.mkPen(self.colors.text, width=0.5),
+                                  brush=pg.mkBrush(color), hoverable=True, tip=self.tooltip, name=name,
+                                  hoverSize=size + 4)
+        item.sigClicked.connect(self.on_points_clicked)
+        return item
+
+    def _draw_error_bars(self, runs: list[RunResult]) -> None:
+        if not runs:
+            return
+        q = [rm.quality(r) for r in runs]
+        x = np.array([rm.metric(r, "p50_ms") for r in runs])
+        y = np.array([p.value for p in q])
+        bars = pg.ErrorBarItem(x=x, y=y, top=np.array([p.hi - p.value for p in q]),
+                               bottom=np.array([p.value - p.lo for p in q]), beam=0.0,
+                               pen=pg.mkPen(self.colors.muted, width=1.5))
+        self.plotItem.addItem(bars)
+
+    def _draw_baselines(self, runs: list[RunResult]) -> None:
+        self.baseline_item = self._points(runs, BASELINE_COLOR, "star", 18, "baseline (unchanged model)")
+        if runs:
+            self.plotItem.addItem(self.baseline_item)
+        for r in runs:
+            label = pg.TextItem("baseline", color=self.colors.text, anchor=(0, 1.2))
+            label.setPos(rm.metric(r, "p50_ms"), rm.quality(r).value)
+            self.plotItem.addItem(label)
+
+    def _draw_front(self, runs: list[RunResult]) -> None:
+        points = [(rm.metric(r, "p50_ms"), rm.quality(r).value) for r in runs]
+        front = rm.pareto_front(points)
+        self.front_ids = [runs[i].run_id for i in front]
+        if len(front) < 2:
+            return
+        xs, ys = [], []
+        for k, i in enumerate(front):
+            x, y = points[i]
+            if k:
+                xs.append(x)
+                ys.append(ys[-1])
+            xs.append(x)
+            ys.append(y)
+        pen = pg.mkPen(self.colors.text, width=1.5, style=Qt.PenStyle.DashLine)
+        self.plotItem.addItem(pg.PlotDataItem(xs, ys, pen=pen, name="Pareto front (best trade-offs)"))
+
+    def _draw_selection(self, runs: list[RunResult]) -> None:
+        chosen = [r for r in runs if r.run_id in self._selected]
+        if not chosen:
+            return
+        spots = [{"pos": (rm.metric(r, "p50_ms"), rm.quality(r).value)} for r in chosen]
+        ring = pg.ScatterPlotItem(spots=spots, symbol="o", size=22, brush=pg.mkBrush(None),
+                                  pen=pg.mkPen(self.colors.text, width=2), name="selected")
+        self.plotItem.addItem(ring)
+
+    def tooltip(self, x: float, y: float, data: object) -> str:
+        """Hover text: recipe, model, runtime, p50 and accuracy with its interval."""
+        run = self._by_id.get(data)  # type: ignore[arg-type]
+        if run is None:
+            return ""
+        q = rm.quality(run)
+        what = "accuracy" if q.kind == "accuracy" else "top-1 agreement"
+        lines = [f"run {run.run_id}: {rm.recipe_label(run)}", f"{rm.model_name(run)} · {rm.runtime_label(run)}",
+                 f"p50 {x:.3g} ms", f"{what} {y:.1f}% (95% CI {q.lo:.1f}..{q.hi:.1f}, {q.interval})"]
+        delta, _ = rm.delta_text(run)
+        if delta:
+            lines.append(f"Δ {delta}")
+        return "\n".join(lines)
+
+    def on_points_clicked(self, item: object, points: list, event: object = None) -> None:
+        """Emit run_clicked for the first clicked point that carries a run id."""
+        for point in points:
+            data = point.data()
+            if isinstance(data, (int, np.integer)):
+                self.run_clicked.emit(int(data))
+                return
+
+
+class LatencyHistogram(ThemedPlot):
+    """Per-call latencies of one run as a histogram, with p50/p90/p99 lines; fed live while a run measures."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setObjectName("latencyHistogram")
+        self.latencies = np.zeros(0)
+        self.title = ""
+        self.live = False
+        self.curve: pg.PlotDataItem | None = None
+        self.plotItem.setLabel("bottom", "Latency per call (ms)")
+        self.plotItem.setLabel("left", "Calls")
+
+    def set_latencies(self, latencies_ms, title: str = "", live: bool = False) -> None:
+        """Show a run's per-call latencies (live: a run still measuring)."""
+        values = np.asarray(latencies_ms if latencies_ms is not None else [], dtype=float)
+        self.latencies = values[np.isfinite(values)] if values.size else values
+        self.title, self.live = title, live
+        self.redraw()
+
+    def redraw(self) -> None:
+        self.reset()
+        n = self.latencies.size
+        suffix = f" (measuring… {n} calls)" if self.live else f" ({n} calls)" if n else ""
+        self.plotItem.setTitle((self.title or "Latency distribution") + suffix, color=self.colors.text)
+        if n == 0:
+            self.curve = None
+            return
+        p50, p90, p99 = np.percentile(self.latencies, [50, 90, 99])
+        top = float(self.latencies.max())
+        shown = self.latencies
+        if n >= 20 and top > 3 * p99:  # a few huge outliers would squash the histogram into one bar
+            shown = self.latencies[self.latencies <= 1.5 * p99]
+        counts, edges = np.histogram(shown, bins=int(np.clip(np.sqrt(shown.size) * 2, 10, 60)))
+        color = QColor(LIVE_COLOR if self.live else self.colors.accent)
+        fill = QColor(color)
+        fill.setAlphaF(0.45)
+        self.curve = pg.PlotDataItem(edges, counts, stepMode="center", fillLevel=0, brush=pg.mkBrush(fill),
+                                     pen=pg.mkPen(color, width=1.5), name="calls")
+        self.plotItem.addItem(self.curve)
+        for value, name, pos in ((p50, "p50", 0.92), (p90, "p90", 0.78), (p99, "p99", 0.64)):
+            line = pg.InfiniteLine(pos=float(value), angle=90, pen=pg.mkPen(self.colors.text, style=Qt.PenStyle.DashLine),
+                                   label=f"{name} {value:.3g} ms",
+                                   labelOpts={"position": pos, "color": self.colors.text, "anchors": [(0, 0.5), (0, 0.5)]})
+            self.plotItem.addItem(line)
+        if shown.size < n:
+            note = pg.TextItem(f"{n - shown.size} calls over {1.5 * p99:.3g} ms not shown (max {top:.3g} ms)",
+                               color=self.colors.text, anchor=(1, 0))
+            note.setPos(float(edges[-1]), float(counts.max()))
+            self.plotItem.addItem(note)
+        self.plotItem.enableAutoRange()
+
+
+class SizeBars(ThemedPlot):
+    """Model size in MB: the baseline and the selected runs side by side."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setObjectName("sizeBars")
+        self.bars: list[tuple[str, float, bool]] = []
+        self.plotItem.setLabel("left", "Size (MB)")
+        self.plotItem.setMouseEnabled(x=False, y=False)
+        self.legend.hide()
+
+    def set_bars(self, bars: list[tuple[str, float, bool]]) -> None:
+        """(label, MB, is_baseline) per bar, left to right."""
+        self.bars = list(bars)
+        self.redraw()
+
+    def redraw(self) -> None:
+        self.reset()
+        axis = self.plotItem.getAxis("bottom")
+        if not self.bars:
+            axis.setTicks([[]])
+            self.plotItem.setTitle("Model size", color=self.colors.text)
+            return
+        self.plotItem.setTitle("Model size (MB)", color=self.colors.text)
+        xs = np.arange(len(self.bars), dtype=float)
+        heights = np.array([mb for _, mb, _ in self.bars])
+        brushes = [pg.mkBrush(BASELINE_COLOR if base else self.colors.accent) for _, _, base in self.bars]
+        self.plotItem.addItem(pg.BarGraphItem(x=xs, height=heights, width=0.6, brushes=brushes,
+                                              pen=pg.mkPen(self.colors.text, width=0.5)))
+        for x, (_, mb, _) in zip(xs, self.bars):
+            text = pg.TextItem(f"{mb:.3g}", color=self.colors.text, anchor=(0.5, 1))
+            text.setPos(float(x), float(mb))
+            self.plotItem.addItem(text)
+        axis.setTicks([[(float(x), label) for x, (label, _, _) in zip(xs, self.bars)]])
+        self.plotItem.setXRange(-0.6, len(self.bars) - 0.4, padding=0)
+        self.plotItem.setYRange(0, float(heights.max()) * 1.2 or 1.0, padding=0)

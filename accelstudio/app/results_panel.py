@@ -1,0 +1,335 @@
+"""The results side of the window: trade-off plot, latency distribution, sizes, the verdict line, the runs table,
+compare and export. It only shows runs and sends commands (restore a run's settings, compare, export).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+from PySide6.QtCore import QItemSelectionModel, Qt, QTimer, Signal, Slot
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QLabel, QPushButton, QSplitter,
+                               QTableView, QToolButton, QMenu, QVBoxLayout, QWidget)
+
+from accelstudio.app import run_metrics as rm
+from accelstudio.app import results_io
+from accelstudio.app.compare_dialog import CompareDialog
+from accelstudio.app.result_plots import LatencyHistogram, SizeBars, TradeoffPlot
+from accelstudio.app.runs_model import RUN_ID_ROLE, RunsSortProxy, RunsTableModel
+from accelstudio.core.job import RunResult
+
+LIVE_REDRAW_MS = 150  # at most ~7 histogram redraws a second while a run streams latencies
+VERDICT_COLORS = {"drop": "#d55e00", "gain": "#009e73"}
+
+
+def identity_matcher(sha256: str | None = None, name: str | None = None,
+                     path: str | None = None) -> Callable[[RunResult], bool] | None:
+    """A predicate: does a run measure this model? SHA-256 decides when both sides have one, then the path,
+    then the name. None when nothing identifies the model."""
+    if not (sha256 or name or path):
+        return None
+    resolved = str(Path(path).resolve()) if path else None
+
+    def matches(run: RunResult) -> bool:
+        ident = run.model_identity or {}
+        if sha256 and ident.get("sha256"):
+            return ident["sha256"] == sha256
+        if resolved and ident.get("path"):
+            return str(Path(ident["path"]).resolve()) == resolved
+        return bool(name) and ident.get("name") == name
+
+    return matches
+
+
+class ResultsPanel(QWidget):
+    """Runs from a RunStore, plotted and tabulated. Signals: restore_requested(RunResult) when the user clicks
+    a point (the window restores that run's recipe and runtime), selection_changed(list of run ids)."""
+
+    restore_requested = Signal(object)
+    selection_changed = Signal(list)
+
+    def __init__(self, store=None, parent: QWidget | None = None):
+        super().__init__(parent)
+        self.setObjectName("resultsPanel")
+        self.store = None
+        self._matcher: Callable[[RunResult], bool] | None = None
+        self._baseline_hint: int | None = None
+        self._live: list[float] | None = None
+        self._live_timer = QTimer(self, singleShot=True, interval=LIVE_REDRAW_MS)
+        self._live_timer.timeout.connect(self._draw_live)
+        self._build()
+        self.io = results_io.ResultsIO(self)
+        self._build_toolbar_menu()
+        if store is not None:
+            self.set_store(store)
+        self._update_controls()
+
+    # --- construction -----------------------------------------------------------------------------------
+
+    def _build(self) -> None:
+        self.tradeoff = TradeoffPlot()
+        self.tradeoff.run_clicked.connect(self._on_point_clicked)
+        self.histogram = LatencyHistogram()
+        self.sizes = SizeBars()
+        self.summary = QLabel("Select a run to compare it with its baseline.")
+        self.summary.setObjectName("resultsSummary")
+        self.summary.setWordWrap(True)
+        self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.scope = QComboBox()
+        self.scope.setObjectName("modelScope")
+        self.scope.addItems(["This model", "All models"])
+        self.scope.setToolTip("Plot only the open model's runs, or every model's (others greyed)")
+        self.scope.currentIndexChanged.connect(lambda _: self._refresh_plot())
+        self.compare_button = QPushButton("Compare…")
+        self.compare_button.setToolTip("Select two runs in the table to compare them side by side")
+        self.compare_button.clicked.connect(self.compare_selected)
+        self.export_button = QToolButton()
+        self.export_button.setText("Export")
+        self.export_button.setPopupMode(QToolButton.ToolButtonPopupMode.InstantPopup)
+
+        self.model = RunsTableModel(self)
+        self.proxy = RunsSortProxy(self)
+        self.proxy.setSourceModel(self.model)
+        self.table = QTableView()
+        self.table.setObjectName("runsTable")
+        self.table.setModel(self.proxy)
+        self.table.setSortingEnabled(True)
+        self.table.sortByColumn(0, Qt.SortOrder.DescendingOrder)
+        self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
+        self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
+        self.table.setAlternatingRowColors(True)
+        self.table.verticalHeader().hide()
+        self.table.horizontalHeader().setStretchLastSection(True)
+        self.table.selectionModel().selectionChanged.connect(self._on_table_selection)
+
+        side = QWidget()
+        side_layout = QVBoxLayout(side)
+        side_layout.setContentsMargins(0, 0, 0, 0)
+        side_layout.addWidget(self.histogram, 3)
+        side_layout.addWidget(self.sizes, 2)
+        side_layout.addWidget(self.summary)
+        self.plots = QSplitter(Qt.Orientation.Horizontal)
+        self.plots.addWidget(self.tradeoff)
+        self.plots.addWidget(side)
+        self.plots.setStretchFactor(0, 3)
+        self.plots.setStretchFactor(1, 2)
+
+        bar = QHBoxLayout()
+        bar.addWidget(QLabel("Show:"))
+        bar.addWidget(self.scope)
+        bar.addStretch(1)
+        bar.addWidget(self.compare_button)
+        bar.addWidget(self.export_button)
+        table_box = QWidget()
+        table_layout = QVBoxLayout(table_box)
+        table_layout.setContentsMargins(0, 0, 0, 0)
+        table_layout.addLayout(bar)
+        table_layout.addWidget(self.table)
+        split = QSplitter(Qt.Orientation.Vertical)
+        split.addWidget(self.plots)
+        split.addWidget(table_box)
+        split.setStretchFactor(0, 3)
+        split.setStretchFactor(1, 2)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(split)
+
+    def _build_toolbar_menu(self) -> None:
+        menu = QMenu(self)
+        for action in self.export_actions():
+            menu.addAction(action)
+        self.export_button.setMenu(menu)
+
+    def export_actions(self) -> list[QAction]:
+        """Export plot PNG/SVG, export runs CSV/JSON (selected runs, or all when none is selected), save the
+        selected run's optimized model. The window may add these to its File menu."""
+        return self.io.actions()
+
+    # --- data -------------------------------------------------------------------------------------------
+
+    def set_store(self, store) -> None:
+        """Show every run of `store` (a RunStore), newest first."""
+        self.store = store
+        runs = store.list_runs() if store is not None else []
+        self.model.set_runs(runs)
+        self._refresh_plot()
+        self._update_controls()
+
+    def reload(self) -> None:
+        """Read the store again (runs added by another process, e.g. the command line)."""
+        selected = self.selected_ids()
+        self.set_store(self.store)
+        if selected:
+            self.select_runs(selected)
+
+    def runs(self) -> list[RunResult]:
+        """Every run shown, newest first."""
+        return self.model.runs()
+
+    def run(self, run_id: int) -> RunResult | None:
+        """The run with this id, if shown."""
+        row = self.model.row_of(run_id)
+        return self.model.run_at(row) if row >= 0 else None
+
+    @Slot(object)
+    def add_run(self, result: RunResult) -> None:
+        """Show a new (or updated) run and select it."""
+        self._live = None
+        self._live_timer.stop()
+        self.model.add_run(result)
+        self._refresh_plot()
+        if result.run_id is not None:
+            self.select_run(result.run_id)
+        self._update_controls()
+
+    def set_current_model(self, sha256: str | None = None, name: str | None = None, path: str | None = None) -> None:
+        """Which model the window has open: its runs are highlighted (or the only ones, in 'This model' mode)."""
+        self._matcher = identity_matcher(sha256, name, path)
+        self._refresh_plot()
+
+    def set_baseline_hint(self, run_id: int | None) -> None:
+        """Compare selected runs with this run instead of the newest baseline run of the same model."""
+        self._baseline_hint = run_id
+        self._on_table_selection()
+
+    def baseline_for(self, result: RunResult) -> RunResult | None:
+        """The run a result is compared with: the hinted run, else the matching baseline run."""
+        if self._baseline_hint is not None:
+            hinted = self.run(self._baseline_hint)
+            if hinted is not None and rm.model_key(hinted) == rm.model_key(result):
+                return hinted
+        return rm.find_baseline(result, self.runs())
+
+    def _refresh_plot(self) -> None:
+        only_this = self.scope.currentIndex() == 0 and self._matcher is not None
+        self.tradeoff.set_runs(self.runs(), self._matcher, show_others=not only_this, selected=set(self.selected_ids()))
+
+    # --- selection --------------------------------------------------------------------------------------
+
+    def selected_ids(self) -> list[int]:
+        """Run ids of the selected table rows, in table order."""
+        rows = sorted(self.table.selectionModel().selectedRows(), key=lambda i: i.row())
+        return [i.data(RUN_ID_ROLE) for i in rows if i.data(RUN_ID_ROLE) is not None]
+
+    def selected_runs(self) -> list[RunResult]:
+        """The selected runs, in table order."""
+        return [r for r in (self.run(i) for i in self.selected_ids()) if r is not None]
+
+    def select_run(self, run_id: int) -> bool:
+        """Select one run's row and scroll to it; False when the run is not shown."""
+        return self.select_runs([run_id])
+
+    def select_runs(self, run_ids: list[int]) -> bool:
+        """Select these runs' rows (replacing the selection)."""
+        selection = self.table.selectionModel()
+        flags = QItemSelectionModel.SelectionFlag.Select | QItemSelectionModel.SelectionFlag.Rows
+        found = False
+        selection.clearSelection()
+        for run_id in run_ids:
+            row = self.model.row_of(run_id)
+            if row < 0:
+                continue
+            index = self.proxy.mapFromSource(self.model.index(row, 0))
+            selection.select(index, flags)
+            if not found:
+                selection.setCurrentIndex(index, QItemSelectionModel.SelectionFlag.NoUpdate)
+                self.table.scrollTo(index)
+            found = True
+        return found
+
+    @Slot(int)
+    def _on_point_clicked(self, run_id: int) -> None:
+        run = self.run(run_id)
+        if run is None:
+            return
+        self.select_run(run_id)
+        self.restore_requested.emit(run)
+
+    def _on_table_selection(self, *_: Any) -> None:
+        chosen = self.selected_runs()
+        self.tradeoff.set_selected({r.run_id for r in chosen})
+        primary = chosen[0] if chosen else None
+        if self._live is None:
+            self._show_latencies(primary)
+        self._show_comparison(primary, chosen)
+        self._update_controls()
+        self.selection_changed.emit([r.run_id for r in chosen])
+
+    def _show_latencies(self, run: RunResult | None) -> None:
+        if run is None:
+            self.histogram.set_latencies([], "Latency distribution")
+        else:
+            self.histogram.set_latencies(run.latencies_ms, f"Run {run.run_id}: {rm.recipe_label(run)}")
+
+    def _show_comparison(self, primary: RunResult | None, chosen: list[RunResult]) -> None:
+        if primary is None:
+            self.sizes.set_bars([])
+            self.summary.setText("Select a run to compare it with its baseline.")
+            return
+        baseline = self.baseline_for(primary)
+        bars: list[tuple[str, float, bool]] = []
+        if baseline is not None and rm.size_mb(baseline) is not None:
+            bars.append((f"baseline #{baseline.run_id}", rm.size_mb(baseline), True))
+        elif rm.size_mb(primary, "baseline_size_bytes") is not None:
+            bars.append(("baseline", rm.size_mb(primary, "baseline_size_bytes"), True))
+        for run in chosen[:6]:
+            if rm.size_mb(run) is not None and (baseline is None or run.run_id != baseline.run_id):
+                bars.append((f"#{run.run_id}", rm.size_mb(run), rm.is_baseline(run)))
+        self.sizes.set_bars(bars)
+        text, verdict = rm.summary_line(primary, baseline)
+        color = VERDICT_COLORS.get(verdict)
+        self.summary.setProperty("verdict", verdict)
+        prefix = f"Run {primary.run_id} vs baseline: " if baseline is not None and primary.status == "done" else ""
+        self.summary.setText(f'<span style="color:{color}">{prefix}{text}</span>' if color else prefix + text)
+
+    def _update_controls(self) -> None:
+        chosen = self.selected_runs()
+        self.compare_button.setEnabled(len(chosen) == 2)
+        self.io.update_enabled(chosen)
+
+    # --- live results ---------------------------------------------------------------------------------
+
+    @Slot()
+    def job_started(self) -> None:
+        """A run started: the histogram waits for its first latencies."""
+        self._live = []
+        self.histogram.set_latencies([], "Current run", live=True)
+
+    @Slot(str, float, str, dict)
+    def show_progress(self, stage: str, fraction: float, text: str, partial: dict) -> None:
+        """Take a progress message; partial["latencies_ms"] (every timing so far) updates the histogram."""
+        latencies = (partial or {}).get("latencies_ms")
+        if not isinstance(latencies, list):
+            return
+        self._live = list(latencies)
+        if not self._live_timer.isActive():
+            self._live_timer.start()
+
+    def _draw_live(self) -> None:
+        if self._live is not None:
+            self.histogram.set_latencies(self._live, "Current run", live=True)
+
+    def connect_bridge(self, bridge) -> None:
+        """Follow a JobBridge: live latencies while it runs, the finished run added and selected."""
+        bridge.started.connect(self.job_started)
+        bridge.progress.connect(self.show_progress)
+        bridge.finished.connect(self.add_run)
+        bridge.failed.connect(lambda _msg: self._end_live())
+
+    def _end_live(self) -> None:
+        self._live = None
+        self._live_timer.stop()
+        self._on_table_selection()
+
+    # --- commands -------------------------------------------------------------------------------------
+
+    def compare_selected(self) -> CompareDialog | None:
+        """Open the compare dialog for the two selected runs (non-modal); returns it."""
+        chosen = self.selected_runs()
+        if len(chosen) != 2:
+            return None
+        dialog = CompareDialog(chosen[0], chosen[1], self)
+        dialog.setAttribute(Qt.WidgetAttribute.WA_DeleteOnClose)
+        dialog.show()
+        return dialog

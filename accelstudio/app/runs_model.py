@@ -1,0 +1,189 @@
+"""The runs table: one row per stored run (failed and cancelled ones too, with their reason), sortable."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt
+from PySide6.QtGui import QFont
+
+from accelstudio.app import run_metrics as rm
+from accelstudio.core.job import RunResult
+
+SORT_ROLE = Qt.ItemDataRole.UserRole + 1
+RUN_ID_ROLE = Qt.ItemDataRole.UserRole + 2
+Index = QModelIndex | QPersistentModelIndex
+
+
+@dataclass(frozen=True)
+class Column:
+    """A table column: header, the cell text, and the value it sorts by."""
+
+    title: str
+    text: Callable[[RunResult], str]
+    key: Callable[[RunResult], Any]
+    tip: str = ""
+
+
+def _fmt(value: float | None, spec: str, suffix: str = "") -> str:
+    return "" if value is None else f"{value:{spec}}{suffix}"
+
+
+def _time(result: RunResult) -> str:
+    created = result.created or ""
+    return created[:19].replace("T", " ")
+
+
+def _accuracy(result: RunResult) -> float | None:
+    point = rm.quality(result)
+    return None if point is None else point.value
+
+
+def _accuracy_text(result: RunResult) -> str:
+    point = rm.quality(result)
+    if point is None:
+        return ""
+    return f"{point.value:.1f}%" + (" (agree)" if point.kind == "agreement" else "")
+
+
+def _delta_text(result: RunResult) -> str:
+    m = result.metrics or {}
+    delta, ci = rm.metric(result, "accuracy_delta"), m.get("accuracy_delta_ci")
+    if delta is None:
+        return ""
+    if isinstance(ci, (list, tuple)) and len(ci) == 2 and None not in ci:
+        half = (float(ci[1]) - float(ci[0])) / 2
+        mark = "" if m.get("delta_significant") else " ~"
+        return f"{delta:+.1f} ± {half:.1f}{mark}"
+    return f"{delta:+.1f}"
+
+
+def _threads(result: RunResult) -> int | None:
+    value = rm.runtime(result).get("threads")
+    return value if isinstance(value, int) else None
+
+
+def _batch(result: RunResult) -> int | None:
+    value = rm.runtime(result).get("batch")
+    return value if isinstance(value, int) else None
+
+
+COLUMNS: tuple[Column, ...] = (
+    Column("Id", lambda r: str(r.run_id or ""), lambda r: r.run_id),
+    Column("Time", _time, lambda r: r.created or ""),
+    Column("Model", rm.model_name, rm.model_name),
+    Column("Recipe", rm.recipe_label, rm.recipe_label),
+    Column("Runtime", rm.runtime_label, rm.runtime_label),
+    Column("Threads", lambda r: "all" if _threads(r) == 0 else _fmt(_threads(r), "d"), _threads),
+    Column("Batch", lambda r: _fmt(_batch(r), "d"), _batch),
+    Column("p50 ms", lambda r: _fmt(rm.metric(r, "p50_ms"), ".3g"), lambda r: rm.metric(r, "p50_ms"),
+           "median latency per call, milliseconds"),
+    Column("p90 ms", lambda r: _fmt(rm.metric(r, "p90_ms"), ".3g"), lambda r: rm.metric(r, "p90_ms"),
+           "90th percentile latency per call, milliseconds"),
+    Column("Throughput /s", lambda r: _fmt(rm.metric(r, "throughput"), ",.0f"), lambda r: rm.metric(r, "throughput"),
+           "samples per second"),
+    Column("Accuracy", _accuracy_text, _accuracy,
+           "top-1 accuracy on the labeled data; '(agree)': top-1 agreement with the baseline model"),
+    Column("Δacc pts", _delta_text, lambda r: rm.metric(r, "accuracy_delta"),
+           "accuracy change vs the baseline in points, ± half the 95% interval; '~' marks a change within noise"),
+    Column("Size MB", lambda r: _fmt(rm.size_mb(r), ".3g"), lambda r: rm.metric(r, "size_bytes")),
+    Column("Status", lambda r: r.status, lambda r: r.status),
+    Column("Reason", lambda r: (r.reason or "").splitlines()[0] if r.reason else "", lambda r: r.reason or ""),
+)
+COLUMN_INDEX = {c.title: i for i, c in enumerate(COLUMNS)}
+
+
+class RunsTableModel(QAbstractTableModel):
+    """Runs, newest first as given; `add_run` puts a new run on top or replaces one with the same id."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self._runs: list[RunResult] = []
+
+    def set_runs(self, runs: list[RunResult]) -> None:
+        """Replace every row."""
+        self.beginResetModel()
+        self._runs = list(runs)
+        self.endResetModel()
+
+    def add_run(self, result: RunResult) -> None:
+        """Insert a run at the top, or update the row holding the same run id."""
+        row = self.row_of(result.run_id) if result.run_id is not None else -1
+        if row >= 0:
+            self._runs[row] = result
+            self.dataChanged.emit(self.index(row, 0), self.index(row, len(COLUMNS) - 1))
+            return
+        self.beginInsertRows(QModelIndex(), 0, 0)
+        self._runs.insert(0, result)
+        self.endInsertRows()
+
+    def runs(self) -> list[RunResult]:
+        """Every run, in row order."""
+        return list(self._runs)
+
+    def run_at(self, row: int) -> RunResult:
+        """The run in a source row."""
+        return self._runs[row]
+
+    def row_of(self, run_id: int | None) -> int:
+        """The source row of a run id, -1 when absent."""
+        for row, run in enumerate(self._runs):
+            if run.run_id is not None and run.run_id == run_id:
+                return row
+        return -1
+
+    def rowCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802 (Qt API)
+        return 0 if parent.isValid() else len(self._runs)
+
+    def columnCount(self, parent: Index = QModelIndex()) -> int:  # noqa: N802
+        return 0 if parent.isValid() else len(COLUMNS)
+
+    def data(self, index: Index, role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if not index.isValid():
+            return None
+        run, column = self._runs[index.row()], COLUMNS[index.column()]
+        if role == Qt.ItemDataRole.DisplayRole:
+            return column.text(run)
+        if role == SORT_ROLE:
+            return column.key(run)
+        if role == RUN_ID_ROLE:
+            return run.run_id
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return run.reason if column.title in ("Status", "Reason") and run.reason else None
+        if role == Qt.ItemDataRole.FontRole and run.status != "done":
+            font = QFont()
+            font.setItalic(True)
+            return font
+        if role == Qt.ItemDataRole.TextAlignmentRole and column.title not in ("Model", "Recipe", "Reason"):
+            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+        return None
+
+    def headerData(self, section: int, orientation: Qt.Orientation,  # noqa: N802
+                   role: int = Qt.ItemDataRole.DisplayRole) -> Any:
+        if orientation != Qt.Orientation.Horizontal or not 0 <= section < len(COLUMNS):
+            return None
+        if role == Qt.ItemDataRole.DisplayRole:
+            return COLUMNS[section].title
+        if role == Qt.ItemDataRole.ToolTipRole:
+            return COLUMNS[section].tip or None
+        return None
+
+
+class RunsSortProxy(QSortFilterProxyModel):
+    """Sorts by each column's raw value (numbers as numbers); empty cells always sort last."""
+
+    def __init__(self, parent=None):
+        super().__init__(parent)
+        self.setSortRole(SORT_ROLE)
+
+    def lessThan(self, left: Index, right: Index) -> bool:  # noqa: N802
+        a, b = left.data(SORT_ROLE), right.data(SORT_ROLE)
+        if a is None or b is None:
+            descending = self.sortOrder() == Qt.SortOrder.DescendingOrder
+            # None last in both orders: in descending order Qt reverses the result.
+            return (a is not None) != descending if (a is None) != (b is None) else False
+        try:
+            return a < b
+        except TypeError:
+            return str(a) < str(b)

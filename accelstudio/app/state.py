@@ -1,0 +1,230 @@
+"""The window's state: the open model, the recipe and runtime settings the controls show, and their undo history.
+
+Widgets never hold the truth. They read this object, and send edits as undoable commands; the state emits a
+signal after each change and every view redraws from it. The recipe helpers at the bottom are plain functions
+(no Qt) so the rules for overrides and exclusions are testable on their own.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+from typing import Any
+
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QUndoCommand, QUndoStack
+
+from accelstudio.core.job import RuntimeSettings
+from accelstudio.core.recipe import PruneSpec, QuantSpec, Recipe
+
+QUANT_GRID_BITS = {"dynamic-int8": 8, "static-int8": 8, "weight-int8": 8, "weight-int4": 4}
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model opened for the window: how to open it again (ref, backend, trust), the handle and its summary."""
+
+    ref: str
+    backend: str | None
+    trust: bool
+    handle: Any
+    summary: Any
+
+    @property
+    def title(self) -> str:
+        return f"{self.summary.name} ({self.handle.backend})"
+
+
+def default_runtime() -> RuntimeSettings:
+    """Runtime settings a new window starts with: every core, a short but stable measurement."""
+    return RuntimeSettings(threads=os.cpu_count() or 1, repeats=100, time_budget_s=3.0)
+
+
+class Settings:
+    """The pair of values the controls edit together: one undo step restores both."""
+
+    def __init__(self, recipe: Recipe, runtime: RuntimeSettings):
+        self.recipe = recipe
+        self.runtime = runtime
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Settings) and (self.recipe, self.runtime) == (other.recipe, other.runtime)
+
+
+class _EditCommand(QUndoCommand):
+    """One control change. Consecutive changes with the same merge key (a slider drag) become one undo step."""
+
+    def __init__(self, state: "AppState", old: Settings, new: Settings, text: str, merge_id: int):
+        super().__init__(text)
+        self._state, self._old, self._new, self._merge_id = state, old, new, merge_id
+
+    def id(self) -> int:  # noqa: A003 - Qt's name
+        return self._merge_id
+
+    def mergeWith(self, other: QUndoCommand) -> bool:
+        if not isinstance(other, _EditCommand) or other.id() != self._merge_id:
+            return False
+        self._new = other._new
+        return True
+
+    def redo(self) -> None:
+        self._state._apply(self._new)
+
+    def undo(self) -> None:
+        self._state._apply(self._old)
+
+
+class AppState(QObject):
+    """Current model, recipe, runtime settings and predicted pruning, with an undo stack for control edits."""
+
+    model_changed = Signal(object)  # LoadedModel or None
+    recipe_changed = Signal(object)  # Recipe
+    runtime_changed = Signal(object)  # RuntimeSettings
+    prediction_changed = Signal(object)  # list of LayerReport, or None when unknown
+
+    def __init__(self, parent: QObject | None = None):
+        super().__init__(parent)
+        self.undo_stack = QUndoStack(self)
+        self.model: LoadedModel | None = None
+        self.recipe = Recipe()
+        self.runtime = default_runtime()
+        self.prediction: list | None = None
+        self._merge_ids: dict[str, int] = {}
+
+    # -- model -------------------------------------------------------------------------------------------
+    def set_model(self, model: LoadedModel) -> None:
+        """Show a newly loaded model; layer-specific recipe entries it lacks are dropped."""
+        self.model = model
+        self.prediction = None
+        names = {layer.name for layer in model.summary.layers}
+        recipe = keep_known_layers(self.recipe, names)
+        if recipe != self.recipe:
+            self.undo_stack.clear()  # old steps name layers this model does not have
+            self.recipe = recipe
+            self.recipe_changed.emit(recipe)
+        self.model_changed.emit(model)
+
+    def layer_names(self) -> list[str]:
+        """Names of the open model's weighted layers (empty when none is open)."""
+        return [layer.name for layer in self.model.summary.layers] if self.model else []
+
+    def set_prediction(self, reports: list | None) -> None:
+        """Store the predicted per-layer pruning of the current recipe."""
+        self.prediction = reports
+        self.prediction_changed.emit(reports)
+
+    # -- edits -------------------------------------------------------------------------------------------
+    def edit(self, text: str, *, recipe: Recipe | None = None, runtime: RuntimeSettings | None = None,
+             merge_key: str | None = None) -> bool:
+        """Push an undoable change of the recipe and/or runtime; returns False when nothing changed."""
+        old = Settings(self.recipe, self.runtime)
+        new = Settings(recipe if recipe is not None else self.recipe,
+                       runtime if runtime is not None else self.runtime)
+        if new == old:
+            return False
+        new.recipe.validate()
+        self.undo_stack.push(_EditCommand(self, old, new, text, self._merge_id(merge_key)))
+        return True
+
+    def restore(self, recipe: Recipe, runtime: RuntimeSettings, text: str = "Restore run settings") -> None:
+        """Set both recipe and runtime in one undo step (used to restore a past run)."""
+        self.edit(text, recipe=recipe, runtime=runtime)
+
+    def _merge_id(self, key: str | None) -> int:
+        if key is None:
+            return -1
+        return self._merge_ids.setdefault(key, len(self._merge_ids) + 1)
+
+    def _apply(self, settings: Settings) -> None:
+        if settings.recipe != self.recipe:
+            self.recipe = settings.recipe
+            self.recipe_changed.emit(self.recipe)
+        if settings.runtime != self.runtime:
+            self.runtime = settings.runtime
+            self.runtime_changed.emit(self.runtime)
+
+
+# -- recipe rules (plain functions) -----------------------------------------------------------------------
+def keep_known_layers(recipe: Recipe, names: set[str]) -> Recipe:
+    """The recipe without overrides/exclusions for layers not in `names`."""
+    p, q = recipe.prune, recipe.quantize
+    prune = replace(p, overrides={k: v for k, v in p.overrides.items() if k in names},
+                    exclude=tuple(n for n in p.exclude if n in names))
+    quant = replace(q, exclude=tuple(n for n in q.exclude if n in names))
+    return replace(recipe, prune=prune, quantize=quant)
+
+
+def with_override(recipe: Recipe, names: list[str], amount: float | None) -> Recipe:
+    """Give `names` their own pruning amount (None clears it); an overridden layer is no longer excluded."""
+    p = recipe.prune
+    overrides = dict(p.overrides)
+    for name in names:
+        if amount is None:
+            overrides.pop(name, None)
+        else:
+            overrides[name] = round(float(amount), 4)
+    exclude = tuple(n for n in p.exclude if amount is None or n not in names)
+    return replace(recipe, prune=replace(p, overrides=overrides, exclude=exclude))
+
+
+def with_prune_excluded(recipe: Recipe, names: list[str], excluded: bool) -> Recipe:
+    """Exclude `names` from pruning (or include them again); an excluded layer loses its override."""
+    p = recipe.prune
+    exclude = _toggle(p.exclude, names, excluded)
+    overrides = {k: v for k, v in p.overrides.items() if not (excluded and k in names)}
+    return replace(recipe, prune=replace(p, exclude=exclude, overrides=overrides))
+
+
+def with_quant_excluded(recipe: Recipe, names: list[str], excluded: bool) -> Recipe:
+    """Keep `names` in float32 when quantizing (or quantize them again)."""
+    q = recipe.quantize
+    return replace(recipe, quantize=replace(q, exclude=_toggle(q.exclude, names, excluded)))
+
+
+def _toggle(current: tuple[str, ...], names: list[str], on: bool) -> tuple[str, ...]:
+    if on:
+        return tuple(current) + tuple(n for n in names if n not in current)
+    return tuple(n for n in current if n not in names)
+
+
+def grid_setting(quant: QuantSpec) -> tuple[int, bool, bool] | None:
+    """(bits, per_channel, symmetric) of the integer grid the weights land on, or None for float modes."""
+    if quant.mode == "sim":
+        return quant.bits, quant.per_channel, quant.symmetric
+    bits = QUANT_GRID_BITS.get(quant.mode)
+    if bits is None:
+        return None
+    symmetric = quant.weight_type == "qint8" if quant.mode in ("dynamic-int8", "static-int8") else True
+    return bits, quant.per_channel, symmetric
+
+
+def bytes_per_param(quant: QuantSpec) -> float:
+    """Stored bytes of one weight under a quantization mode (sim keeps float32 storage)."""
+    return {"dynamic-int8": 1.0, "static-int8": 1.0, "weight-int8": 1.0, "weight-int4": 0.5,
+            "fp16": 2.0, "bf16": 2.0}.get(quant.mode, 4.0)
+
+
+def predicted_bytes(summary: Any, recipe: Recipe, reports: list | None) -> int:
+    """Estimated stored size after the recipe: structured pruning shrinks tensors, quantization shrinks
+    each weight; unstructured zeros are stored densely, so they do not shrink the file."""
+    reports_by_name = {r.name: r for r in (reports or [])}
+    layer_total = sum(layer.bytes for layer in summary.layers)
+    other = max(summary.total_bytes - layer_total, 0)
+    total = float(other)
+    per = bytes_per_param(recipe.quantize)
+    structured = recipe.prune.method == "l1-structured"
+    for layer in summary.layers:
+        report = reports_by_name.get(layer.name)
+        params = report.params_after if (structured and report is not None) else layer.params
+        if recipe.quantize.mode == "none" or layer.name in recipe.quantize.exclude:
+            total += layer.bytes * (params / layer.params if layer.params else 1.0)
+        else:
+            total += params * per
+    return int(total)
+
+
+def predicted_nonzero(summary: Any, reports: list | None) -> int:
+    """Parameters that stay nonzero after the predicted pruning (all of them when nothing is predicted)."""
+    by_name = {r.name: r for r in (reports or [])}
+    removed = sum(r.params_before - r.params_after for r in by_name.values())
+    return max(summary.total_params - removed, 0)

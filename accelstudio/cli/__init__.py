@@ -1,0 +1,60 @@
+"""The command line: `accelstudio` opens the GUI, `accelstudio <command>` runs the same pipeline headless.
+
+Each command lives in its own module with a `register(subparsers)` function that adds its parser and sets
+`func(args) -> int`. Errors the user can cause (AccelStudioError) print one line and exit 2, no traceback,
+unless --debug is given.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+import traceback
+
+from accelstudio import __version__
+
+COMMAND_MODULES = ("inspect_cmd", "apply_cmd", "run_cmd", "runs_cmd")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="accelstudio",
+        description="Prune and quantize neural networks and measure latency and accuracy. "
+                    "With no command, the desktop app opens.",
+    )
+    parser.add_argument("--version", action="version", version=f"accelstudio {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    parser.add_argument("--smoke", metavar="PNG", help="open the app, run one short job, save a screenshot, exit")
+    parser.add_argument("--open", metavar="MODEL", dest="open_model", help="model file to open in the app")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMAND_MODULES:
+        try:
+            module = importlib.import_module(f"accelstudio.cli.{name}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"accelstudio.cli.{name}":
+                continue  # command not built yet
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    from accelstudio.core.errors import AccelStudioError
+
+    try:
+        if args.command is None:
+            from accelstudio.app.main import run_gui
+
+            return run_gui(args)
+        return int(args.func(args) or 0)
+    except AccelStudioError as exc:
+        if args.debug:
+            traceback.print_exc()
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,126 @@
+"""`accelstudio inspect`: the layer table of a model (parameters, bytes, dtype, FLOPs, sparsity) or its JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from accelstudio.core.errors import AccelStudioError
+from accelstudio.core.inspect import InputShapeError, ModelSummary, inspect_model, summary_to_dict
+
+
+class UnknownExampleError(AccelStudioError):
+    """A bundled example name that does not exist."""
+
+    category = "unknown example"
+
+
+def register(subparsers) -> None:
+    """Add the `inspect` command."""
+    p = subparsers.add_parser("inspect", help="list a model's layers: parameters, bytes, FLOPs, sparsity",
+                              description="Show every layer with weights and the model's totals.")
+    p.add_argument("model", nargs="?", help="model file (.onnx, .pt, .pt2, .safetensors, ...) or example:NAME")
+    p.add_argument("--example", metavar="NAME", help="inspect a bundled example instead of a file")
+    p.add_argument("--backend", choices=("torch", "onnx"), help="form of a bundled example to inspect")
+    p.add_argument("--input-shape", action="append", default=[], metavar="[NAME=]D0,D1,...",
+                   help="input shape, e.g. x=1,3,32,32 or 1,3,32,32 for the first input (repeatable)")
+    p.add_argument("--batch", type=int, default=1, help="batch size for dynamic first dimensions (default 1)")
+    p.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
+    p.add_argument("--trust", action="store_true",
+                   help="allow formats that can run code when loaded (TorchScript, torch.export, pickle)")
+    p.add_argument("--architecture", metavar="NAME", help="bundled architecture for a bare weights file")
+    p.set_defaults(func=run_inspect)
+
+
+def run_inspect(args: argparse.Namespace) -> int:
+    """Open the model, inspect it and print the table or JSON."""
+    handle = open_handle(args)
+    shapes = parse_input_shapes(args.input_shape, [spec.name for spec in handle.inputs])
+    summary = inspect_model(handle, shapes, batch=args.batch)
+    for warning in summary.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(summary_to_dict(summary), indent=2))
+    else:
+        print(format_summary(summary))
+    return 0
+
+
+def open_handle(args: argparse.Namespace):
+    """The ModelHandle named by MODEL or --example (unknown example names become UnknownExampleError)."""
+    from accelstudio.core.loading import open_model
+
+    if args.model and args.example:
+        raise UsageError("give either MODEL or --example, not both")
+    if not args.model and not args.example:
+        raise UsageError("give a model file or --example NAME")
+    ref = f"example:{args.example}" if args.example else args.model
+    try:
+        return open_model(ref, trust=args.trust, backend=args.backend, architecture=args.architecture)
+    except KeyError as exc:
+        raise UnknownExampleError(exc.args[0] if exc.args else str(exc)) from None
+
+
+class UsageError(AccelStudioError):
+    """The command line names no model, or names it twice."""
+
+    category = "usage"
+
+
+def parse_input_shapes(values: list[str], input_names: list[str]) -> dict[str, tuple[int, ...]]:
+    """`NAME=1,3,32,32` or `1,3,32,32` (the first input) into {name: shape}."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    for value in values:
+        name, _, dims = value.rpartition("=")
+        if not name:
+            if not input_names:
+                raise InputShapeError(f"--input-shape {value}: the model has no inputs to shape")
+            name = input_names[0]
+        try:
+            shape = tuple(int(d) for d in dims.replace("x", ",").split(",") if d.strip())
+        except ValueError:
+            raise InputShapeError(f"--input-shape {value}: use NAME=1,3,32,32 or 1,3,32,32") from None
+        if not shape:
+            raise InputShapeError(f"--input-shape {value}: no dimensions given")
+        shapes[name] = shape
+    return shapes
+
+
+def human_bytes(n: int | None) -> str:
+    """1536 -> '1.5 KiB'."""
+    if n is None:
+        return "-"
+    size = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{int(size)} B" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"
+
+
+def format_summary(summary: ModelSummary) -> str:
+    """The aligned layer table and the totals, as printed by `accelstudio inspect`."""
+    header = ("layer", "type", "weight shape", "params", "bytes", "dtype", "MFLOPs", "sparsity%")
+    rows = [header]
+    for layer in summary.layers:
+        rows.append((
+            layer.name or "(model)", layer.op_type, "x".join(str(d) for d in layer.weight_shape),
+            f"{layer.params:,}", human_bytes(layer.bytes), layer.dtype, f"{layer.flops / 1e6:.3f}",
+            f"{100 * layer.sparsity:.1f}",
+        ))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
+    right = {3, 4, 6, 7}
+    lines = [f"model: {summary.name} ({summary.backend})   inputs: "
+             + ", ".join(f"{s.name}={tuple(s.shape)}" for s in summary.inputs)]
+    for k, row in enumerate(rows):
+        cells = [cell.rjust(w) if i in right else cell.ljust(w) for i, (cell, w) in enumerate(zip(row, widths))]
+        lines.append("  ".join(cells).rstrip())
+        if k == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    lines.append(
+        f"total: {summary.total_params:,} params, {human_bytes(summary.total_bytes)} in memory, "
+        f"{human_bytes(summary.file_bytes)} on disk, {summary.total_flops / 1e6:.3f} MFLOPs "
+        f"({summary.total_macs / 1e6:.3f} MMACs), {len(summary.layers)} layers with weights"
+    )
+    return "\n".join(lines)

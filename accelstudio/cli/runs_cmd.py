@@ -1,0 +1,122 @@
+"""`accelstudio runs list|show|export|delete` and `accelstudio compare A B`: the experiment store from the
+command line. Every command takes --store PATH (default: $ACCELSTUDIO_STORE, else the user data folder)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from accelstudio.cli import runs_format as fmt
+from accelstudio.core.store import RunStore
+from accelstudio.core.store_export import to_json_safe
+
+
+def register(subparsers) -> None:
+    """Add the `runs` command (with its sub-commands) and the `compare` command."""
+    runs = subparsers.add_parser("runs", help="list, show, export or delete stored runs",
+                                 description="Work with the runs kept in the experiment store.")
+    runs_sub = runs.add_subparsers(dest="runs_command", metavar="SUBCOMMAND", required=True)
+
+    p = runs_sub.add_parser("list", help="list runs, newest first")
+    p.add_argument("--limit", type=_positive_int, default=None, metavar="N", help="show at most N runs")
+    p.add_argument("--json", action="store_true", help="print a JSON document instead of a table")
+    _add_store(p)
+    p.set_defaults(func=cmd_list)
+
+    p = runs_sub.add_parser("show", help="show one run in full")
+    p.add_argument("id", type=int, metavar="ID")
+    p.add_argument("--json", action="store_true", help="print the run as JSON")
+    _add_store(p)
+    p.set_defaults(func=cmd_show)
+
+    p = runs_sub.add_parser("export", help="export runs to a CSV or JSON file")
+    target = p.add_mutually_exclusive_group(required=True)
+    target.add_argument("--csv", metavar="FILE", help="one flat row per run")
+    target.add_argument("--json", metavar="FILE", help="the full runs")
+    p.add_argument("--ids", type=int, nargs="+", metavar="ID", help="only these runs (default: all)")
+    _add_store(p)
+    p.set_defaults(func=cmd_export)
+
+    p = runs_sub.add_parser("delete", help="delete a run")
+    p.add_argument("id", type=int, metavar="ID")
+    _add_store(p)
+    p.set_defaults(func=cmd_delete)
+
+    p = subparsers.add_parser("compare", help="compare two stored runs side by side",
+                              description="Latency, throughput, accuracy, size and a per-layer diff of two runs.")
+    p.add_argument("ids", type=int, nargs=2, metavar="ID", help="run A, then run B")
+    p.add_argument("--json", action="store_true", help="print a JSON document instead of tables")
+    _add_store(p)
+    p.set_defaults(func=cmd_compare)
+
+
+def _add_store(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--store", metavar="PATH", default=None,
+                        help="run store file (default: $ACCELSTUDIO_STORE or the user data folder)")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def _print_json(document) -> None:
+    json.dump(to_json_safe(document), sys.stdout, indent=2, allow_nan=False)
+    sys.stdout.write("\n")
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    """Print the stored runs, newest first."""
+    store = RunStore(args.store)
+    runs = store.list_runs(limit=args.limit)
+    if args.json:
+        _print_json({"store": str(store.path), "runs": [r.to_dict() for r in runs]})
+    elif not runs:
+        print(f"no runs in {store.path}")
+    else:
+        print(fmt.list_table(runs))
+    return 0
+
+
+def cmd_show(args: argparse.Namespace) -> int:
+    """Print one run."""
+    run = RunStore(args.store).get_run(args.id)
+    if args.json:
+        _print_json(run.to_dict())
+    else:
+        print(fmt.show_text(run))
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    """Write runs to a CSV or JSON file."""
+    store = RunStore(args.store)
+    if args.csv:
+        n = store.export_csv(args.csv, ids=args.ids)
+        print(f"wrote {n} run(s) to {args.csv}")
+    else:
+        n = store.export_json(args.json, ids=args.ids)
+        print(f"wrote {n} run(s) to {args.json}")
+    return 0
+
+
+def cmd_delete(args: argparse.Namespace) -> int:
+    """Delete one run."""
+    RunStore(args.store).delete_run(args.id)
+    print(f"deleted run {args.id}")
+    return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    """Print two runs side by side."""
+    store = RunStore(args.store)
+    a, b = (store.get_run(i) for i in args.ids)
+    doc = fmt.compare_document(a, b)
+    if args.json:
+        _print_json(doc)
+    else:
+        print(fmt.compare_text(doc))
+    return 0

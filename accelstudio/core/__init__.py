@@ -1,0 +1,1 @@
+"""Qt-free core: model loading, inspection, recipes, compression, measurement, the run store."""

@@ -1,0 +1,189 @@
+"""Apply a recipe to a model: prune, then quantize, on a deep copy; report per-layer sparsity and warnings.
+
+The input handle's model is never changed. Pruning runs on the handle's own backend (structured pruning only
+on torch modules); quantization goes to quant_torch.quantize_torch or quant_onnx.quantize_onnx.
+`predict_sparsity` gives the same per-layer numbers without copying or changing anything, fast enough to
+follow a slider.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from accelstudio.core.errors import CompressionError
+from accelstudio.core.export import example_inputs
+from accelstudio.core.hardware import HardwareWarning, hardware_warnings
+from accelstudio.core.model import ModelHandle
+from accelstudio.core.progress import ProgressCallback, ProgressEvent, check_cancel
+from accelstudio.core.pruning_plan import LayerReport
+from accelstudio.core.recipe import PruneSpec, Recipe
+
+__all__ = ["CompressionResult", "LayerReport", "HardwareWarning", "apply_recipe", "predict_sparsity"]
+
+CALIBRATED_MODES = ("static-int8",)
+
+
+@dataclass(frozen=True)
+class CompressionResult:
+    """The compressed model (a new handle with no source file), per-layer pruning reports (empty when the
+    recipe does not prune), warnings (hardware advice and notes from the pruners and quantizers), the recipe."""
+
+    handle: ModelHandle
+    layers: tuple[LayerReport, ...]
+    warnings: tuple[HardwareWarning, ...]
+    recipe: Recipe
+
+
+def apply_recipe(handle: ModelHandle, recipe: Recipe, calib: dict[str, np.ndarray] | None = None,
+                 progress: ProgressCallback | None = None, cancel=None) -> CompressionResult:
+    """Prune then quantize a deep copy of `handle`'s model as `recipe` says.
+
+    `calib` maps input names to calibration arrays (static-int8); when None and the model is a bundled
+    example, the example's calibration set is used. Progress stages are "prune" and "quantize"; `cancel`
+    is checked between layers. Raises RecipeError (unknown layer names, ...), CompressionError, JobCancelled.
+    """
+    recipe.validate()
+    check_cancel(cancel)
+    model = _copy_model(handle)
+    reports: list[LayerReport] = []
+    notes: list[HardwareWarning] = []
+    structured = False
+    if recipe.prune.active:
+        if progress:
+            progress(ProgressEvent("prune", 0.0, f"pruning: {recipe.prune.method}"))
+        reports, skipped = _prune(handle, model, recipe.prune, progress, cancel)
+        structured = recipe.prune.method == "l1-structured"
+        if skipped:
+            notes.append(_two_four_note(skipped))
+    if recipe.quantize.active:
+        check_cancel(cancel)
+        if progress:
+            progress(ProgressEvent("quantize", 0.0, f"quantizing: {recipe.describe()}"))
+        model = _quantize(handle, model, recipe, calib)
+        notes.extend(_quant_notes(model))
+        check_cancel(cancel)
+        if progress:
+            progress(ProgressEvent("quantize", 1.0, "quantized"))
+    metadata = dict(handle.metadata, recipe=recipe.to_dict(), structured_pruned=structured
+                    or bool(handle.metadata.get("structured_pruned")))
+    kwargs = {"module": model} if handle.backend == "torch" else {"onnx_model": model}
+    result = handle.with_model(**kwargs, source=None, metadata=metadata)
+    warnings = hardware_warnings(recipe, handle.backend) + notes
+    return CompressionResult(result, tuple(reports), tuple(warnings), recipe)
+
+
+def predict_sparsity(handle: ModelHandle, prune_spec: PruneSpec) -> list[LayerReport]:
+    """Per-layer sparsity that pruning with `prune_spec` would reach, without copying or changing the model.
+
+    Exact for l1-unstructured, random and 2:4 (the same planner as `apply_recipe`). For l1-structured it is
+    an estimate: each layer's share of output channels that would go (the classifier and excluded layers
+    keep theirs; the global split between layers is only known after pruning) and the weights that would
+    leave with them.
+    """
+    if prune_spec.method == "l1-structured":
+        return _predict_structured(handle, prune_spec)
+    if handle.backend == "torch":
+        from accelstudio.core.pruning_torch import predict_torch
+
+        return predict_torch(handle.module, prune_spec)[0]
+    from accelstudio.core.pruning_onnx import predict_onnx
+
+    return predict_onnx(handle.onnx_model, prune_spec)[0]
+
+
+def _predict_structured(handle: ModelHandle, spec: PruneSpec) -> list[LayerReport]:
+    if handle.backend != "torch":
+        from accelstudio.core.pruning_onnx import STRUCTURED_MESSAGE
+
+        raise CompressionError(STRUCTURED_MESSAGE)
+    from accelstudio.core.pruning_plan import requested_amounts
+    from accelstudio.core.pruning_torch import LAYER_TYPES, out_channels, param_count, prunable_layers
+
+    layers = [(n, m) for n, m in prunable_layers(handle.module) if isinstance(m, LAYER_TYPES)]
+    amounts = requested_amounts([n for n, _ in layers], spec)
+    if layers:
+        amounts[layers[-1][0]] = 0.0  # module order: the classifier is normally last; apply finds it exactly
+    reports = []
+    prev_channels, prev_frac = 0, 0.0
+    for name, layer in layers:
+        channels = out_channels(layer)
+        frac = int(channels * amounts[name]) / channels if channels else 0.0
+        fan_in = getattr(layer, "in_features", getattr(layer, "in_channels", 0))
+        # inputs shrink with the layer before (module order: a chain estimate, exact for sequential models)
+        in_frac = prev_frac if prev_channels and fan_in and fan_in % prev_channels == 0 else 0.0
+        weights, params = layer.weight.numel(), param_count(layer)
+        weights_after = int(round(weights * (1 - frac) * (1 - in_frac)))
+        bias_after = int(round((params - weights) * (1 - frac)))
+        reports.append(LayerReport(name, amounts[name], frac, params, weights_after + bias_after))
+        prev_channels, prev_frac = channels, frac
+    return reports
+
+
+def _copy_model(handle: ModelHandle):
+    model = handle.module if handle.backend == "torch" else handle.onnx_model
+    if model is None:
+        raise CompressionError(f"{handle.name}: the handle holds no {handle.backend} model")
+    try:
+        return copy.deepcopy(model)
+    except Exception as exc:
+        raise CompressionError(f"{handle.name}: the model cannot be copied for compression ({exc}); "
+                               "open its safetensors/state-dict or ONNX form instead") from None
+
+
+def _prune(handle: ModelHandle, model, spec: PruneSpec, progress, cancel) -> tuple[list[LayerReport], list[str]]:
+    if handle.backend == "onnx":
+        from accelstudio.core.pruning_onnx import prune_zeroing_onnx
+
+        return prune_zeroing_onnx(model, spec, progress, cancel)
+    from accelstudio.core.pruning_torch import prune_structured_torch, prune_zeroing_torch
+
+    if spec.method == "l1-structured":
+        return prune_structured_torch(model, spec, example_inputs(handle), progress, cancel), []
+    return prune_zeroing_torch(model, spec, progress, cancel)
+
+
+def _quantize(handle: ModelHandle, model, recipe: Recipe, calib: dict[str, np.ndarray] | None):
+    spec = recipe.quantize
+    calib = _calibration(handle, spec, calib)
+    module_name = "quant_torch" if handle.backend == "torch" else "quant_onnx"
+    try:
+        quant = importlib.import_module(f"accelstudio.core.{module_name}")
+    except ModuleNotFoundError as exc:
+        if exc.name != f"accelstudio.core.{module_name}":
+            raise
+        raise CompressionError(f"quantization of {handle.backend} models is not available in this build") from None
+    if handle.backend == "torch":
+        return quant.quantize_torch(model, spec, calib, example_inputs(handle, calib=calib))
+    return quant.quantize_onnx(model, spec, calib)
+
+
+def _calibration(handle: ModelHandle, spec, calib: dict[str, np.ndarray] | None) -> dict[str, np.ndarray] | None:
+    if calib is not None:
+        return {name: np.asarray(arr)[: spec.calib_samples] for name, arr in calib.items()}
+    if spec.mode not in CALIBRATED_MODES:
+        return None
+    if handle.example:
+        from accelstudio.core.datasets import calibration_inputs
+
+        return calibration_inputs(handle, None, spec.calib_samples)
+    raise CompressionError(f"{handle.name}: {spec.mode} needs calibration data (a few hundred typical inputs); "
+                           "pass a .npz with one array per input (CLI: --calib FILE.npz)")
+
+
+def _two_four_note(skipped: list[str]) -> HardwareWarning:
+    return HardwareWarning(
+        "2:4-skipped",
+        f"left dense by 2:4 because their input size is not a multiple of 4: {', '.join(skipped)}",
+        "exclude these layers to make it explicit, or use l1-unstructured for them", "prune")
+
+
+def _quant_notes(model) -> list[HardwareWarning]:
+    try:
+        from accelstudio.core.quant_sim import quantization_notes
+    except ImportError:
+        return []
+    return [HardwareWarning("quantization-note", note, "", "quantize") for note in quantization_notes(model)]

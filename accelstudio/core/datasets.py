@@ -1,0 +1,255 @@
+"""Data sets for evaluation and calibration: bundled example data, user .npz files, image folders, or
+synthesized inputs when nothing else is available.
+
+Every check runs before any model work, and each failure is a DatasetError naming the file and what is wrong.
+User files are read with `allow_pickle=False`, so a file holding pickled objects is refused without running it.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from accelstudio.core.errors import DatasetError
+from accelstudio.core.examples import get_example
+from accelstudio.core.model import InputSpec, ModelHandle
+
+SYNTH_SEED = 0
+SUBSET_SEED = 0
+SYNTH_DYNAMIC_DIM = 32  # size given to a dynamic non-batch dimension when inputs are synthesized
+SYNTH_INT_RANGE = (0, 10)
+LABELS_KEY = "labels"
+SINGLE_INPUT_KEY = "x"
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm"}
+_NUMERIC_KINDS = "biuf"
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Model inputs by input name (first axis = samples), optional integer labels, and where they came from."""
+
+    inputs: dict[str, np.ndarray]
+    labels: np.ndarray | None
+    source: str
+    synthesized: bool
+    num_samples: int
+
+    def slice(self, start: int, stop: int) -> dict[str, np.ndarray]:
+        """The inputs of samples [start, stop)."""
+        return {name: arr[start:stop] for name, arr in self.inputs.items()}
+
+    def take(self, n: int) -> "Dataset":
+        """The first `n` samples as a new Dataset."""
+        n = min(n, self.num_samples)
+        labels = None if self.labels is None else self.labels[:n]
+        return Dataset(self.slice(0, n), labels, self.source, self.synthesized, n)
+
+
+def load_dataset(path: str | Path | None, handle: ModelHandle, max_samples: int | None = None,
+                 synth_samples: int = 64) -> Dataset:
+    """Load the data set a model is evaluated on.
+
+    `path` None: the bundled example's labeled test set when `handle.example` is set, else `synth_samples`
+    synthesized inputs (labels None, synthesized True). Otherwise a .npz whose arrays are named after the
+    model's inputs (or `x` for a single-input model) with optional integer `labels`, or a folder with one
+    sub-folder of images per class. With `max_samples`, a fixed-seed subset of that size is kept (not the
+    first rows, which are often sorted by class). Raises DatasetError naming the file and the problem.
+    """
+    if path is None:
+        if handle.example:
+            data_path = get_example(handle.example).data_path
+            ds = _load_npz(data_path, handle, source=f"example:{handle.example}")
+        else:
+            ds = synthesize_inputs(handle, synth_samples)
+    else:
+        p = Path(path)
+        if not p.exists():
+            raise DatasetError(p, "data set not found; give a .npz file or a folder of class sub-folders")
+        if p.is_dir():
+            from accelstudio.core.image_folder import load_image_folder
+
+            return load_image_folder(p, handle, max_samples=max_samples)
+        ds = _load_npz(p, handle, source=str(p))
+    return subset(ds, max_samples)
+
+
+def subset(ds: Dataset, max_samples: int | None) -> Dataset:
+    """At most `max_samples` samples, chosen with a fixed seed and kept in their original order."""
+    if max_samples is None or ds.num_samples <= max_samples:
+        return ds
+    if max_samples < 1:
+        raise ValueError("max_samples must be at least 1")
+    idx = subset_indices(ds.num_samples, max_samples)
+    inputs = {k: v[idx] for k, v in ds.inputs.items()}
+    labels = None if ds.labels is None else ds.labels[idx]
+    return Dataset(inputs, labels, ds.source, ds.synthesized, len(idx))
+
+
+def subset_indices(n: int, k: int) -> np.ndarray:
+    """Sorted indices of a fixed-seed random subset of k out of n samples."""
+    rng = np.random.default_rng(SUBSET_SEED)
+    return np.sort(rng.choice(n, size=k, replace=False))
+
+
+def calibration_inputs(handle: ModelHandle, dataset: Dataset | None, n: int) -> dict[str, np.ndarray]:
+    """Up to `n` calibration samples: the example's calib.npz (training split) for a bundled example,
+    else the first `n` samples of `dataset`."""
+    if handle.example:
+        calib_path = get_example(handle.example).calib_path
+        if calib_path.exists():
+            ds = _load_npz(calib_path, handle, source=f"example:{handle.example}", labels_allowed=False)
+            return ds.take(n).inputs
+    if dataset is None:
+        dataset = synthesize_inputs(handle, n)
+    return dataset.take(n).inputs
+
+
+def synthesize_inputs(handle: ModelHandle, n: int) -> Dataset:
+    """`n` fixed-seed random samples that fit the model's inputs: floats uniform in the input's value range
+    (or [0, 1]), integers in a small range, booleans at random."""
+    if not handle.inputs:
+        raise DatasetError(handle.source, "the model declares no inputs, so no data can be synthesized")
+    rng = np.random.default_rng(SYNTH_SEED)
+    inputs = {spec.name: _synth_one(spec, n, rng) for spec in handle.inputs}
+    return Dataset(inputs, None, "synthesized", True, n)
+
+
+def _synth_one(spec: InputSpec, n: int, rng: np.random.Generator) -> np.ndarray:
+    dims = tuple(d if d is not None else SYNTH_DYNAMIC_DIM for d in spec.shape[1:])
+    shape = (n, *dims)
+    dtype = _np_dtype(spec, None)
+    if dtype.kind == "b":
+        return rng.random(shape) < 0.5
+    if dtype.kind in "iu":
+        lo, hi = spec.value_range or SYNTH_INT_RANGE
+        return rng.integers(int(lo), max(int(hi), int(lo) + 1), size=shape).astype(dtype)
+    lo, hi = spec.value_range or (0.0, 1.0)
+    return rng.uniform(lo, hi, size=shape).astype(dtype)
+
+
+# --- .npz files ------------------------------------------------------------------------------------------
+
+def _load_npz(path: Path, handle: ModelHandle, source: str, labels_allowed: bool = True) -> Dataset:
+    arrays = _read_npz(path)
+    names = [spec.name for spec in handle.inputs]
+    if not names:
+        raise DatasetError(path, "the model declares no inputs, so the data set cannot be matched to it")
+    inputs = {}
+    for spec in handle.inputs:
+        key = _array_key(spec, arrays, len(names))
+        if key is None:
+            expected = ", ".join(names) + (f" (or '{SINGLE_INPUT_KEY}')" if len(names) == 1 else "")
+            found = ", ".join(sorted(arrays)) or "none"
+            raise DatasetError(path, f"missing input array '{spec.name}'; expected arrays named {expected}, "
+                                     f"found {found}")
+        inputs[spec.name] = check_input_array(path, spec, arrays[key], key)
+    num = check_sample_counts(path, inputs)
+    labels = None
+    if labels_allowed and LABELS_KEY in arrays:
+        labels = check_labels(path, arrays[LABELS_KEY], num, handle.num_classes)
+    return Dataset(inputs, labels, source, False, num)
+
+
+def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            if not hasattr(npz, "files"):
+                raise DatasetError(path, "is a single .npy array, not a .npz archive; save it with "
+                                         "numpy.savez(path, x=inputs, labels=labels)")
+            return {name: npz[name] for name in npz.files}
+    except DatasetError:
+        raise
+    except ValueError as exc:
+        if "pickle" in str(exc).lower():
+            raise DatasetError(path, "contains pickled objects; refusing to load. Save plain numeric arrays "
+                                     "with numpy.savez") from None
+        raise DatasetError(path, f"not a readable .npz file ({exc})") from None
+    except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
+        raise DatasetError(path, f"not a readable .npz file ({exc}); save arrays with numpy.savez") from None
+
+
+def _array_key(spec: InputSpec, arrays: dict[str, np.ndarray], n_inputs: int) -> str | None:
+    if spec.name in arrays:
+        return spec.name
+    if n_inputs == 1 and SINGLE_INPUT_KEY in arrays:
+        return SINGLE_INPUT_KEY
+    return None
+
+
+def check_input_array(path: Path | None, spec: InputSpec, arr: np.ndarray, key: str) -> np.ndarray:
+    """Validate one input array against its InputSpec and convert it to the input's dtype.
+
+    Checks dtype (numeric), rank, every fixed non-batch dimension, NaN/Inf and emptiness; the first axis is
+    always the sample axis."""
+    if arr.dtype.kind not in _NUMERIC_KINDS:
+        raise DatasetError(path, f"array '{key}' has dtype {arr.dtype}, which cannot be converted to "
+                                 f"{spec.dtype}; store numbers")
+    if arr.ndim != len(spec.shape):
+        raise DatasetError(path, f"array '{key}' has shape {arr.shape} (rank {arr.ndim}), but input "
+                                 f"'{spec.name}' expects rank {len(spec.shape)} {_shape_text(spec.shape)}")
+    for axis in range(1, arr.ndim):
+        want = spec.shape[axis]
+        if want is not None and arr.shape[axis] != want:
+            raise DatasetError(path, f"array '{key}' has shape {arr.shape}, but input '{spec.name}' expects "
+                                     f"{_shape_text(spec.shape)} (dimension {axis} differs)")
+    if arr.shape[0] == 0:
+        raise DatasetError(path, f"array '{key}' is empty (0 samples)")
+    if arr.dtype.kind == "f":
+        finite = np.isfinite(arr)
+        if not finite.all():
+            bad_rows = ~finite.reshape(arr.shape[0], -1).all(axis=1)
+            first = int(np.argmax(bad_rows))
+            raise DatasetError(path, f"array '{key}' contains NaN or Inf in {int(bad_rows.sum())} sample(s) "
+                                     f"(first at index {first}); clean or drop them")
+    dtype = _np_dtype(spec, path)
+    if dtype.kind in "iu" and arr.dtype.kind == "f" and not np.array_equal(arr, np.round(arr)):
+        raise DatasetError(path, f"array '{key}' holds fractional values but input '{spec.name}' is {dtype}")
+    return np.ascontiguousarray(arr.astype(dtype, copy=False))
+
+
+def check_sample_counts(path: Path | None, inputs: dict[str, np.ndarray]) -> int:
+    """The common number of samples of all input arrays; DatasetError when they differ."""
+    counts = {name: int(arr.shape[0]) for name, arr in inputs.items()}
+    if len(set(counts.values())) > 1:
+        listing = ", ".join(f"{k}: {v}" for k, v in counts.items())
+        raise DatasetError(path, f"inputs have different numbers of samples ({listing})")
+    return next(iter(counts.values()))
+
+
+def check_labels(path: Path | None, labels: np.ndarray, num: int, num_classes: int | None) -> np.ndarray:
+    """Validate class labels: one integer per sample, in [0, num_classes) when the class count is known."""
+    if labels.ndim == 2 and labels.shape[1] == 1:
+        labels = labels[:, 0]
+    if labels.ndim != 1:
+        raise DatasetError(path, f"'labels' has shape {labels.shape}; expected one class index per sample")
+    if labels.dtype.kind not in "iuf" or (labels.dtype.kind == "f" and not _integral(labels)):
+        raise DatasetError(path, f"'labels' must be integer class indices, got dtype {labels.dtype}"
+                                 + (" with fractional or non-finite values" if labels.dtype.kind == "f" else ""))
+    if labels.shape[0] != num:
+        raise DatasetError(path, f"'labels' has {labels.shape[0]} entries but the inputs have {num} samples")
+    labels = labels.astype(np.int64)
+    if labels.size and labels.min() < 0:
+        raise DatasetError(path, f"'labels' contains negative class index {int(labels.min())}")
+    if num_classes is not None and labels.size and labels.max() >= num_classes:
+        raise DatasetError(path, f"'labels' contains class {int(labels.max())}, but the model has "
+                                 f"{num_classes} classes (0-{num_classes - 1})")
+    return labels
+
+
+def _integral(arr: np.ndarray) -> bool:
+    return bool(np.isfinite(arr).all() and np.array_equal(arr, np.round(arr)))
+
+
+def _np_dtype(spec: InputSpec, path: Path | None) -> np.dtype:
+    try:
+        return np.dtype(spec.dtype)
+    except TypeError:
+        raise DatasetError(path, f"input '{spec.name}' has dtype {spec.dtype!r}, which data sets cannot "
+                                 "provide") from None
+
+
+def _shape_text(shape: tuple[int | None, ...]) -> str:
+    return "(" + ", ".join("N" if i == 0 else ("?" if d is None else str(d)) for i, d in enumerate(shape)) + ")"

@@ -1,0 +1,94 @@
+"""A job (model + recipe + runtime settings + data) and the run it produces. Plain data, JSON-serializable."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from accelstudio.core.recipe import Recipe
+
+RUNTIMES = ("torch", "torchscript", "onnxruntime")
+DEVICES = ("cpu", "cuda")
+STATUSES = ("done", "failed", "cancelled")
+
+
+@dataclass(frozen=True)
+class RuntimeSettings:
+    """How to measure: runtime and device, threads (0 = all cores), batch, warm-up, repeats or a time budget."""
+
+    runtime: str = "onnxruntime"
+    device: str = "cpu"
+    threads: int = 0
+    batch: int = 1
+    warmup: int = 10
+    repeats: int = 200
+    time_budget_s: float = 3.0
+    streams: int = 1
+    provider: str | None = None  # an ONNX Runtime execution provider name, when not the default for the device
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RuntimeSettings":
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class JobSpec:
+    """What to run. `model` is a file path or "example:<name>"; `data` a data set path (None: the example's
+    labeled test set, or synthesized inputs for a user model). `evaluate` turns accuracy/fidelity on."""
+
+    model: str
+    recipe: Recipe = field(default_factory=Recipe)
+    runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
+    data: str | None = None
+    trust: bool = False
+    evaluate: bool = True
+    max_eval_samples: int = 2000
+    timeout_s: float = 600.0  # per stage
+    memory_limit_mb: int = 8192
+    keep_artifact: bool = True  # save the optimized model in the artifacts folder
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["recipe"] = self.recipe.to_dict()
+        d["runtime"] = self.runtime.to_dict()
+        return d
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "JobSpec":
+        d = dict(data)
+        d["recipe"] = Recipe.from_dict(d.get("recipe", {}))
+        d["runtime"] = RuntimeSettings.from_dict(d.get("runtime", {}))
+        return cls(**d)
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """One finished run. `metrics` holds the numbers (see pipeline.py for the keys: p50_ms, p90_ms, p99_ms,
+    mean_ms, std_ms, iqr_ms, n, throughput, cold_start_ms, stable, accuracy, accuracy_top5, baseline_accuracy,
+    accuracy_delta, accuracy_delta_ci, fidelity {...}, size_bytes, baseline_size_bytes, params, flops, ...);
+    `layers` the per-layer report; `latencies_ms` the per-call timings."""
+
+    status: str
+    reason: str = ""
+    spec: dict[str, Any] = field(default_factory=dict)
+    metrics: dict[str, Any] = field(default_factory=dict)
+    latencies_ms: list[float] = field(default_factory=list)
+    layers: list[dict[str, Any]] = field(default_factory=list)
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+    environment: dict[str, Any] = field(default_factory=dict)
+    model_identity: dict[str, Any] = field(default_factory=dict)  # path, sha256, name
+    artifact: str | None = None
+    run_id: int | None = None
+    created: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "RunResult":
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in names})

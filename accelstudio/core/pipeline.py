@@ -1,0 +1,294 @@
+"""The job pipeline shared by the CLI and the GUI: load, data, compress, export, benchmark, evaluate.
+
+`run_job` runs in the worker process (accelstudio.worker); exceptions propagate and the worker turns them
+into failed runs. Each stage reports ProgressEvents under its own name, so the parent can time stages out.
+
+Where the recipe runs: on the runtime's own format. A torch model measured on ONNX Runtime is pruned as a
+torch module (structured pruning needs it), exported to ONNX in memory, and then quantized with ONNX
+Runtime's quantizer, because quantized torch modules do not export. Bundled examples load their shipped
+ONNX file for ONNX Runtime, except when the recipe prunes channels (that needs the torch form).
+
+Sizes: size_bytes and baseline_size_bytes are the in-memory bytes of all parameters as inspect_model counts
+them (the same rule for both, so they compare); artifact_bytes is the size of the saved optimized file.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from accelstudio.core.job import JobSpec, RunResult
+from accelstudio.core.progress import CancelToken, ProgressCallback, ProgressEvent, check_cancel
+from accelstudio.core.recipe import Recipe
+
+EVAL_BATCH = 64
+STAGES = ("load", "data", "compress", "export", "benchmark", "evaluate")
+
+
+class _Stages:
+    """Forwards progress under a fixed stage name (sub-stage events from callees are renamed)."""
+
+    def __init__(self, progress: ProgressCallback | None):
+        self.progress = progress
+
+    def emit(self, stage: str, fraction: float, text: str = "", partial: dict | None = None) -> None:
+        if self.progress is not None:
+            self.progress(ProgressEvent(stage, fraction, text, partial or {}))
+
+    def within(self, stage: str, lo: float = 0.0, hi: float = 1.0) -> ProgressCallback | None:
+        if self.progress is None:
+            return None
+
+        def forward(ev: ProgressEvent) -> None:
+            text = ev.text if ev.stage == stage else f"{ev.stage}: {ev.text}"
+            self.emit(stage, lo + (hi - lo) * ev.fraction, text, ev.partial)
+
+        return forward
+
+
+def run_job(spec: JobSpec, progress: ProgressCallback | None = None,
+            cancel: CancelToken | None = None) -> RunResult:
+    """Run one job and return its RunResult (status "done"); user errors raise AccelStudioError subclasses,
+    cancellation raises JobCancelled."""
+    from accelstudio.core.environment import collect_environment
+    from accelstudio.core.runtimes import check_runtime
+
+    st = _Stages(progress)
+    created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    settings = spec.runtime
+    notes: list[str] = []
+    check_runtime(settings)
+
+    st.emit("load", 0.0, f"opening {spec.model}")
+    base, load_ms, identity = _load(spec)
+    check_runtime(settings, base)
+    st.emit("load", 1.0, f"opened {identity['name']} in {load_ms:.0f} ms")
+    check_cancel(cancel)
+
+    st.emit("data", 0.0, "loading data")
+    dataset = _load_data(spec, base)
+    st.emit("data", 1.0, f"{dataset.num_samples} samples from {dataset.source}")
+    check_cancel(cancel)
+
+    st.emit("compress", 0.0, spec.recipe.describe())
+    comp, layers, warnings = _compress(spec, base, dataset, st.within("compress"), cancel)
+    st.emit("compress", 1.0, "done")
+    check_cancel(cancel)
+
+    artifact = None
+    if spec.keep_artifact:
+        st.emit("export", 0.0, "saving the optimized model")
+        artifact = _save_artifact(comp, settings.runtime, spec.recipe, notes)
+        st.emit("export", 1.0, str(artifact) if artifact else "not saved")
+        check_cancel(cancel)
+
+    metrics: dict[str, Any] = {"load_ms": load_ms}
+    bench_inputs = _batch_inputs(dataset, settings.batch)
+    predictor, first_out = _cold_start(comp, settings, bench_inputs, metrics, st)
+    metrics.update(_benchmark(predictor, bench_inputs, settings, st, cancel))
+    latencies = metrics.pop("samples_ms")
+
+    if spec.evaluate:
+        metrics.update(_evaluate(spec, base, predictor, dataset, st.within("evaluate"), cancel, notes))
+    else:
+        from accelstudio.core.evaluate import nonfinite_rows
+
+        metrics["nonfinite_outputs"] = int(nonfinite_rows(first_out).sum())
+    metrics.update(_sizes(base, comp, artifact))
+    _add_notes(metrics, dataset, spec, notes)
+    metrics["notes"] = notes + list(predictor.notes)
+    return RunResult(
+        status="done", spec=spec.to_dict(), metrics=metrics, latencies_ms=latencies,
+        layers=[_layer_dict(r) for r in layers], warnings=[_warning_dict(w) for w in warnings],
+        environment=collect_environment(settings), model_identity=identity,
+        artifact=str(artifact) if artifact else None, created=created,
+    )
+
+
+# --- stages ----------------------------------------------------------------------------------------------
+
+def _load(spec: JobSpec):
+    from accelstudio.core.loading import EXAMPLE_PREFIX, file_sha256, open_model
+
+    backend = None
+    if spec.model.startswith(EXAMPLE_PREFIX):
+        backend = "onnx" if spec.runtime.runtime == "onnxruntime" and not _prunes_channels(spec.recipe) else "torch"
+    start = time.perf_counter()
+    handle = open_model(spec.model, trust=spec.trust, backend=backend)
+    load_ms = (time.perf_counter() - start) * 1000.0
+    source = Path(handle.source) if handle.source is not None else None
+    identity = {"path": str(source) if source else spec.model,
+                "sha256": file_sha256(source) if source is not None and source.is_file() else None,
+                "name": handle.name}
+    return handle, load_ms, identity
+
+
+def _prunes_channels(recipe: Recipe) -> bool:
+    return recipe.prune.active and recipe.prune.method == "l1-structured"
+
+
+def _load_data(spec: JobSpec, handle):
+    from accelstudio.core.datasets import load_dataset
+
+    limit = spec.max_eval_samples if spec.max_eval_samples and spec.max_eval_samples > 0 else None
+    return load_dataset(spec.data, handle, max_samples=limit)
+
+
+def _compress(spec: JobSpec, base, dataset, progress, cancel):
+    """The compressed handle (on the runtime's format), per-layer reports and warnings."""
+    from accelstudio.core.compress import apply_recipe
+    from accelstudio.core.datasets import calibration_inputs
+
+    recipe = spec.recipe
+    to_onnx = base.backend == "torch" and spec.runtime.runtime == "onnxruntime"
+    if recipe.is_identity and not to_onnx:
+        return base, (), ()
+    calib = calibration_inputs(base, dataset, recipe.quantize.calib_samples) if recipe.quantize.active else None
+    if not to_onnx:
+        res = apply_recipe(base, recipe, calib=calib, progress=progress, cancel=cancel)
+        return res.handle, res.layers, res.warnings
+    from accelstudio.core.export import to_onnx_handle
+
+    handle, layers, warnings = base, (), ()
+    if recipe.prune.active:
+        res = apply_recipe(base, Recipe(prune=recipe.prune), progress=progress, cancel=cancel)
+        handle, layers, warnings = res.handle, res.layers, res.warnings
+    handle = to_onnx_handle(handle)
+    if recipe.quantize.active:
+        res = apply_recipe(handle, Recipe(quantize=recipe.quantize), calib=calib, progress=progress, cancel=cancel)
+        handle, warnings = res.handle, tuple(warnings) + tuple(res.warnings)
+    return handle, layers, warnings
+
+
+def _save_artifact(handle, runtime: str, recipe: Recipe, notes: list[str]) -> Path | None:
+    """Save the optimized model under artifacts_dir()/<timestamp-uuid>/; a failure becomes a note."""
+    from accelstudio.core.errors import AccelStudioError
+    from accelstudio.core.export import export_model
+    from accelstudio.core.paths import artifacts_dir
+
+    folder = artifacts_dir() / f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
+    suffixes = [".onnx"] if handle.backend == "onnx" else [".pt", ".safetensors"]
+    errors = []
+    for suffix in suffixes:
+        path = folder / f"model{suffix}"
+        try:
+            export_model(handle, path, recipe=recipe)
+            return path
+        except AccelStudioError as exc:
+            errors.append(str(exc))
+    notes.append("optimized model not saved: " + "; ".join(errors))
+    return None
+
+
+def _batch_inputs(dataset, batch: int) -> dict[str, np.ndarray]:
+    """The first `batch` samples (repeated when the data set is smaller), the benchmark's fixed inputs."""
+    n = dataset.num_samples
+    idx = np.arange(batch) % n
+    return {k: np.ascontiguousarray(v[idx]) for k, v in dataset.inputs.items()}
+
+
+def _cold_start(handle, settings, inputs, metrics: dict, st: _Stages):
+    """Create the predictor and run it once; cold_start_ms covers both."""
+    from accelstudio.core.runtimes import make_predictor
+
+    st.emit("benchmark", 0.0, f"starting {settings.runtime} on {settings.device}")
+    predictor = make_predictor(handle, settings)
+    start = time.perf_counter()
+    first = predictor.run(inputs)
+    first_ms = (time.perf_counter() - start) * 1000.0
+    metrics["cold_start_ms"] = predictor.cold_start_ms + first_ms
+    metrics["first_call_ms"] = first_ms
+    return predictor, first
+
+
+def _benchmark(predictor, inputs, settings, st: _Stages, cancel) -> dict[str, Any]:
+    from accelstudio.core.benchmark import measure_latency
+
+    stats = measure_latency(predictor, inputs, settings, progress=st.within("benchmark"), cancel=cancel)
+    out = stats.to_metrics()
+    out["samples_ms"] = list(stats.samples_ms)
+    st.emit("benchmark", 1.0, f"p50 {stats.p50_ms:.3f} ms over {stats.n} calls")
+    return out
+
+
+def _evaluate(spec: JobSpec, base, predictor, dataset, progress, cancel, notes: list[str]) -> dict[str, Any]:
+    """Outputs of the compressed and the uncompressed model on the same samples and runtime, compared."""
+    from accelstudio.core.evaluate import accuracy_metrics, fidelity_metrics, run_batches
+    from accelstudio.core.runtimes import make_predictor
+
+    batch, pad = _eval_batch(base)
+    half = progress if spec.recipe.is_identity else _scaled(progress, 0.0, 0.5)
+    outputs = run_batches(predictor.run, dataset, batch, cancel, half, pad_last=pad)
+    if spec.recipe.is_identity:
+        base_outputs = outputs
+    else:
+        base_predictor = make_predictor(base, replace(spec.runtime, batch=batch))
+        base_outputs = run_batches(base_predictor.run, dataset, batch, cancel, _scaled(progress, 0.5, 1.0),
+                                   pad_last=pad)
+        del base_predictor
+    metrics: dict[str, Any] = {}
+    if dataset.labels is not None:
+        metrics.update(accuracy_metrics(outputs, dataset.labels, base_outputs))
+    fid = fidelity_metrics(outputs, base_outputs)
+    metrics["fidelity"] = {k: fid[k] for k in ("top1_agreement", "cosine", "max_abs_error", "kl_divergence")}
+    metrics["fidelity"]["n_compared"] = fid["n_compared"]
+    metrics["nonfinite_outputs"] = fid["nonfinite_outputs"]
+    metrics["n_eval"] = int(dataset.num_samples)
+    if fid["nonfinite_outputs"]:
+        notes.append(f"{fid['nonfinite_outputs']} of {dataset.num_samples} outputs hold NaN or Inf: they count as "
+                     "wrong and are left out of the fidelity figures")
+    return metrics
+
+
+def _eval_batch(handle) -> tuple[int, bool]:
+    """Evaluation batch size: the model's fixed batch dimension if it has one (pad the last batch)."""
+    first = handle.inputs[0].shape[0] if handle.inputs and handle.inputs[0].shape else None
+    if isinstance(first, int) and first > 0:
+        return first, True
+    return EVAL_BATCH, False
+
+
+def _scaled(progress, lo: float, hi: float):
+    if progress is None:
+        return None
+    return lambda ev: progress(replace(ev, fraction=lo + (hi - lo) * ev.fraction))
+
+
+def _sizes(base, comp, artifact: Path | None) -> dict[str, Any]:
+    from accelstudio.core.inspect import inspect_model
+
+    before, after = inspect_model(base), inspect_model(comp)
+    weights = sum(int(np.prod(layer.weight_shape)) for layer in after.layers)
+    zeros = sum(int(layer.zeros) for layer in after.layers)
+    out = {"size_bytes": after.total_bytes, "baseline_size_bytes": before.total_bytes,
+           "params": after.total_params, "baseline_params": before.total_params,
+           "flops": after.total_flops, "baseline_flops": before.total_flops,
+           "sparsity": zeros / weights if weights else 0.0}
+    if artifact is not None and artifact.exists():
+        out["artifact_bytes"] = artifact.stat().st_size
+    return out
+
+
+def _add_notes(metrics: dict, dataset, spec: JobSpec, notes: list[str]) -> None:
+    if not metrics.get("stable", True):
+        notes.append(f"latency spread p90/p50 = {metrics['spread_ratio']:.2f} over {metrics['n']} calls: the "
+                     "machine was busy or the run was short; measure again before trusting small differences")
+    if spec.evaluate and dataset.labels is None:
+        what = "synthesized inputs" if dataset.synthesized else f"unlabeled data ({dataset.source})"
+        notes.append(f"no labels ({what}): only fidelity to the uncompressed model is reported; "
+                     "give a labeled .npz (arrays per input + 'labels') for accuracy")
+
+
+def _layer_dict(report) -> dict[str, Any]:
+    return {"name": report.name, "requested": report.requested, "achieved": report.achieved,
+            "params_before": report.params_before, "params_after": report.params_after}
+
+
+def _warning_dict(w) -> dict[str, Any]:
+    return {"code": w.code, "message": w.message, "advice": w.advice, "control": w.control}

@@ -1,0 +1,355 @@
+"""Quantization of ONNX models with onnxruntime.quantization (file based: it works in a temporary folder).
+
+Modes: dynamic-int8 (ConvInteger / MatMulInteger), static-int8 (QDQ, calibrated), fp16 (float16 initializers,
+float32 inputs and outputs), weight-int8/int4 (MatMulNBits on MatMul layers; Gemm layers are first rewritten as
+MatMul + Add), sim (fake quantization). bf16 is refused: ONNX Runtime's CPU provider has no bf16 kernels for
+Conv/Gemm/MatMul. Notes for the user are kept in the model's metadata_props ('accelstudio.quant_notes').
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import io
+import logging
+import tempfile
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import onnx
+from onnx import helper, numpy_helper
+from onnx.external_data_helper import load_external_data_for_model
+from onnxruntime.quantization import CalibrationDataReader
+
+from accelstudio.core.errors import CompressionError, RecipeError
+from accelstudio.core.onnx_layers import weighted_nodes
+from accelstudio.core.quant_sim import add_onnx_note, check_exclude, simulate_quantization_onnx
+from accelstudio.core.recipe import QuantSpec
+
+DYNAMIC_OP_TYPES = ["Conv", "MatMul", "Gemm", "Attention", "LSTM"]
+STATIC_BATCH = 16
+WEIGHT_ONLY_BLOCK = 32
+LARGE_MODEL_BYTES = 1_800_000_000  # protobuf's 2 GiB limit, with headroom
+
+
+def quantize_onnx(model: onnx.ModelProto, spec: QuantSpec, calib: dict[str, np.ndarray] | None) -> onnx.ModelProto:
+    """A quantized copy of `model` as `spec.mode` says; `model` is never modified.
+
+    calib maps input names to calibration arrays (static-int8 only; a single array under any key serves a
+    single-input model). Raises RecipeError for unknown excluded layers and CompressionError when this model or
+    this runtime cannot be quantized that way (the message suggests an alternative).
+    """
+    excluded = check_exclude(spec.exclude, [layer.name for layer in weighted_nodes(model)])
+    mode = spec.mode
+    if mode == "none":
+        return copy.deepcopy(model)
+    if mode == "sim":
+        return simulate_quantization_onnx(model, spec)
+    if mode == "bf16":
+        raise CompressionError("bf16: ONNX Runtime's CPU provider has no bf16 kernels for Conv, Gemm or MatMul, "
+                               "so a bf16 graph cannot run here; choose fp16 for ONNX models or bf16 on the torch "
+                               "backend")
+    if mode == "fp16":
+        return _fp16(model, excluded)
+    if mode == "dynamic-int8":
+        return _dynamic_int8(model, spec, excluded)
+    if mode == "static-int8":
+        return _static_int8(model, spec, excluded, calib)
+    if mode in ("weight-int8", "weight-int4"):
+        return _weight_only(model, spec, excluded)
+    raise RecipeError("quantize.mode", f"mode '{mode}' is not available for ONNX models")
+
+
+# ------------------------------------------------------------------------------------------------ helpers
+
+@contextlib.contextmanager
+def _quiet():
+    """Keep onnxruntime's quantizers from printing: its calibrators print progress to stdout, and its
+    module-level logging.warning calls would install a stderr handler on the root logger."""
+    root = logging.getLogger()
+    guard = logging.NullHandler()
+    root.addHandler(guard)
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):
+            yield
+    finally:
+        root.removeHandler(guard)
+
+
+def _save(model: onnx.ModelProto, path: Path) -> bool:
+    """Write `model` to `path` (weights as external data beside it when too big for one protobuf)."""
+    large = model.ByteSize() > LARGE_MODEL_BYTES
+    onnx.save(model, str(path), save_as_external_data=large, location=path.name + ".data" if large else None)
+    if large:  # saving moved the weights out of `model`; read them back so it stays usable
+        load_external_data_for_model(model, str(path.parent))
+    return large
+
+
+def _with_node_names(model: onnx.ModelProto) -> onnx.ModelProto:
+    """A copy in which every node has a unique name (onnxruntime's quantizers exclude nodes by name)."""
+    out = copy.deepcopy(model)
+    taken = {node.name for node in out.graph.node if node.name}
+    for i, node in enumerate(out.graph.node):
+        if not node.name:
+            name = f"{node.op_type}_{i}"
+            while name in taken:
+                name += "_"
+            node.name = name
+            taken.add(name)
+    return out
+
+
+def _named_copy(model: onnx.ModelProto, excluded: set[str]) -> tuple[onnx.ModelProto, list[str]]:
+    """A copy with named nodes and the node names of the excluded layers (matched by position, so the
+    recipe's layer names keep meaning what they meant in `model`)."""
+    named = _with_node_names(model)
+    before, after = weighted_nodes(model), weighted_nodes(named)
+    return named, [after[i].node.name for i, layer in enumerate(before) if layer.name in excluded]
+
+
+def _weighted_node_names(model: onnx.ModelProto) -> list[str]:
+    return [layer.node.name for layer in weighted_nodes(model)]
+
+
+def _prepared(model: onnx.ModelProto, folder: Path, excluded: set[str],
+              transform: Callable[[onnx.ModelProto], onnx.ModelProto] | None = None) -> tuple[Path, list[str], bool]:
+    """The model written to `folder` (nodes named), pre-processed (shape inference + basic optimization) when
+    that works, then passed through `transform`; returns its path, the node names to exclude and whether weights
+    are stored as external data.
+
+    Pre-processing is skipped when it fails or when it renames or removes weighted nodes.
+    """
+    from onnxruntime.quantization import quant_pre_process
+
+    named, skip = _named_copy(model, excluded)
+    chosen = named
+    raw = folder / "input.onnx"
+    if not _save(named, raw):
+        done = folder / "preprocessed.onnx"
+        try:
+            with _quiet():
+                quant_pre_process(str(raw), str(done))
+            processed = onnx.load(str(done))
+            if _weighted_node_names(processed) == _weighted_node_names(named):
+                chosen = processed
+        except Exception:  # shape inference or the optimizer cannot handle this graph: quantize it as it is
+            pass
+    if transform is not None:
+        chosen = transform(chosen)
+    final = folder / "to_quantize.onnx"
+    large = _save(chosen, final)
+    return final, skip, large
+
+
+def _load(path: Path) -> onnx.ModelProto:
+    return onnx.load(str(path))  # external data (if any) is read into memory while the folder still exists
+
+
+def _note_unquantized_convs(model: onnx.ModelProto, excluded: set[str], mode: str) -> None:
+    convs = [layer.name for layer in weighted_nodes(model)
+             if layer.node.op_type in ("Conv", "ConvTranspose") and layer.name not in excluded]
+    if convs:
+        add_onnx_note(model, f"{mode}: convolution layers stay float32 ({', '.join(convs)}); "
+                             "use dynamic-int8 or static-int8 to quantize them")
+
+
+# ------------------------------------------------------------------------------------------------ int8
+
+def _quant_type(name: str):
+    from onnxruntime.quantization import QuantType
+
+    return QuantType.QInt8 if name == "qint8" else QuantType.QUInt8
+
+
+def _dynamic_int8(model: onnx.ModelProto, spec: QuantSpec, excluded: set[str]) -> onnx.ModelProto:
+    """Weights stored as int8, activations quantized at run time (ConvInteger / MatMulInteger)."""
+    from onnxruntime.quantization import quantize_dynamic
+
+    with tempfile.TemporaryDirectory(prefix="accelstudio-quant-") as tmp:
+        # Gemm layers become MatMul (+ Add) here, keeping node and weight names, so that exclusions and layer
+        # names survive; onnxruntime's own rewrite would rename both.
+        src, skip, large = _prepared(model, Path(tmp), excluded, lambda m: gemm_to_matmul(m, set())[0])
+        out = Path(tmp) / "quantized.onnx"
+        try:
+            with _quiet():
+                quantize_dynamic(str(src), str(out), op_types_to_quantize=DYNAMIC_OP_TYPES,
+                                 per_channel=spec.per_channel, weight_type=_quant_type(spec.weight_type),
+                                 nodes_to_exclude=skip,
+                                 use_external_data_format=large)
+        except Exception as exc:
+            raise CompressionError(f"ONNX Runtime dynamic int8 quantization failed on this model: "
+                                   f"{type(exc).__name__}: {exc}") from None
+        result = _load(out)
+    return result
+
+
+class _CalibReader(CalibrationDataReader):
+    """Feeds calibration batches to onnxruntime's calibrator."""
+
+    def __init__(self, feeds: list[dict[str, np.ndarray]]):
+        self._feeds = feeds
+        self._next = 0
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        """The next batch, or None when all have been given."""
+        if self._next >= len(self._feeds):
+            return None
+        self._next += 1
+        return self._feeds[self._next - 1]
+
+    def rewind(self) -> None:
+        """Start again from the first batch (calibrators that pass over the data twice call this)."""
+        self._next = 0
+
+
+def _calibration_feeds(model: onnx.ModelProto, calib, samples: int) -> list[dict[str, np.ndarray]]:
+    """Batches of calibration inputs keyed by the model's input names."""
+    if not calib:
+        raise CompressionError("static int8 needs calibration data: give calibration inputs (for the examples "
+                               "their calib.npz) or choose dynamic-int8")
+    init_names = {init.name for init in model.graph.initializer}
+    inputs = [i for i in model.graph.input if i.name not in init_names]
+    arrays = {}
+    for inp in inputs:
+        if inp.name in calib:
+            arrays[inp.name] = calib[inp.name]
+        elif len(inputs) == 1 and len(calib) == 1:
+            arrays[inp.name] = next(iter(calib.values()))
+        else:
+            raise CompressionError(f"calibration data has no array for model input '{inp.name}' "
+                                   f"(it has: {', '.join(calib)}); name the arrays after the model's inputs")
+    n = min(min(len(a) for a in arrays.values()), samples)
+    dims = {inp.name: inp.type.tensor_type.shape.dim for inp in inputs}
+    fixed = {d[0].dim_value for d in dims.values() if len(d) and d[0].HasField("dim_value") and d[0].dim_value > 0}
+    batch = min(fixed) if fixed else STATIC_BATCH
+    feeds = []
+    for start in range(0, n - batch + 1 if fixed else n, batch):
+        feed = {}
+        for inp in inputs:
+            dtype = helper.tensor_dtype_to_np_dtype(inp.type.tensor_type.elem_type)
+            feed[inp.name] = np.ascontiguousarray(np.asarray(arrays[inp.name][start:start + batch], dtype=dtype))
+        feeds.append(feed)
+    if not feeds:
+        raise CompressionError(f"static int8 needs at least {batch} calibration samples; got {n}")
+    return feeds
+
+
+def _static_int8(model: onnx.ModelProto, spec: QuantSpec, excluded: set[str], calib) -> onnx.ModelProto:
+    """QDQ static quantization: activation ranges from calibration (MinMax, Entropy or Percentile)."""
+    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
+
+    reader = _CalibReader(_calibration_feeds(model, calib, spec.calib_samples))
+    method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
+              "percentile": CalibrationMethod.Percentile}[spec.calibration]
+    with tempfile.TemporaryDirectory(prefix="accelstudio-quant-") as tmp:
+        src, skip, large = _prepared(model, Path(tmp), excluded)
+        out = Path(tmp) / "quantized.onnx"
+        try:
+            with _quiet():
+                # uint8 activations with int8 weights is the recommended pairing for x86 CPUs
+                quantize_static(str(src), str(out), reader, quant_format=QuantFormat.QDQ,
+                                per_channel=spec.per_channel, activation_type=QuantType.QUInt8,
+                                weight_type=_quant_type(spec.weight_type), calibrate_method=method,
+                                nodes_to_exclude=skip,
+                                use_external_data_format=large,
+                                extra_options={"WeightSymmetric": spec.symmetric})
+        except Exception as exc:
+            raise CompressionError(f"ONNX Runtime static int8 quantization failed on this model (check that the "
+                                   f"calibration data fits its inputs): {type(exc).__name__}: {exc}") from None
+        result = _load(out)
+    return result
+
+
+# ------------------------------------------------------------------------------------------------ fp16
+
+def _fp16(model: onnx.ModelProto, excluded: set[str]) -> onnx.ModelProto:
+    """float16 weights and compute; inputs and outputs stay float32 (Cast nodes at the edges)."""
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    work, skip = _named_copy(model, excluded)
+    try:
+        with _quiet():
+            result = convert_float_to_float16(work, keep_io_types=True, node_block_list=skip or None)
+    except Exception as exc:
+        raise CompressionError(f"fp16 conversion failed on this model: {type(exc).__name__}: {exc}") from None
+    return result
+
+
+# ------------------------------------------------------------------------------------------ weight-only
+
+def gemm_to_matmul(model: onnx.ModelProto, skip_nodes: set[str]) -> tuple[onnx.ModelProto, int]:
+    """A copy where each Gemm with a constant 2-D weight (alpha=beta=1, transA=0) is MatMul (+ Add of the bias).
+
+    The weight keeps its initializer name (stored as [in, out]) so layer names do not change. Returns the model
+    and how many Gemm nodes were rewritten.
+    """
+    out = copy.deepcopy(model)
+    inits = {init.name: init for init in out.graph.initializer}
+    users: dict[str, int] = {v.name: 1 for v in (*out.graph.input, *out.graph.output)}  # a visible weight stays
+    for node in out.graph.node:
+        for name in node.input:
+            users[name] = users.get(name, 0) + 1
+    nodes, rewritten, transposed = [], 0, set()
+    for node in out.graph.node:
+        attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+        ok = (node.op_type == "Gemm" and node.name not in skip_nodes and len(node.input) >= 2
+              and node.input[1] in inits and users.get(node.input[1]) == 1 and not attrs.get("transA", 0)
+              and attrs.get("alpha", 1.0) == 1.0 and attrs.get("beta", 1.0) == 1.0
+              and inits[node.input[1]].data_type == onnx.TensorProto.FLOAT and len(inits[node.input[1]].dims) == 2)
+        if not ok:
+            nodes.append(node)
+            continue
+        weight = inits[node.input[1]]
+        if attrs.get("transB", 0):
+            arr = numpy_helper.to_array(weight)
+            weight.CopyFrom(numpy_helper.from_array(np.ascontiguousarray(arr.T), weight.name))
+            transposed.add(weight.name)
+        has_bias = len(node.input) > 2 and node.input[2]
+        mm_out = node.output[0] + "_matmul" if has_bias else node.output[0]
+        nodes.append(helper.make_node("MatMul", [node.input[0], node.input[1]], [mm_out], name=node.name))
+        if has_bias:
+            nodes.append(helper.make_node("Add", [mm_out, node.input[2]], [node.output[0]],
+                                          name=node.name + "_bias"))
+        rewritten += 1
+    del out.graph.node[:]
+    out.graph.node.extend(nodes)
+    stale = [vi for vi in out.graph.value_info if vi.name in transposed]
+    for vi in stale:  # shapes recorded for weights now stored transposed
+        out.graph.value_info.remove(vi)
+    return out, rewritten
+
+
+def _matmul_nbits_quantizer():
+    """Import MatMulNBitsQuantizer without letting its module-level logging.basicConfig(INFO) configure the app."""
+    with _quiet():
+        from onnxruntime.quantization.matmul_nbits_quantizer import MatMulNBitsQuantizer
+    return MatMulNBitsQuantizer
+
+
+def _weight_only(model: onnx.ModelProto, spec: QuantSpec, excluded: set[str]) -> onnx.ModelProto:
+    """MatMulNBits (int4 or int8 blocks of 32 along the input dimension) on every non-excluded MatMul layer."""
+    bits = 8 if spec.mode == "weight-int8" else 4
+    named, skip_list = _named_copy(model, excluded)
+    skip = set(skip_list)
+    work, _ = gemm_to_matmul(named, skip)
+    quantizer_cls = _matmul_nbits_quantizer()
+    logger = logging.getLogger("onnxruntime.quantization.matmul_nbits_quantizer")
+    level = logger.level
+    logger.setLevel(logging.WARNING)
+    try:
+        quantizer = quantizer_cls(work, bits=bits, block_size=WEIGHT_ONLY_BLOCK, is_symmetric=spec.symmetric,
+                                  nodes_to_exclude=sorted(skip), op_types_to_quantize=("MatMul",))
+        with _quiet():
+            quantizer.process()
+        result = quantizer.model.model
+    except Exception as exc:
+        raise CompressionError(f"ONNX Runtime weight-only int{bits} quantization failed on this model: "
+                               f"{type(exc).__name__}: {exc}") from None
+    finally:
+        logger.setLevel(level)
+    quantized = sum(1 for n in result.graph.node if n.op_type == "MatMulNBits")
+    add_onnx_note(result, f"{spec.mode}: {quantized} MatMul/Gemm layer(s) store int{bits} weights in blocks of "
+                          f"{WEIGHT_ONLY_BLOCK} (MatMulNBits)")
+    _note_unquantized_convs(result, excluded, spec.mode)
+    return result

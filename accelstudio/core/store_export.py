@@ -1,0 +1,127 @@
+"""Flat rows and strict JSON for runs, and the atomic CSV/JSON writers used by the store's exports."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+import os
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from accelstudio.core.errors import AccelStudioError
+from accelstudio.core.job import RunResult
+from accelstudio.core.recipe import Recipe
+
+CSV_COLUMNS = (
+    "id", "created", "status", "reason", "model", "model_sha256", "recipe", "runtime", "device", "threads",
+    "batch", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "n", "throughput", "cold_start_ms", "stable",
+    "accuracy", "accuracy_top5", "baseline_accuracy", "accuracy_delta", "accuracy_delta_ci_lo",
+    "accuracy_delta_ci_hi", "delta_significant", "n_eval", "top1_agreement", "cosine", "kl_divergence",
+    "nonfinite_outputs", "size_bytes", "baseline_size_bytes", "params", "baseline_params", "sparsity", "flops",
+    "cpu", "artifact",
+)
+_METRIC_COLUMNS = ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "n", "throughput", "cold_start_ms", "stable",
+                   "accuracy", "accuracy_top5", "baseline_accuracy", "accuracy_delta", "delta_significant",
+                   "n_eval", "nonfinite_outputs", "size_bytes", "baseline_size_bytes", "params", "baseline_params",
+                   "sparsity", "flops")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def recipe_label(recipe: dict | None) -> str | None:
+    """A recipe dict's short label ('baseline' for the identity recipe; None for no recipe); the raw JSON if
+    it is invalid."""
+    if recipe is None:
+        return None
+    try:
+        r = Recipe.from_dict(recipe)
+    except (AccelStudioError, TypeError, ValueError, AttributeError):
+        return json.dumps(to_json_safe(recipe), sort_keys=True)
+    return "baseline" if r.is_identity else r.describe()
+
+
+def recipe_text(result: RunResult) -> str | None:
+    """The run's recipe as a short label ('baseline' for the identity recipe)."""
+    return recipe_label((result.spec or {}).get("recipe"))
+
+
+def flat_row(result: RunResult) -> dict[str, Any]:
+    """One run as a flat dict with the CSV_COLUMNS keys (missing values None)."""
+    m = result.metrics or {}
+    runtime = (result.spec or {}).get("runtime", {}) or {}
+    ci = m.get("accuracy_delta_ci") or [None, None]
+    fid = m.get("fidelity") or {}
+    row: dict[str, Any] = {
+        "id": result.run_id, "created": result.created, "status": result.status, "reason": result.reason,
+        "model": (result.model_identity or {}).get("name"),
+        "model_sha256": (result.model_identity or {}).get("sha256"),
+        "recipe": recipe_text(result), "runtime": runtime.get("runtime"), "device": runtime.get("device"),
+        "threads": (result.environment or {}).get("threads", runtime.get("threads")),
+        "batch": runtime.get("batch"),
+        "accuracy_delta_ci_lo": ci[0], "accuracy_delta_ci_hi": ci[1],
+        "top1_agreement": fid.get("top1_agreement"), "cosine": fid.get("cosine"),
+        "kl_divergence": fid.get("kl_divergence"),
+        "cpu": ((result.environment or {}).get("cpu") or {}).get("model"), "artifact": result.artifact,
+    }
+    row.update({k: m.get(k) for k in _METRIC_COLUMNS})
+    return {k: to_json_safe(row.get(k)) for k in CSV_COLUMNS}
+
+
+def to_json_safe(value: Any) -> Any:
+    """A copy with numpy scalars/arrays turned into Python values, tuples into lists and NaN/Inf into None."""
+    if isinstance(value, dict):
+        return {str(k): to_json_safe(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_json_safe(v) for v in value]
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, (str, int, bool)) or value is None:
+        return value
+    if hasattr(value, "tolist"):  # numpy scalar or array
+        return to_json_safe(value.tolist())
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    return str(value)
+
+
+def _csv_cell(value: Any) -> Any:
+    # A text cell starting like a formula would run as one in a spreadsheet.
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return "" if value is None else value
+
+
+def write_csv_atomic(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Write rows (CSV_COLUMNS) to `path` via a temporary file in the same folder and os.replace."""
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=CSV_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    for row in rows:
+        writer.writerow({k: _csv_cell(row.get(k)) for k in CSV_COLUMNS})
+    write_text_atomic(path, buf.getvalue())
+
+
+def write_json_atomic(path: Path, document: Any) -> None:
+    """Write strict JSON (NaN/Inf as null) to `path` atomically."""
+    write_text_atomic(path, json.dumps(to_json_safe(document), indent=2, allow_nan=False) + "\n")
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write text to a temporary file next to `path`, fsync it, then os.replace it into place."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise

@@ -1,0 +1,147 @@
+"""Messages between the worker child and its parent: one JSON object per line on a pipe the child keeps
+for nothing else (its stdout and stray library prints go to stderr instead).
+
+Child -> parent:
+    {"type": "progress", "stage": str, "fraction": float, "text": str, "partial": {...}}
+    {"type": "result", "run": <RunResult dict>}
+    {"type": "error", "kind": "exception" | "user_error", "category": str, "message": str, "traceback": str}
+Parent -> child (on the child's stdin): the JobSpec JSON on the first line, then "cancel" lines.
+The parent's client also hands its callback one parent-side message when the run is over:
+    {"type": "finished", "run": <RunResult dict>}   (never sent over the pipe)
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import asdict, dataclass, field
+from typing import Any, Union
+
+MAX_LINE_BYTES = 64 * 1024 * 1024
+CANCEL_LINE = "cancel"
+ERROR_KINDS = ("exception", "user_error")
+
+
+class ProtocolError(ValueError):
+    """A line from the worker that is not a valid message; the text says why."""
+
+
+@dataclass(frozen=True)
+class ProgressMsg:
+    """A stage's progress (fraction 0-1 within the stage), a line of text and optional partial results."""
+
+    stage: str
+    fraction: float
+    text: str = ""
+    partial: dict[str, Any] = field(default_factory=dict)
+    type: str = "progress"
+
+
+@dataclass(frozen=True)
+class ResultMsg:
+    """The finished run as a RunResult dict."""
+
+    run: dict[str, Any]
+    type: str = "result"
+
+
+@dataclass(frozen=True)
+class ErrorMsg:
+    """The job raised: `kind` user_error for AccelStudioError (the message is for the user), exception for
+    anything else; `category` is the error's category or the exception type name."""
+
+    kind: str
+    category: str
+    message: str
+    traceback: str = ""
+    type: str = "error"
+
+
+@dataclass(frozen=True)
+class FinishedMsg:
+    """Parent-side only: the run is over (any status) and this is its final RunResult dict."""
+
+    run: dict[str, Any]
+    type: str = "finished"
+
+
+Message = Union[ProgressMsg, ResultMsg, ErrorMsg, FinishedMsg]
+_TYPES = {"progress": ProgressMsg, "result": ResultMsg, "error": ErrorMsg}
+
+
+def to_dict(msg: Message) -> dict[str, Any]:
+    """The message as a JSON-safe dict (with its "type")."""
+    return asdict(msg)
+
+
+def encode(msg: Message) -> str:
+    """One protocol line (ending in a newline). Non-finite floats become null so every line is strict JSON."""
+    return json.dumps(_finite(to_dict(msg)), separators=(",", ":"), allow_nan=False) + "\n"
+
+
+def encode_spec(spec: dict[str, Any]) -> str:
+    """The job spec line the parent writes first on the child's stdin."""
+    return json.dumps(spec, separators=(",", ":")) + "\n"
+
+
+def parse_line(line: str | bytes) -> Message:
+    """Parse one line into a message; ProtocolError says what is wrong with a garbled or unknown line."""
+    if isinstance(line, bytes):
+        if len(line) > MAX_LINE_BYTES:
+            raise ProtocolError(f"line of {len(line)} bytes exceeds the {MAX_LINE_BYTES}-byte limit")
+        try:
+            line = line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise ProtocolError(f"line is not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    text = line.strip()
+    if not text:
+        raise ProtocolError("empty line")
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ProtocolError(f"not JSON ({exc.msg} at column {exc.colno}): {_clip(text)}") from None
+    if not isinstance(data, dict):
+        raise ProtocolError(f"expected a JSON object, got {type(data).__name__}: {_clip(text)}")
+    kind = data.get("type")
+    cls = _TYPES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise ProtocolError(f"unknown message type {kind!r}; expected one of {', '.join(_TYPES)}")
+    return _build(cls, data)
+
+
+def _build(cls, data: dict[str, Any]) -> Message:
+    if cls is ProgressMsg:
+        stage, fraction = data.get("stage"), data.get("fraction")
+        if not isinstance(stage, str) or not stage:
+            raise ProtocolError("progress message without a stage name")
+        if not isinstance(fraction, (int, float)) or isinstance(fraction, bool) or not 0 <= fraction <= 1.0001:
+            raise ProtocolError(f"progress fraction must be a number in [0, 1], got {fraction!r}")
+        text, partial = data.get("text", ""), data.get("partial", {})
+        if not isinstance(text, str) or not isinstance(partial, dict):
+            raise ProtocolError("progress text must be a string and partial an object")
+        return ProgressMsg(stage, float(min(fraction, 1.0)), text, partial)
+    if cls is ResultMsg:
+        run = data.get("run")
+        if not isinstance(run, dict) or "status" not in run:
+            raise ProtocolError("result message without a run object holding a status")
+        return ResultMsg(run)
+    kind, message = data.get("kind"), data.get("message")
+    if kind not in ERROR_KINDS or not isinstance(message, str):
+        raise ProtocolError(f"error message needs kind in {ERROR_KINDS} and a message string")
+    return ErrorMsg(kind, str(data.get("category", "")), message, str(data.get("traceback", "") or ""))
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {str(k): _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):  # NumPy scalars
+        return _finite(value.item())
+    return value
+
+
+def _clip(text: str, limit: int = 120) -> str:
+    return text if len(text) <= limit else text[:limit] + "..."

@@ -1,0 +1,362 @@
+"""Build good and hostile model files in a folder, for loader tests and hostile-input tests.
+
+Every function takes the folder to write into (pytest's tmp_path) and returns the path of the file it made.
+They are small and fast (milliseconds, except torch.export which takes about a second).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import shutil
+import struct
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+from onnx import TensorProto, helper, numpy_helper
+from torch import nn
+
+from accelstudio.core.architectures import get_architecture
+from accelstudio.core.examples import get_example
+
+HTML_PAGE = b"<!DOCTYPE html>\n<html><head><title>404 Not Found</title></head><body>Not found</body></html>\n"
+
+
+class TinyConvNet(nn.Module):
+    """A small CNN (3 input channels) that is not a bundled architecture."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(4, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc(torch.flatten(self.pool(torch.relu(self.conv(x))), 1))
+
+
+class TinyMLP(nn.Module):
+    """A small MLP with 8 inputs and 3 outputs."""
+
+    def __init__(self):
+        super().__init__()
+        self.fc1 = nn.Linear(8, 16)
+        self.fc2 = nn.Linear(16, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.fc2(torch.relu(self.fc1(x)))
+
+
+class MarkerPayload:
+    """Pickles to a call of os.mkdir(marker): loading it unsafely creates the marker folder."""
+
+    def __init__(self, marker: Path):
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return os.mkdir, (self.marker,)
+
+
+# ---------------------------------------------------------------- good files
+
+def onnx_example(folder: Path, name: str = "digits-mlp") -> Path:
+    """A copy of a bundled example's ONNX file."""
+    return Path(shutil.copy(get_example(name).onnx_path, folder / f"{name}.onnx"))
+
+
+def _mlp_graph(weights_as_constants: bool, dynamic: bool = True) -> tuple[onnx.GraphProto, np.ndarray]:
+    rng = np.random.default_rng(0)
+    w = rng.standard_normal((8, 4)).astype(np.float32)
+    b = rng.standard_normal(4).astype(np.float32)
+    batch = "batch" if dynamic else 1
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [batch, 8])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, 4])
+    nodes, inits = [], []
+    if weights_as_constants:
+        nodes += [helper.make_node("Constant", [], ["W"], value=numpy_helper.from_array(w, "W_value")),
+                  helper.make_node("Constant", [], ["B"], value=numpy_helper.from_array(b, "B_value"))]
+    else:
+        inits = [numpy_helper.from_array(w, "W"), numpy_helper.from_array(b, "B")]
+    nodes += [helper.make_node("MatMul", ["x", "W"], ["h"], name="fc"),
+              helper.make_node("Add", ["h", "B"], ["z"], name="bias"),
+              helper.make_node("Relu", ["z"], ["y"], name="relu")]
+    return helper.make_graph(nodes, "mlp", [x], [y], initializer=inits), w
+
+
+def onnx_mlp(folder: Path, *, opset: int = 13, constant_weights: bool = False, name: str = "mlp.onnx",
+             ir_version: int = 7) -> Path:
+    """A tiny hand-built ONNX MLP (input x: (batch, 8)), weights as initializers or Constant nodes."""
+    graph, _ = _mlp_graph(constant_weights)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)], ir_version=ir_version)
+    path = folder / name
+    onnx.save_model(model, path)
+    return path
+
+
+def onnx_with_external_data(folder: Path, location: str = "mlp.weights") -> Path:
+    """A tiny ONNX MLP whose initializers live in a data file beside it."""
+    graph, _ = _mlp_graph(False)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=7)
+    path = folder / "external.onnx"
+    onnx.save_model(model, path, save_as_external_data=True, all_tensors_to_one_file=True, location=location,
+                    size_threshold=0)
+    return path
+
+
+def torchscript_file(folder: Path) -> Path:
+    """torch.jit.save of a scripted TinyConvNet (runs code when loaded)."""
+    path = folder / "tiny_script.pt"
+    torch.jit.save(torch.jit.script(TinyConvNet().eval()), str(path))
+    return path
+
+
+def pt2_file(folder: Path) -> Path:
+    """torch.export.save of TinyMLP with a dynamic batch dimension."""
+    batch = torch.export.Dim("batch", min=1, max=1024)
+    program = torch.export.export(TinyMLP().eval(), (torch.randn(4, 8),), dynamic_shapes={"x": {0: batch}})
+    path = folder / "tiny.pt2"
+    torch.export.save(program, str(path))
+    return path
+
+
+def pickled_module_file(folder: Path) -> Path:
+    """torch.save of a whole TinyConvNet (a pickle that imports the class)."""
+    path = folder / "tiny_module.pt"
+    torch.save(TinyConvNet().eval(), path)
+    return path
+
+
+def safetensors_file(folder: Path, architecture: str = "digits-mlp") -> Path:
+    """Weights of a freshly built bundled architecture in safetensors form."""
+    from safetensors.torch import save_file
+
+    path = folder / f"{architecture}.safetensors"
+    save_file(get_architecture(architecture).build().state_dict(), str(path))
+    return path
+
+
+def state_dict_file(folder: Path, architecture: str = "digits-mlp", *, legacy: bool = False,
+                    wrap_key: str | None = None) -> Path:
+    """torch.save of a bundled architecture's state dict (zip or legacy format, optionally under a key)."""
+    sd = get_architecture(architecture).build().state_dict()
+    obj = {wrap_key: sd, "epoch": 3} if wrap_key else sd
+    path = folder / f"{architecture}{'_legacy' if legacy else ''}.pt"
+    torch.save(obj, path, _use_new_zipfile_serialization=not legacy)
+    return path
+
+
+# ---------------------------------------------------------------- bad files
+
+def empty_file(folder: Path, name: str = "empty.onnx") -> Path:
+    """A 0-byte file."""
+    path = folder / name
+    path.write_bytes(b"")
+    return path
+
+
+def random_bytes_file(folder: Path, name: str = "random.onnx", size: int = 4096, seed: int = 1) -> Path:
+    """Random bytes (not starting like any model format)."""
+    data = bytearray(np.random.default_rng(seed).integers(0, 256, size, dtype=np.uint8).tobytes())
+    data[0] = 0xFE  # no accidental ONNX/zip/pickle signature
+    path = folder / name
+    path.write_bytes(bytes(data))
+    return path
+
+
+def truncated_copy(src: Path, folder: Path, fraction: float = 0.5) -> Path:
+    """The first `fraction` of `src`'s bytes, under the same name in `folder`."""
+    data = Path(src).read_bytes()
+    path = folder / f"truncated_{Path(src).name}"
+    path.write_bytes(data[: int(len(data) * fraction)])
+    return path
+
+
+def text_file(folder: Path, name: str = "page.onnx", content: bytes = HTML_PAGE) -> Path:
+    """A text file (an HTML error page by default) under a model-like name."""
+    path = folder / name
+    path.write_bytes(content)
+    return path
+
+
+def jpeg_like_file(folder: Path, name: str = "photo.jpg") -> Path:
+    """Bytes that start like a JPEG image."""
+    path = folder / name
+    path.write_bytes(b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + bytes(range(256)) * 8)
+    return path
+
+
+def sparse_huge_onnx(folder: Path, size: int = 2**31 + 10) -> Path:
+    """A sparse file of `size` bytes named .onnx: costs no disk, must be refused on size alone."""
+    path = folder / "huge.onnx"
+    with open(path, "wb") as f:
+        f.truncate(size)
+    return path
+
+
+def onnx_without_graph(folder: Path) -> Path:
+    """Bytes that parse as a ModelProto with an IR version but no graph."""
+    path = folder / "nograph.onnx"
+    path.write_bytes(b"\x08\x07")
+    return path
+
+
+def onnx_custom_op(folder: Path) -> Path:
+    """A model using an operator from an unknown custom domain."""
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 4])
+    node = helper.make_node("Mystery", ["x"], ["y"], domain="com.example.custom")
+    model = helper.make_model(helper.make_graph([node], "g", [x], [y]), ir_version=8,
+                              opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("com.example.custom", 1)])
+    path = folder / "custom_op.onnx"
+    onnx.save_model(model, path)
+    return path
+
+
+def onnx_future_opset(folder: Path) -> Path:
+    """A model that declares an opset newer than the installed onnx knows."""
+    graph, _ = _mlp_graph(False)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", onnx.defs.onnx_opset_version() + 5)],
+                              ir_version=7)
+    path = folder / "future.onnx"
+    onnx.save_model(model, path)
+    return path
+
+
+EXTERNAL_DATA_ATTACKS = ("dotdot", "absolute", "symlink", "missing", "offset", "subgraph_dotdot")
+
+
+def hostile_external_onnx(folder: Path, attack: str) -> Path:
+    """An ONNX model in folder/model/ whose external data reference is hostile (see EXTERNAL_DATA_ATTACKS).
+
+    The "outside" file, folder/secret.bin, holds bytes that would give the tensor a valid size.
+    """
+    model_dir = folder / "model"
+    model_dir.mkdir(exist_ok=True)
+    graph, w = _mlp_graph(False)
+    secret = folder / "secret.bin"
+    secret.write_bytes(w.tobytes())
+    inside = model_dir / "weights.bin"
+    location, offset = "weights.bin", 0
+    if attack in ("dotdot", "subgraph_dotdot"):
+        location = "../secret.bin"
+    elif attack == "absolute":
+        location = str(secret.resolve())
+    elif attack == "symlink":
+        inside.symlink_to(secret.resolve())
+    elif attack == "missing":
+        location = "missing.bin"
+    elif attack == "offset":
+        inside.write_bytes(w.tobytes())
+        offset = w.nbytes + 64
+    else:
+        raise ValueError(f"unknown attack {attack}")
+    tensor = graph.initializer[0]
+    if attack == "subgraph_dotdot":
+        tensor = _move_weight_into_subgraph(graph)
+    tensor.ClearField("raw_data")
+    tensor.data_location = TensorProto.EXTERNAL
+    for key, value in (("location", location), ("offset", str(offset)), ("length", str(w.nbytes))):
+        entry = tensor.external_data.add()
+        entry.key, entry.value = key, value
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=7)
+    path = model_dir / f"{attack}.onnx"
+    path.write_bytes(model.SerializeToString())
+    return path
+
+
+def _move_weight_into_subgraph(graph: onnx.GraphProto) -> onnx.TensorProto:
+    """Produce W from an If node whose branches hold W as a Constant; return that branch tensor."""
+    w_init = graph.initializer[0]
+    out = helper.make_tensor_value_info("W", TensorProto.FLOAT, list(w_init.dims))
+    branch = lambda n: helper.make_graph([helper.make_node("Constant", [], ["W"], value=w_init)], n, [], [out])  # noqa
+    cond = numpy_helper.from_array(np.array(True), "cond")
+    graph.node.insert(0, helper.make_node("If", ["cond"], ["W"], then_branch=branch("then"),
+                                          else_branch=branch("else")))
+    del graph.initializer[0]
+    graph.initializer.append(cond)
+    return graph.node[0].attribute[0].g.node[0].attribute[0].t
+
+
+def malicious_pickle_file(folder: Path, marker: Path, fmt: str = "zip") -> Path:
+    """A file whose unpickling would create `marker` (a folder). fmt: raw, raw0 (protocol 0), zip, legacy."""
+    payload = MarkerPayload(marker)
+    path = folder / f"evil_{fmt}.pt"
+    if fmt == "raw":
+        path.write_bytes(pickle.dumps(payload, protocol=4))
+    elif fmt == "raw0":
+        path.write_bytes(pickle.dumps(payload, protocol=0))
+    elif fmt in ("zip", "legacy"):
+        torch.save({"weight": torch.zeros(3), "payload": payload}, path, _use_new_zipfile_serialization=fmt == "zip")
+    else:
+        raise ValueError(f"unknown format {fmt}")
+    return path
+
+
+SAFETENSORS_ATTACKS = ("huge_header", "bad_json", "out_of_bounds", "unknown_dtype", "overlap", "not_object")
+
+
+def hostile_safetensors(folder: Path, attack: str) -> Path:
+    """A .safetensors file with a hostile header (see SAFETENSORS_ATTACKS)."""
+    data = np.arange(4, dtype=np.float32).tobytes()
+    entry = {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}
+    header: object = {"w": entry}
+    if attack == "out_of_bounds":
+        header = {"w": {**entry, "data_offsets": [1 << 40, (1 << 40) + 16]}}
+    elif attack == "unknown_dtype":
+        header = {"w": {**entry, "dtype": "X99"}}
+    elif attack == "overlap":
+        data = data * 2
+        header = {"w": entry, "v": {**entry, "data_offsets": [8, 24]}}
+    elif attack == "not_object":
+        header = [1, 2, 3]
+    raw = json.dumps(header).encode()
+    if attack == "bad_json":
+        raw = b'{"w": {"dtype": "F32", "shape": [4], '
+    length = struct.pack("<Q", len(raw))
+    if attack == "huge_header":
+        length = struct.pack("<Q", 1 << 62)
+    elif attack not in SAFETENSORS_ATTACKS:
+        raise ValueError(f"unknown attack {attack}")
+    path = folder / f"{attack}.safetensors"
+    path.write_bytes(length + raw + data)
+    return path
+
+
+def state_dict_shape_exceeds_storage(folder: Path) -> Path:
+    """A torch.save zip whose tensor claims 64 elements over a 16-element storage."""
+    good = folder / "good_sd.pt"
+    torch.save({"w": torch.arange(16.0)}, good)
+    path = folder / "shape_exceeds_storage.pt"
+    with zipfile.ZipFile(good) as zin, zipfile.ZipFile(path, "w") as zout:
+        for info in zin.infolist():
+            data = zin.read(info)
+            if info.filename.endswith("data.pkl"):
+                assert b"K\x00K\x10\x85" in data, "unexpected pickle layout"
+                data = data.replace(b"K\x00K\x10\x85", b"K\x00K\x40\x85")  # size (16,) -> (64,)
+            zout.writestr(info, data)
+    good.unlink()
+    return path
+
+
+def zip_bomb_pt(folder: Path, inflated: int = 64 * 1024**2) -> Path:
+    """A torch-looking zip whose deflated member expands to `inflated` bytes of zeros."""
+    path = folder / "bomb.pt"
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        z.writestr("bomb/data.pkl", pickle.dumps({}, protocol=2))
+        with z.open("bomb/data/0", "w") as f:
+            chunk = bytes(1 << 20)
+            for _ in range(inflated >> 20):
+                f.write(chunk)
+    return path
+
+
+def not_a_torch_zip(folder: Path, name: str = "archive.pt") -> Path:
+    """A zip archive with unrelated content under a .pt name."""
+    path = folder / name
+    with zipfile.ZipFile(path, "w") as z:
+        z.writestr("readme.txt", "hello")
+    return path
