@@ -360,3 +360,160 @@ def not_a_torch_zip(folder: Path, name: str = "archive.pt") -> Path:
     with zipfile.ZipFile(path, "w") as z:
         z.writestr("readme.txt", "hello")
     return path
+
+
+# ---------------------------------------------------------------- files that misbehave past loading
+
+def _save_small_onnx(nodes, folder: Path, name: str, initializers=(), out_dims=("N", 4), opset: int = 13) -> Path:
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, list(out_dims))
+    model = helper.make_model(helper.make_graph(nodes, name, [x], [y], list(initializers)),
+                              opset_imports=[helper.make_opsetid("", opset)], ir_version=7)
+    onnx.checker.check_model(model)
+    path = folder / f"{name}.onnx"
+    onnx.save_model(model, path)
+    return path
+
+
+def onnx_einsum_crasher(folder: Path) -> Path:
+    """Input x: (N, 4). Passes onnx.checker and session creation; ONNX Runtime 1.32 segfaults in run()
+    (an Einsum whose second input name is empty)."""
+    node = helper.make_node("Einsum", ["x", ""], ["y"], equation="ij,jk->ik", name="einsum")
+    return _save_small_onnx([node], folder, "einsum_crash", out_dims=("N", "K"))
+
+
+def onnx_constant_of_shape_bomb(folder: Path, shape: tuple[int, ...] = (100_000, 100_000, 100)) -> Path:
+    """Input x: (N, 4). A ConstantOfShape asks for a float tensor of `shape` (default 4 TB), reduced to a scalar
+    and added to x: a memory bomb that only goes off when the graph runs."""
+    dims = numpy_helper.from_array(np.array(shape, np.int64), "bomb_shape")
+    nodes = [helper.make_node("ConstantOfShape", ["bomb_shape"], ["big"],
+                              value=numpy_helper.from_array(np.array([1.0], np.float32))),
+             helper.make_node("ReduceSum", ["big"], ["total"], keepdims=0),
+             helper.make_node("Add", ["x", "total"], ["y"])]
+    return _save_small_onnx(nodes, folder, "constant_of_shape_bomb", [dims])
+
+
+def onnx_endless_loop(folder: Path) -> Path:
+    """Input x: (N, 4). A Loop with a trip count of 2**62 and an always-true condition: it never ends."""
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["cond"], ["cond_out"]), helper.make_node("Identity", ["v"], ["v_out"])],
+        "body",
+        [helper.make_tensor_value_info("i", TensorProto.INT64, []),
+         helper.make_tensor_value_info("cond", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("v", TensorProto.FLOAT, ["N", 4])],
+        [helper.make_tensor_value_info("cond_out", TensorProto.BOOL, []),
+         helper.make_tensor_value_info("v_out", TensorProto.FLOAT, ["N", 4])])
+    inits = [numpy_helper.from_array(np.array(2**62, np.int64), "trips"),
+             numpy_helper.from_array(np.array(True), "always")]
+    return _save_small_onnx([helper.make_node("Loop", ["trips", "always", "x"], ["y"], body=body)], folder,
+                            "endless_loop", inits)
+
+
+def onnx_external_length_past_end(folder: Path) -> Path:
+    """Like hostile_external_onnx(folder, "offset") but the declared length runs past the data file's end."""
+    path = hostile_external_onnx(folder, "offset")
+    model = onnx.load_model(str(path), load_external_data=False)
+    tensor = model.graph.initializer[0]
+    for entry in tensor.external_data:
+        if entry.key == "offset":
+            entry.value = "0"
+        elif entry.key == "length":
+            entry.value = str(int(entry.value) + 64)
+    out = path.with_name("length.onnx")
+    out.write_bytes(model.SerializeToString())
+    path.unlink()
+    return out
+
+
+class _CallPayload:
+    """Pickles to a call of `fn(*args)`."""
+
+    def __init__(self, fn, args):
+        self.fn, self.args = fn, args
+
+    def __reduce__(self):
+        return self.fn, self.args
+
+
+CRASHER_ACTIONS = ("abort", "segfault", "stdout_garbage")
+
+
+def crashing_pickle_file(folder: Path, action: str) -> Path:
+    """A raw pickle that, once trusted, aborts the process (os.abort), segfaults it (ctypes.string_at(0)) or
+    writes garbage to file descriptor 1 (and then is not a model). Without trust it must never run."""
+    import ctypes
+
+    calls = {"abort": (os.abort, ()), "segfault": (ctypes.string_at, (0,)),
+             "stdout_garbage": (os.write, (1, b'garbage\n{"type": "result", "run": {"status": "done"}}\n\xff\n'))}
+    if action not in calls:
+        raise ValueError(f"unknown action {action}")
+    path = folder / f"crash_{action}.pkl"
+    path.write_bytes(pickle.dumps(_CallPayload(*calls[action]), protocol=4))
+    return path
+
+
+def _crc32_of_zeros(n_mib: int) -> int:
+    """zlib.crc32 of n_mib MiB of zero bytes, computed with GF(2) matrix powers instead of hashing them all."""
+    import zlib
+
+    mib = bytes(1 << 20)
+    # Feeding zeros is linear on the inverted register: column j is the image of bit j.
+    cols = [~zlib.crc32(mib, ~(1 << j) & 0xFFFFFFFF) & 0xFFFFFFFF for j in range(32)]
+
+    def apply(matrix: list[int], vec: int) -> int:
+        out, j = 0, 0
+        while vec:
+            if vec & 1:
+                out ^= matrix[j]
+            vec >>= 1
+            j += 1
+        return out
+
+    state, power = 0xFFFFFFFF, cols
+    while n_mib:
+        if n_mib & 1:
+            state = apply(power, state)
+        power = [apply(power, c) for c in power]
+        n_mib >>= 1
+    return ~state & 0xFFFFFFFF
+
+
+def zip_bomb_pt_gigabytes(folder: Path, gib: int = 3) -> Path:
+    """A torch-looking zip (a few MB) whose deflated member truly expands to `gib` GiB of zeros (valid CRC).
+
+    Built without compressing gigabytes: after a full flush, each MiB of zeros deflates to the same bytes."""
+    import zlib
+
+    if not 1 <= gib <= 3:
+        raise ValueError("gib must be 1-3 (no ZIP64 here)")
+    n_mib = gib * 1024
+    co = zlib.compressobj(9, zlib.DEFLATED, -15)
+    block = co.compress(bytes(1 << 20)) + co.flush(zlib.Z_FULL_FLUSH)
+    again = co.compress(bytes(1 << 20)) + co.flush(zlib.Z_FULL_FLUSH)
+    assert block == again, "deflate output not periodic"
+    tail = co.flush(zlib.Z_FINISH)
+    pkl = pickle.dumps({}, protocol=2)
+    members = [("bomb/data.pkl", 0, zlib.crc32(pkl), len(pkl), len(pkl), [pkl]),
+               ("bomb/data/0", 8, _crc32_of_zeros(n_mib), len(block) * n_mib + len(tail), n_mib << 20,
+                None)]
+    path = folder / "gigabomb.pt"
+    central = []
+    with open(path, "wb") as f:
+        for name, method, crc, csize, usize, chunks in members:
+            offset = f.tell()
+            raw = name.encode()
+            f.write(struct.pack("<IHHHHHIIIHH", 0x04034B50, 20, 0, method, 0, 0x21, crc, csize, usize, len(raw), 0))
+            f.write(raw)
+            if chunks is None:
+                for _ in range(n_mib):
+                    f.write(block)
+                f.write(tail)
+            else:
+                f.writelines(chunks)
+            central.append(struct.pack("<IHHHHHHIIIHHHHHII", 0x02014B50, 20, 20, 0, method, 0, 0x21, crc, csize,
+                                       usize, len(raw), 0, 0, 0, 0, 0, offset) + raw)
+        start = f.tell()
+        for entry in central:
+            f.write(entry)
+        f.write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(central), len(central), f.tell() - start, start, 0))
+    return path

@@ -69,7 +69,8 @@ def metric_rows(a: RunResult, b: RunResult) -> list[tuple[str, str, str]]:
         return "–" if q is None else f"{q.value:.1f}% (95% CI {q.lo:.1f}..{q.hi:.1f})"
 
     rows = [("Status", a.status, b.status), ("Model", rm.model_name(a), rm.model_name(b)),
-            ("Recipe", rm.recipe_label(a), rm.recipe_label(b)), ("Runtime", rm.runtime_label(a), rm.runtime_label(b)),
+            ("Recipe", rm.recipe_label(a), rm.recipe_label(b)),
+            ("Runtime", rm.runtime_label(a), rm.runtime_label(b)),
             ("Threads / batch", *(f"{rm.runtime(r).get('threads', '?')} / {rm.runtime(r).get('batch', '?')}"
                                   for r in (a, b)))]
     for label, key, spec in (("p50 (ms)", "p50_ms", ".3g"), ("p90 (ms)", "p90_ms", ".3g"),

@@ -31,8 +31,9 @@ GRANULAR_MODES = ("dynamic-int8", "static-int8", "weight-int8", "weight-int4", "
 class WarningLabel(QWidget):
     """An icon and wrapped text under a group, hidden when there is nothing to say."""
 
-    def __init__(self, parent=None):
+    def __init__(self, parent=None, objectName: str = ""):  # noqa: N803 - Qt's keyword
         super().__init__(parent)
+        self.setObjectName(objectName)
         layout = QHBoxLayout(self)
         layout.setContentsMargins(0, 4, 0, 0)
         self.icon = QLabel()
@@ -112,7 +113,7 @@ class RecipeControls(QWidget):
         self.override_spin = QSpinBox(suffix=" %", objectName="overrideSpin")
         self.override_spin.setRange(0, 99)
         self.override_spin.setValue(50)
-        override_button = QPushButton("Override selected")
+        override_button = QPushButton("Set for selected")
         override_button.setToolTip("Give the layers selected in the table their own pruning amount")
         override_button.clicked.connect(lambda: self.selection_action.emit("override"))
         row = QHBoxLayout()
@@ -120,12 +121,13 @@ class RecipeControls(QWidget):
         row.addWidget(override_button, 1)
         form.addRow("Per layer", row)
         row = QHBoxLayout()
-        for key, text in (("prune-exclude", "Exclude selected"), ("prune-include", "Include"),
+        for key, text in (("prune-exclude", "Exclude"), ("prune-include", "Include"),
                           ("clear-override", "Clear override")):
             button = QPushButton(text)
             button.clicked.connect(lambda _=False, k=key: self.selection_action.emit(k))
+            button.setToolTip("Applies to the layers selected in the table")
             row.addWidget(button)
-        form.addRow("", row)
+        form.addRow("Selected", row)
         self.prune_layers_label = QLabel(wordWrap=True)
         form.addRow(self.prune_layers_label)
         self.prune_warning = WarningLabel(objectName="pruneWarning")
@@ -170,11 +172,12 @@ class RecipeControls(QWidget):
         row.addWidget(self.calib_samples)
         form.addRow("Calibration", row)
         row = QHBoxLayout()
-        for key, text in (("quant-exclude", "Keep selected fp32"), ("quant-include", "Quantize selected")):
+        for key, text in (("quant-exclude", "Keep fp32"), ("quant-include", "Quantize")):
             button = QPushButton(text)
             button.clicked.connect(lambda _=False, k=key: self.selection_action.emit(k))
+            button.setToolTip("Applies to the layers selected in the table")
             row.addWidget(button)
-        form.addRow("Layers", row)
+        form.addRow("Selected", row)
         self.quant_layers_label = QLabel(wordWrap=True)
         form.addRow(self.quant_layers_label)
         self.quant_warning = WarningLabel(objectName="quantWarning")

@@ -46,8 +46,8 @@ class MainWindow(QMainWindow):
         self.runtime_panel = RuntimePanel()
         self.models = ModelController(self.model_view, self.recipe_controls, self.runtime_panel, self)
         self.state = self.models.state
-        self.results = ResultsPanel(store)
-        self.runs = RunController(self, self.state, self.results)
+        self.results = ResultsPanel()
+        self.runs = RunController(self, self.state, self.results, store)
         self._closed = False
         self._build_central()
         self._build_status_bar()
@@ -55,6 +55,8 @@ class MainWindow(QMainWindow):
         self._connect()
         self.setAcceptDrops(True)
         self.resize(1500, 950)
+        self.resizeDocks([self.results_dock], [340], Qt.Orientation.Vertical)
+        self.resizeDocks([self.controls_dock], [380], Qt.Orientation.Horizontal)
         self._restore_layout()
         self.theme.changed.connect(self._apply_plot_colors)
         self._apply_plot_colors()
@@ -160,11 +162,6 @@ class MainWindow(QMainWindow):
         self.runs.attach_actions(self.run_action, self.cancel_action)
         menu = self.menuBar().addMenu("&Help")
         menu.addAction(self._action("&About AccelStudio", lambda: dialogs.show_about(self, __version__)))
-        toolbar = self.addToolBar("Main")
-        toolbar.setObjectName("mainToolbar")
-        toolbar.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-        for action in (self.open_action, self.undo_action, self.redo_action, self.run_action, self.cancel_action):
-            toolbar.addAction(action)
 
     def _connect(self) -> None:
         self.models.status.connect(lambda text: self.statusBar().showMessage(text, 8000))
@@ -175,6 +172,8 @@ class MainWindow(QMainWindow):
         self.cancel_button.clicked.connect(self.runs.cancel)
         self.results.restore_requested.connect(self.runs.restore)
         self.runs.status.connect(lambda text, ms: self.statusBar().showMessage(text, ms))
+        if self.runs.store_problem:
+            self.statusBar().showMessage(self.runs.store_problem)
 
     # -- models ---------------------------------------------------------------------------------------------
     def open_default(self) -> None:
@@ -278,7 +277,7 @@ class MainWindow(QMainWindow):
         state = self.settings.value("windowState")
         if state is not None:
             self.restoreState(state)
-        for split in (self.model_view.main_split, self.model_view.top_split, self.model_view.bottom_split):
+        for split in (self.model_view.main_split, self.model_view.plot_split):
             saved = self.settings.value(f"split/{split.objectName()}")
             if saved is not None:
                 split.restoreState(saved)
@@ -286,7 +285,7 @@ class MainWindow(QMainWindow):
     def _save_layout(self) -> None:
         self.settings.setValue("geometry", self.saveGeometry())
         self.settings.setValue("windowState", self.saveState())
-        for split in (self.model_view.main_split, self.model_view.top_split, self.model_view.bottom_split):
+        for split in (self.model_view.main_split, self.model_view.plot_split):
             self.settings.setValue(f"split/{split.objectName()}", split.saveState())
         self.settings.sync()
 

@@ -15,6 +15,7 @@ from accelstudio.app.model_view import ModelView
 from accelstudio.app.runtime_panel import RuntimePanel
 from accelstudio.app.state import (AppState, LoadedModel, grid_setting, predicted_bytes, predicted_nonzero,
                                    with_override, with_prune_excluded, with_quant_excluded)
+from accelstudio.core.errors import AccelStudioError
 from accelstudio.core.recipe import Recipe
 
 PREDICT_DELAY_MS = 80
@@ -34,15 +35,14 @@ def compute_histogram(handle, layer: str, grid: tuple[int, bool, bool] | None):
 
 
 def grid_label(recipe: Recipe, levels) -> str:
-    """Legend text for the grid lines, e.g. 'sim 2-bit grid: 4 levels (per-tensor)'."""
+    """Legend text for the grid lines, e.g. '2-bit, 4 levels'."""
     q = recipe.quantize
     grid = grid_setting(q)
     if grid is None or levels is None:
         return ""
     bits, per_channel, _ = grid
-    name = f"sim {bits}-bit" if q.mode == "sim" else f"{q.mode} ({bits}-bit)"
-    scope = "widest channel" if per_channel else "per-tensor"
-    return f"{name} grid: {len(levels)} levels ({scope})"
+    scope = ", widest ch." if per_channel else ""
+    return f"{bits}-bit, {len(levels)} levels{scope}"
 
 
 class ModelController(QObject):
@@ -69,11 +69,19 @@ class ModelController(QObject):
         s.recipe_changed.connect(self._recipe_changed)
         s.runtime_changed.connect(self._runtime_changed)
         s.prediction_changed.connect(self._show_prediction)
-        self.controls.recipe_edited.connect(lambda r, text, key: self.state.edit(text, recipe=r, merge_key=key))
+        self.controls.recipe_edited.connect(lambda r, text, key: self._edit(text, recipe=r, merge_key=key))
         self.controls.selection_action.connect(lambda key: self.layer_action(key, self.view.selected_layers()))
-        self.runtime_panel.runtime_edited.connect(lambda rt, text: self.state.edit(text, runtime=rt))
+        self.runtime_panel.runtime_edited.connect(lambda rt, text: self._edit(text, runtime=rt))
         self.view.current_layer_changed.connect(lambda _name: self.refresh_histogram())
         self.view.layer_action.connect(self.layer_action)
+
+    def _edit(self, text: str, **changes) -> None:
+        try:
+            self.state.edit(text, **changes)
+        except AccelStudioError as exc:  # a combination the recipe rules refuse: say why, keep the old one
+            self.status.emit(str(exc))
+            self.controls.show_recipe(self.state.recipe)
+            self.runtime_panel.show_runtime(self.state.runtime)
 
     def start(self) -> None:
         """Discover the runtimes of this machine in the background."""
@@ -187,4 +195,4 @@ class ModelController(QObject):
         if key not in changes:
             raise ValueError(f"unknown layer action {key!r}")
         label = names[0] if len(names) == 1 else f"{len(names)} layers"
-        self.state.edit(f"{key.replace('-', ' ').capitalize()}: {label}", recipe=changes[key]())
+        self._edit(f"{key.replace('-', ' ').capitalize()}: {label}", recipe=changes[key]())

@@ -9,7 +9,7 @@ from __future__ import annotations
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (QAbstractItemView, QFrame, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QMenu,
-                               QSplitter, QTableView, QVBoxLayout, QWidget)
+                               QSizePolicy, QSplitter, QTableView, QVBoxLayout, QWidget)
 
 from accelstudio.app.layer_table import NAME_ROLE, LayerFilterProxy, LayerTableModel
 from accelstudio.app.plots import SizeBars, SparsityBars, WeightHistogram, human_bytes
@@ -42,10 +42,12 @@ class TotalsStrip(QFrame):
             label = QLabel("-")
             label.setToolTip(tip)
             label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+            label.setMinimumWidth(40)  # long values elide instead of widening the window
+            label.setSizePolicy(QSizePolicy.Policy.Ignored if key == "predicted" else QSizePolicy.Policy.Preferred,
+                                QSizePolicy.Policy.Preferred)
             self.labels[key] = label
-            layout.addWidget(label)
+            layout.addWidget(label, 1 if key == "predicted" else 0)
             layout.addSpacing(18)
-        layout.addStretch(1)
 
     def show_summary(self, title: str, summary) -> None:
         """Fill in the totals of a ModelSummary."""
@@ -62,8 +64,9 @@ class TotalsStrip(QFrame):
             self.labels["predicted"].setText("After recipe: …")
             return
         self.labels["predicted"].setText(
-            f"After recipe: <b>{size_bytes / 1e6:.3f} MB</b>, {nonzero:,} nonzero params "
-            f"<span style='color:gray'>({recipe_text})</span>")
+            f"After recipe: <b>{size_bytes / 1e6:.3f} MB</b>, {nonzero:,} nonzero params")
+        self.labels["predicted"].setToolTip(f"Estimated for: {recipe_text}\nSize: dense storage (unstructured "
+                                            "zeros only shrink a compressed file); nonzero: weights left")
 
 
 class ModelView(QWidget):
@@ -78,7 +81,8 @@ class ModelView(QWidget):
         self.table_model = LayerTableModel(self)
         self.proxy = LayerFilterProxy(self)
         self.proxy.setSourceModel(self.table_model)
-        self.filter_edit = QLineEdit(placeholderText="Filter layers by name or type (e.g. conv, fc)")
+        self.filter_edit = QLineEdit(placeholderText="Filter layers by name or type (e.g. conv, fc)"
+                                     " · right-click rows for per-layer settings")
         self.filter_edit.setClearButtonEnabled(True)
         self.filter_edit.textChanged.connect(self._filter_changed)
         self.count_label = QLabel()
@@ -118,20 +122,15 @@ class ModelView(QWidget):
         row.addWidget(self.count_label)
         tl.addLayout(row)
         tl.addWidget(self.table, 1)
-        hint = QLabel("Right-click rows to exclude layers or give them their own pruning amount.")
-        hint.setEnabled(False)
-        tl.addWidget(hint)
-        self.top_split = QSplitter(Qt.Orientation.Horizontal, objectName="modelTopSplit")
-        self.top_split.addWidget(table_panel)
-        self.top_split.addWidget(self.histogram)
-        self.top_split.setSizes([560, 440])
-        self.bottom_split = QSplitter(Qt.Orientation.Horizontal, objectName="modelBottomSplit")
-        self.bottom_split.addWidget(self.size_bars)
-        self.bottom_split.addWidget(self.sparsity_bars)
+        self.plot_split = QSplitter(Qt.Orientation.Horizontal, objectName="modelPlotSplit")
+        for plot in (self.size_bars, self.sparsity_bars, self.histogram):
+            self.plot_split.addWidget(plot)
+        self.plot_split.setSizes([400, 360, 360])
         self.main_split = QSplitter(Qt.Orientation.Vertical, objectName="modelMainSplit")
-        self.main_split.addWidget(self.top_split)
-        self.main_split.addWidget(self.bottom_split)
-        self.main_split.setSizes([300, 260])
+        self.main_split.addWidget(table_panel)
+        self.main_split.addWidget(self.plot_split)
+        self.main_split.setSizes([200, 300])
+        self.main_split.setChildrenCollapsible(False)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 0)
         layout.addWidget(self.totals)
@@ -143,6 +142,7 @@ class ModelView(QWidget):
         self._layers = list(summary.layers)
         self.table_model.set_layers(self._layers)
         self.table.resizeColumnsToContents()
+        self._fit_table_height()
         self.totals.show_summary(title, summary)
         self._update_count()
         self._redraw_bars(None)
@@ -150,6 +150,13 @@ class ModelView(QWidget):
             self.select_layer(self._layers[0].name)
         else:
             self.histogram.clear_histogram("This model has no layers with weights")
+
+    def _fit_table_height(self) -> None:
+        """Give the table room for up to 5 rows; the plots get the rest."""
+        rows = min(max(len(self._layers), 3), 5)
+        wanted = rows * self.table.verticalHeader().defaultSectionSize() + 2 * self.table.frameWidth() + 70
+        total = sum(self.main_split.sizes()) or 500
+        self.main_split.setSizes([wanted, max(total - wanted, 200)])
 
     def show_recipe(self, recipe) -> None:
         """Mark per-layer overrides and exclusions in the table."""

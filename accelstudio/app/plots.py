@@ -15,9 +15,10 @@ from PySide6.QtCore import QPointF, Qt, Signal
 from PySide6.QtGui import QCursor, QFontMetrics
 from PySide6.QtWidgets import QToolTip
 
-from accelstudio.app.theme import LIGHT, PlotColors, style_plot
+from accelstudio.app.theme import LIGHT, TITLE_SIZE, PlotColors, style_plot
 
 SPARSITY_CMAP = "viridis"
+DENSE_GRID = 32  # more quantization levels than this are drawn as short ticks
 
 
 def human_bytes(n: float) -> str:
@@ -30,24 +31,55 @@ def human_bytes(n: float) -> str:
 
 
 class LayerAxis(pg.AxisItem):
-    """A bottom axis that labels integer positions with layer names, rotated 45 degrees."""
+    """A bottom axis that labels bar i (at x = i) with layer name i: level when every name fits under its
+    bar, else at 45 degrees (names elided in the middle past MAX_TEXT pixels, thinned when bars are narrow).
+    The axis is only as tall as its labels need."""
 
-    def __init__(self, height: int = 92):
-        super().__init__("bottom")
+    MAX_TEXT = 110  # px
+
+    def __init__(self):
         self._names: list[str] = []
-        self.setHeight(height)
+        self._rotate = False
+        super().__init__("bottom")
+        self.setHeight(30)
         self.setTicks([[], []])
 
     def set_names(self, names: list[str]) -> None:
-        """One name per bar, bar i at x = i."""
+        """One name per bar."""
         self._names = list(names)
         self.setTicks([[(i, "") for i in range(len(self._names))], []])
-        self.picture = None
-        self.update()
+        self._fit()
 
     def visible_names(self) -> list[str]:
         """The names as given (for tests and tooltips)."""
         return list(self._names)
+
+    def resizeEvent(self, ev=None):  # noqa: N802 - Qt's name
+        super().resizeEvent(ev)
+        self._fit()
+
+    def boundingRect(self):  # noqa: N802 - Qt's name
+        """Rotated names of the first bars reach left, under the (empty) corner below the y axis."""
+        rect = super().boundingRect()
+        return rect.adjusted(-self.MAX_TEXT * 0.75, 0, 0, 0) if self._rotate else rect
+
+    def _metrics(self) -> QFontMetrics:
+        return QFontMetrics(self.style["tickFont"] or self.font())
+
+    def _fit(self) -> None:
+        metrics = self._metrics()
+        longest = max((metrics.horizontalAdvance(n) for n in self._names), default=0)
+        spacing = self.width() / max(len(self._names), 1)
+        self._rotate = longest > spacing * 0.9
+        if self._rotate:
+            height = int(min(longest, self.MAX_TEXT) / math.sqrt(2) + metrics.height() + 12)
+        else:
+            height = metrics.height() + 12
+        if abs(self.height() - height) > 1:
+            self.setHeight(height)
+        self.prepareGeometryChange()
+        self.picture = None
+        self.update()
 
     def drawPicture(self, p, axisSpec, tickSpecs, textSpecs):  # noqa: N802 - pyqtgraph's name
         super().drawPicture(p, axisSpec, tickSpecs, [])
@@ -60,18 +92,22 @@ class LayerAxis(pg.AxisItem):
         metrics = QFontMetrics(font)
         xs = [self.mapFromScene(view.mapViewToScene(QPointF(i, 0))).x() for i in range(len(self._names))]
         spacing = abs(xs[1] - xs[0]) if len(xs) > 1 else 1e9
-        step = max(1, math.ceil((metrics.height() + 1) / max(spacing, 1e-6) / math.sqrt(2)))
-        max_width = int((self.height() - 12) * math.sqrt(2))
+        room = metrics.height() * (1 / math.sqrt(2) if self._rotate else 3) + 1
+        step = max(1, math.ceil(room / max(spacing, 1e-6)))
         left, right = self.boundingRect().left(), self.boundingRect().right()
         for i in range(0, len(self._names), step):
             if not left - 2 <= xs[i] <= right + 2:
                 continue
-            text = metrics.elidedText(self._names[i], Qt.TextElideMode.ElideMiddle, max_width)
-            p.save()
-            p.translate(xs[i] + metrics.ascent() / 3, 8)
-            p.rotate(-45)
-            p.drawText(QPointF(-metrics.horizontalAdvance(text), metrics.ascent() / 2), text)
-            p.restore()
+            if self._rotate:
+                text = metrics.elidedText(self._names[i], Qt.TextElideMode.ElideMiddle, self.MAX_TEXT)
+                p.save()
+                p.translate(xs[i] + metrics.ascent() / 3, 8)
+                p.rotate(-45)
+                p.drawText(QPointF(-metrics.horizontalAdvance(text), metrics.ascent() / 2), text)
+                p.restore()
+            else:
+                text = metrics.elidedText(self._names[i], Qt.TextElideMode.ElideMiddle, int(spacing * step))
+                p.drawText(QPointF(xs[i] - metrics.horizontalAdvance(text) / 2, 6 + metrics.ascent()), text)
 
 
 class _BarPlot(pg.GraphicsLayoutWidget):
@@ -92,7 +128,7 @@ class _BarPlot(pg.GraphicsLayoutWidget):
         self.names: list[str] = []
         self.scene().sigMouseMoved.connect(self._hover)
         self.scene().sigMouseClicked.connect(self._click)
-        self.setMinimumHeight(180)
+        self.setMinimumHeight(150)
 
     def _set_names(self, names: list[str]) -> None:
         self.names = list(names)
@@ -133,13 +169,10 @@ class SizeBars(_BarPlot):
     """Bytes per layer; each bar coloured by the layer's sparsity after the recipe (colour bar on the right)."""
 
     def __init__(self, parent=None):
-        super().__init__("Layer size (colour: sparsity after recipe)", "Size", "B", parent)
+        super().__init__("Layer size", "Size", "B", parent)
         self.cmap = pg.colormap.get(SPARSITY_CMAP)
         self.bars = pg.BarGraphItem(x=[], height=[], width=0.75)
         self.plot.addItem(self.bars)
-        self.colorbar = pg.ColorBarItem(values=(0, 100), colorMap=self.cmap, label="Sparsity (%)",
-                                        interactive=False, width=14, colorMapMenu=False)
-        self.addItem(self.colorbar, 0, 1)
         self.sizes: list[int] = []
         self.sparsity: list[float] = []
 
@@ -155,28 +188,34 @@ class SizeBars(_BarPlot):
     def tooltip(self, i: int) -> str:
         return f"{self.names[i]}\n{human_bytes(self.sizes[i])} · sparsity {self.sparsity[i]:.1%}"
 
+    def colour_key(self) -> str:
+        """The colour scale as title HTML: sparsity after the recipe, 0% to 100% in five steps."""
+        steps = self.cmap.map(np.linspace(0, 1, 5), mode="qcolor")
+        marks = "".join(f"<span style='color:{c.name()}'>■</span>" for c in steps)
+        return f"sparsity 0% {marks} 100%"
+
     def apply_colors(self, colors: PlotColors) -> None:
+        self.plot.setTitle(f"Size per layer · colour: {self.colour_key()}")
         super().apply_colors(colors)
-        pen = pg.mkPen(colors.foreground)
-        self.colorbar.axis.setPen(pen)
-        self.colorbar.axis.setTextPen(pen)
-        self.colorbar.axis.setLabel("Sparsity (%)", color=colors.foreground)
+
+
+def swatch(color: str, text: str, mark: str = "■") -> str:
+    """A coloured mark and a label for use in a plot title (a legend that never covers data)."""
+    return f"<span style='color:{color}'>{mark}</span> {text}"
 
 
 class SparsityBars(_BarPlot):
     """Current sparsity next to the sparsity the prune setting would reach, per layer."""
 
     def __init__(self, parent=None):
-        super().__init__("Sparsity per layer: now vs predicted", "Sparsity (%)", None, parent)
-        self.legend = self.plot.addLegend(offset=(-10, 5), labelTextSize="9pt")
-        self.current_bars = pg.BarGraphItem(x=[], height=[], width=0.38, name="now")
-        self.predicted_bars = pg.BarGraphItem(x=[], height=[], width=0.38, name="predicted")
+        super().__init__("Sparsity per layer", "Sparsity (%)", None, parent)
+        self.current_bars = pg.BarGraphItem(x=[], height=[], width=0.38)
+        self.predicted_bars = pg.BarGraphItem(x=[], height=[], width=0.38)
         self.plot.addItem(self.current_bars)
         self.plot.addItem(self.predicted_bars)
         self.plot.setYRange(0, 105, padding=0)
         self.current: list[float] = []
         self.predicted: list[float] = []
-        self._colors = LIGHT
 
     def set_data(self, names: list[str], current: list[float], predicted: list[float] | None) -> None:
         """Fractions 0-1; `predicted` None shows only the current values."""
@@ -191,32 +230,38 @@ class SparsityBars(_BarPlot):
         return f"{self.names[i]}\nnow {self.current[i]:.1%} · predicted {self.predicted[i]:.1%}"
 
     def apply_colors(self, colors: PlotColors) -> None:
+        self.plot.setTitle(f"Sparsity per layer: {swatch(colors.primary, 'now')} "
+                           f"{swatch(colors.secondary, 'predicted')}")
         super().apply_colors(colors)
         self.current_bars.setOpts(brush=colors.primary, pen=pg.mkPen(None))
         self.predicted_bars.setOpts(brush=colors.secondary, pen=pg.mkPen(None))
-        self.legend.setLabelTextColor(colors.foreground)
 
 
 class WeightHistogram(pg.PlotWidget):
-    """Distribution of one layer's weights, with the quantization levels of the current setting."""
+    """Distribution of one layer's weights, with the quantization levels of the current setting.
+
+    A few levels (<= 32) are drawn as full-height lines; a dense grid (int8: 255 levels) as a rug of short
+    ticks below the baseline, so the histogram stays readable.
+    """
 
     def __init__(self, parent=None):
         super().__init__(parent=parent)
         self.plot = self.getPlotItem()
         self.plot.setLabel("bottom", "Weight value")
+        self.plot.getAxis("bottom").enableAutoSIPrefix(False)
         self.plot.setLabel("left", "Count (weights)")
-        self.plot.setTitle("Weights: select a layer")
         self.plot.setMenuEnabled(False)
         self.plot.hideButtons()
-        self.legend = self.plot.addLegend(offset=(-10, 5), labelTextSize="9pt")
-        self.curve = pg.PlotDataItem(stepMode="center", fillLevel=0, name="weights")
-        self.grid = pg.PlotDataItem(connect="pairs", name="quantization levels")
+        self.curve = pg.PlotDataItem(stepMode="center", fillLevel=0)
+        self.grid = pg.PlotDataItem(connect="pairs")
         self.plot.addItem(self.curve)
         self.plot.addItem(self.grid)
         self.layer: str | None = None
         self.grid_levels = np.zeros(0)
+        self.grid_label = ""
         self._colors = LIGHT
-        self.setMinimumHeight(180)
+        self.setMinimumHeight(150)
+        self.clear_histogram("Weights: select a layer")
 
     def set_histogram(self, layer: str, counts: np.ndarray, edges: np.ndarray,
                       levels: np.ndarray | None, grid_label: str = "") -> None:
@@ -225,19 +270,14 @@ class WeightHistogram(pg.PlotWidget):
         self.curve.setData(np.asarray(edges, dtype=float), np.asarray(counts, dtype=float))
         top = float(max(np.max(counts) if len(counts) else 1, 1)) * 1.05
         self.grid_levels = np.unique(np.asarray(levels, dtype=float).ravel()) if levels is not None else np.zeros(0)
-        if self.grid_levels.size:
-            xs = np.repeat(self.grid_levels, 2)
-            ys = np.tile([0.0, top], self.grid_levels.size)
-            self.grid.setData(xs, ys)
-            self.grid.setVisible(True)
+        self.grid_label = grid_label or (f"{self.grid_levels.size} levels" if self.grid_levels.size else "")
+        n = self.grid_levels.size
+        if n:
+            low, high = (0.0, top) if n <= DENSE_GRID else (-0.1 * top, 0.0)
+            self.grid.setData(np.repeat(self.grid_levels, 2), np.tile([low, high], n))
         else:
             self.grid.setData([], [])
-            self.grid.setVisible(False)
-        self.legend.clear()
-        self.legend.addItem(self.curve, "weights")
-        if self.grid_levels.size:
-            self.legend.addItem(self.grid, grid_label or f"{self.grid_levels.size} quantization levels")
-        self.plot.setTitle(f"Weights of {layer}" + (f" · {grid_label}" if grid_label else " · no integer grid"))
+        self.grid.setVisible(bool(n))
         self.plot.enableAutoRange()
         self._recolor()
 
@@ -247,20 +287,22 @@ class WeightHistogram(pg.PlotWidget):
         self.curve.setData([], [])
         self.grid.setData([], [])
         self.grid_levels = np.zeros(0)
-        self.legend.clear()
-        self.plot.setTitle(message)
+        self.grid_label = ""
+        self.plot.setTitle(message, color=self._colors.foreground, size=TITLE_SIZE)
 
     def apply_colors(self, colors: PlotColors) -> None:
         """Restyle for a light or dark background."""
         self._colors = colors
         self.setBackground(colors.background)
         style_plot(self.plot, colors)
-        self.legend.setLabelTextColor(colors.foreground)
         self._recolor()
 
     def _recolor(self) -> None:
         c = self._colors
         self.curve.setPen(pg.mkPen(c.primary, width=1.5))
         self.curve.setBrush(pg.mkBrush(pg.mkColor(c.primary).lighter(110).name() + "80"))
-        alpha = "ff" if self.grid_levels.size <= 16 else ("90" if self.grid_levels.size <= 64 else "50")
-        self.grid.setPen(pg.mkPen(c.grid_line + alpha, width=1))
+        self.grid.setPen(pg.mkPen(c.grid_line + ("ff" if self.grid_levels.size <= DENSE_GRID else "c0"), width=1))
+        if self.layer is None:
+            return
+        grid = swatch(c.grid_line, self.grid_label, "|") if self.grid_levels.size else "no integer grid"
+        self.plot.setTitle(f"Weights of {self.layer} · {grid}", color=c.foreground, size=TITLE_SIZE)

@@ -47,13 +47,17 @@ class ThemedPlot(pg.PlotWidget):
         super().__init__(parent)
         self.setMinimumSize(220, 160)
         self.plotItem.showGrid(x=True, y=True, alpha=0.2)
-        self.legend = self.plotItem.addLegend(offset=(-10, 10))
+        for name in ("left", "bottom"):
+            self.plotItem.getAxis(name).enableAutoSIPrefix(False)  # show ms as ms, never "(x0.001)"
+        # bottom right: on a latency-accuracy plot the slow and inaccurate corner is the one usually empty
+        self.legend = self.plotItem.addLegend(offset=(-10, -10))
         self.colors = palette_colors(self.palette())
         self._apply_palette()
 
     def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt API)
         super().changeEvent(event)
-        if event.type() in (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange):
+        palette_events = (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange)
+        if getattr(self, "_ready", False) and event.type() in palette_events:
             self.colors = palette_colors(self.palette())
             self._apply_palette()
             self.redraw()
@@ -75,6 +79,10 @@ class ThemedPlot(pg.PlotWidget):
 
     def redraw(self) -> None:
         """Draw the current data again with the current colours."""
+
+    def _ready_for_palette(self) -> None:
+        """Subclasses call this at the end of __init__: palette changes redraw from then on."""
+        self._ready = True
 
     def reset(self) -> None:
         """Remove every item (the legend entries go with them)."""
@@ -101,6 +109,7 @@ class TradeoffPlot(ThemedPlot):
         self.baseline_item: pg.ScatterPlotItem | None = None
         self.plotItem.setLabel("bottom", "Latency p50 (ms, lower is better)")
         self.plotItem.setLabel("left", "Accuracy (%)")
+        self._ready_for_palette()
 
     def set_runs(self, runs: list[RunResult], current_model: Callable[[RunResult], bool] | None = None,
                  show_others: bool = True, selected: set[int] | None = None) -> None:
@@ -235,6 +244,8 @@ class LatencyHistogram(ThemedPlot):
         self.curve: pg.PlotDataItem | None = None
         self.plotItem.setLabel("bottom", "Latency per call (ms)")
         self.plotItem.setLabel("left", "Calls")
+        self.legend.hide()
+        self._ready_for_palette()
 
     def set_latencies(self, latencies_ms, title: str = "", live: bool = False) -> None:
         """Show a run's per-call latencies (live: a run still measuring)."""
@@ -264,9 +275,10 @@ class LatencyHistogram(ThemedPlot):
                                      pen=pg.mkPen(color, width=1.5), name="calls")
         self.plotItem.addItem(self.curve)
         for value, name, pos in ((p50, "p50", 0.92), (p90, "p90", 0.78), (p99, "p99", 0.64)):
-            line = pg.InfiniteLine(pos=float(value), angle=90, pen=pg.mkPen(self.colors.text, style=Qt.PenStyle.DashLine),
-                                   label=f"{name} {value:.3g} ms",
-                                   labelOpts={"position": pos, "color": self.colors.text, "anchors": [(0, 0.5), (0, 0.5)]})
+            pen = pg.mkPen(self.colors.text, style=Qt.PenStyle.DashLine)
+            line = pg.InfiniteLine(pos=float(value), angle=90, pen=pen, label=f"{name} {value:.3g} ms",
+                                   labelOpts={"position": pos, "color": self.colors.text,
+                                              "anchors": [(0, 0.5), (0, 0.5)]})
             self.plotItem.addItem(line)
         if shown.size < n:
             note = pg.TextItem(f"{n - shown.size} calls over {1.5 * p99:.3g} ms not shown (max {top:.3g} ms)",
@@ -286,6 +298,7 @@ class SizeBars(ThemedPlot):
         self.plotItem.setLabel("left", "Size (MB)")
         self.plotItem.setMouseEnabled(x=False, y=False)
         self.legend.hide()
+        self._ready_for_palette()
 
     def set_bars(self, bars: list[tuple[str, float, bool]]) -> None:
         """(label, MB, is_baseline) per bar, left to right."""

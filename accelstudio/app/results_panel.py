@@ -99,6 +99,7 @@ class ResultsPanel(QWidget):
         self.table.setSelectionBehavior(QAbstractItemView.SelectionBehavior.SelectRows)
         self.table.setSelectionMode(QAbstractItemView.SelectionMode.ExtendedSelection)
         self.table.setAlternatingRowColors(True)
+        self.table.setWordWrap(False)
         self.table.verticalHeader().hide()
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.selectionModel().selectionChanged.connect(self._on_table_selection)
@@ -131,6 +132,7 @@ class ResultsPanel(QWidget):
         split.addWidget(table_box)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
+        split.setSizes([600, 400])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(split)
@@ -153,8 +155,15 @@ class ResultsPanel(QWidget):
         self.store = store
         runs = store.list_runs() if store is not None else []
         self.model.set_runs(runs)
+        self._fit_columns()
         self._refresh_plot()
         self._update_controls()
+
+    def _fit_columns(self) -> None:
+        self.table.resizeColumnsToContents()
+        header = self.table.horizontalHeader()
+        for column in range(self.model.columnCount() - 1):
+            header.resizeSection(column, min(header.sectionSize(column), 260))
 
     def reload(self) -> None:
         """Read the store again (runs added by another process, e.g. the command line)."""
@@ -298,11 +307,15 @@ class ResultsPanel(QWidget):
 
     @Slot(str, float, str, dict)
     def show_progress(self, stage: str, fraction: float, text: str, partial: dict) -> None:
-        """Take a progress message; partial["latencies_ms"] (every timing so far) updates the histogram."""
-        latencies = (partial or {}).get("latencies_ms")
-        if not isinstance(latencies, list):
+        """Take a progress message: partial {"latencies_ms": the new per-call times, "n": calls so far}
+        extends the live histogram (a chunk starting at call 0 begins a new measurement)."""
+        chunk = (partial or {}).get("latencies_ms")
+        if not isinstance(chunk, list):
             return
-        self._live = list(latencies)
+        live = self._live if self._live is not None else []
+        n = (partial or {}).get("n")
+        start = n - len(chunk) if isinstance(n, int) else len(live)
+        self._live = (live[:start] if 0 <= start <= len(live) else []) + [float(x) for x in chunk if x is not None]
         if not self._live_timer.isActive():
             self._live_timer.start()
 
@@ -326,7 +339,7 @@ class ResultsPanel(QWidget):
 
     def compare_selected(self) -> CompareDialog | None:
         """Open the compare dialog for the two selected runs (non-modal); returns it."""
-        chosen = self.selected_runs()
+        chosen = sorted(self.selected_runs(), key=lambda r: r.run_id or 0)  # the older run is A
         if len(chosen) != 2:
             return None
         dialog = CompareDialog(chosen[0], chosen[1], self)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, Callable
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt
@@ -31,8 +32,15 @@ def _fmt(value: float | None, spec: str, suffix: str = "") -> str:
 
 
 def _time(result: RunResult) -> str:
+    """The run's creation time in local time (stored as UTC ISO 8601)."""
     created = result.created or ""
-    return created[:19].replace("T", " ")
+    try:
+        stamp = datetime.fromisoformat(created)
+    except ValueError:
+        return created[:19].replace("T", " ")
+    if stamp.tzinfo is not None:
+        stamp = stamp.astimezone()
+    return stamp.strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _accuracy(result: RunResult) -> float | None:

@@ -15,7 +15,7 @@ from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
 from accelstudio.core.job import RuntimeSettings
-from accelstudio.core.recipe import PruneSpec, QuantSpec, Recipe
+from accelstudio.core.recipe import QuantSpec, Recipe
 
 QUANT_GRID_BITS = {"dynamic-int8": 8, "static-int8": 8, "weight-int8": 8, "weight-int4": 4}
 
@@ -94,12 +94,14 @@ class AppState(QObject):
     # -- model -------------------------------------------------------------------------------------------
     def set_model(self, model: LoadedModel) -> None:
         """Show a newly loaded model; layer-specific recipe entries it lacks are dropped."""
+        old_names = set(self.layer_names())
         self.model = model
         self.prediction = None
         names = {layer.name for layer in model.summary.layers}
+        if names != old_names:
+            self.undo_stack.clear()  # old steps may name layers this model does not have
         recipe = keep_known_layers(self.recipe, names)
         if recipe != self.recipe:
-            self.undo_stack.clear()  # old steps name layers this model does not have
             self.recipe = recipe
             self.recipe_changed.emit(recipe)
         self.model_changed.emit(model)

@@ -12,6 +12,7 @@ from PySide6.QtGui import QColor, QPalette
 from PySide6.QtWidgets import QApplication
 
 THEME_MODES = ("system", "light", "dark")
+TITLE_SIZE = "10pt"
 
 
 @dataclass(frozen=True)
@@ -131,5 +132,5 @@ def style_plot(plot: pg.PlotItem, colors: PlotColors) -> None:
             style = dict(axis.labelStyle, color=colors.foreground)
             axis.setLabel(axis.labelText, units=axis.labelUnits or None, **style)
     if plot.titleLabel is not None and plot.titleLabel.text:
-        plot.setTitle(plot.titleLabel.text, color=colors.foreground)
+        plot.setTitle(plot.titleLabel.text, color=colors.foreground, size=TITLE_SIZE)
     plot.showGrid(x=False, y=True, alpha=colors.grid_alpha)

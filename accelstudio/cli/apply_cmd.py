@@ -7,8 +7,9 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from accelstudio.core.errors import AccelStudioError, RecipeError
-from accelstudio.core.recipe import CALIBRATIONS, PRUNE_METHODS, PRUNE_SCOPES, QUANT_MODES, Recipe, load_recipe
+from accelstudio.cli.recipe_args import add_recipe_arguments, recipe_from_args
+from accelstudio.core.errors import AccelStudioError
+from accelstudio.core.recipe import Recipe
 
 DESCRIPTION = """\
 Prune, then quantize, a model and write it to --out (.onnx, .pt TorchScript or .safetensors).
@@ -23,7 +24,9 @@ Which form of the model is transformed:
   * --out *.pt / *.safetensors: the torch form (an example opens as torch); .safetensors only for float
     models whose layer widths still fit their architecture (not after l1-structured pruning: use .pt).
 Calibration data for static-int8: --calib FILE.npz (one array per input, or `x`), else the example's own
-calibration set. The final classifier is pruned like any other layer unless --exclude names it
+calibration set. --finetune N / --distill N train the pruned model for N epochs before quantization (torch
+form; the original model is the distillation teacher) on --train-data FILE.npz (arrays per input, or `x`,
+plus `labels`), or on a bundled example's training split. The final classifier is pruned like any other layer unless --exclude names it
 (l1-structured never removes its outputs)."""
 
 
@@ -34,20 +37,8 @@ def register(subparsers) -> None:
     p.add_argument("model", nargs="?", help="model file or example:NAME")
     p.add_argument("--example", metavar="NAME", help="use a bundled example instead of a file")
     p.add_argument("--out", required=True, metavar="PATH", help="output file: .onnx, .pt or .safetensors")
-    p.add_argument("--recipe", metavar="FILE", help="recipe JSON; the flags below override its fields")
-    p.add_argument("--prune", type=float, metavar="AMOUNT", help="fraction to prune, 0-0.99")
-    p.add_argument("--prune-method", choices=PRUNE_METHODS, help="default l1-unstructured")
-    p.add_argument("--prune-scope", choices=PRUNE_SCOPES, help="global (one ranking) or layer (each layer alike)")
-    p.add_argument("--quantize", metavar="MODE",
-                   help=f"one of {', '.join(m for m in QUANT_MODES if m != 'sim')} or sim-N (N = 2..8 bits)")
-    p.add_argument("--per-channel", action=argparse.BooleanOptionalAction, default=None,
-                   help="per-channel weight scales (recommended for int8 on CPUs without VNNI)")
-    p.add_argument("--weight-type", choices=("qint8", "quint8"))
-    p.add_argument("--calibration", choices=CALIBRATIONS, help="static-int8 activation range method")
-    p.add_argument("--calib-samples", type=int, metavar="N", help="calibration samples to use")
+    add_recipe_arguments(p)
     p.add_argument("--calib", metavar="FILE.npz", help="calibration inputs for static-int8")
-    p.add_argument("--exclude", nargs="+", action="extend", metavar="LAYER",
-                   help="layers left untouched by pruning and quantization")
     p.add_argument("--trust", action="store_true",
                    help="allow formats that can run code when loaded (TorchScript, torch.export, pickle)")
     p.add_argument("--backend", choices=("torch", "onnx"), help="form to transform (see above)")
@@ -60,14 +51,21 @@ def run_apply(args: argparse.Namespace) -> int:
     """Build the recipe, open the model, compress it, write it and print the report."""
     from accelstudio.core.compress import apply_recipe
 
+    from accelstudio.core.errors import CompressionError
+    from accelstudio.core.export import EXPORT_FORMATS
+
     recipe = build_recipe(args)
     out = Path(args.out)
+    if out.suffix.lower() not in EXPORT_FORMATS:
+        raise CompressionError(f"--out {out}: unknown output format '{out.suffix or '(none)'}'; "
+                               f"allowed extensions: {', '.join(EXPORT_FORMATS)}")
     handle = _open(args, _preferred_backend(args, recipe, out))
     calib = _read_calib(args, handle, recipe)
+    train_data = args.train_data
     if _split_to_onnx(args, handle, recipe, out):
-        result, backend = _prune_then_onnx_quantize(handle, recipe, calib), "onnx"
+        result, backend = _prune_then_onnx_quantize(handle, recipe, calib, train_data), "onnx"
     else:
-        result, backend = apply_recipe(handle, recipe, calib), handle.backend
+        result, backend = apply_recipe(handle, recipe, calib, train_data=train_data), handle.backend
     from accelstudio.core.export import export_model
 
     written = export_model(result.handle, out, recipe)
@@ -80,45 +78,15 @@ def run_apply(args: argparse.Namespace) -> int:
 
 def build_recipe(args: argparse.Namespace) -> Recipe:
     """The recipe file (or the identity) with the command-line flags applied; validated."""
-    data = (load_recipe(args.recipe) if args.recipe else Recipe()).to_dict()
-    prune, quant = data["prune"], data["quantize"]
-    if args.prune is not None:
-        prune["amount"] = args.prune
-    if args.prune_method:
-        prune["method"] = args.prune_method
-        if args.prune_method == "2:4" and args.prune is None and not prune["amount"]:
-            prune["amount"] = 0.5
-    if args.prune_scope:
-        prune["scope"] = args.prune_scope
-    if args.quantize:
-        quant.update(_parse_mode(args.quantize))
-    for flag, key in (("per_channel", "per_channel"), ("weight_type", "weight_type"),
-                      ("calibration", "calibration"), ("calib_samples", "calib_samples")):
-        if getattr(args, flag) is not None:
-            quant[key] = getattr(args, flag)
-    if args.exclude:
-        prune["exclude"] = sorted(set(prune["exclude"]) | set(args.exclude))
-        quant["exclude"] = sorted(set(quant["exclude"]) | set(args.exclude))
-    return Recipe.from_dict(data)
-
-
-def _parse_mode(text: str) -> dict:
-    if text.startswith("sim-"):
-        try:
-            return {"mode": "sim", "bits": int(text[4:])}
-        except ValueError:
-            raise RecipeError("quantize.mode", f"'{text}': write sim-N with N the bit width, e.g. sim-4") from None
-    if text not in QUANT_MODES or text == "sim":
-        allowed = ", ".join(m for m in QUANT_MODES if m != "sim") + ", sim-N"
-        raise RecipeError("quantize.mode", f"got {text!r}; allowed: {allowed}")
-    return {"mode": text, "bits": 8}
+    return recipe_from_args(args)
 
 
 def _preferred_backend(args, recipe: Recipe, out: Path) -> str | None:
     if args.backend:
         return args.backend
     structured = recipe.prune.active and recipe.prune.method == "l1-structured"
-    return "onnx" if out.suffix.lower() == ".onnx" and not structured else "torch"
+    needs_torch = structured or recipe.recovery.active  # recovery trains in torch
+    return "onnx" if out.suffix.lower() == ".onnx" and not needs_torch else "torch"
 
 
 def _split_to_onnx(args, handle, recipe: Recipe, out: Path) -> bool:
@@ -126,15 +94,15 @@ def _split_to_onnx(args, handle, recipe: Recipe, out: Path) -> bool:
             and args.backend != "torch")
 
 
-def _prune_then_onnx_quantize(handle, recipe: Recipe, calib):
-    """Prune in torch, export to ONNX in memory, quantize with ONNX Runtime; one merged result."""
+def _prune_then_onnx_quantize(handle, recipe: Recipe, calib, train_data=None):
+    """Prune (and recover) in torch, export to ONNX in memory, quantize with ONNX Runtime; one merged result."""
     from dataclasses import replace
 
     from accelstudio.core.compress import CompressionResult, apply_recipe
     from accelstudio.core.export import to_onnx_handle
     from accelstudio.core.recipe import PruneSpec, QuantSpec
 
-    pruned = apply_recipe(handle, Recipe(prune=recipe.prune, quantize=QuantSpec()))
+    pruned = apply_recipe(handle, replace(recipe, quantize=QuantSpec()), train_data=train_data)
     quantized = apply_recipe(to_onnx_handle(pruned.handle), Recipe(prune=PruneSpec(), quantize=recipe.quantize),
                              calib)
     final = replace(quantized.handle, metadata=dict(quantized.handle.metadata, recipe=recipe.to_dict()))
@@ -148,48 +116,23 @@ class UsageError(AccelStudioError):
 
 
 def _open(args, backend: str | None):
+    from accelstudio.core.loading import load_model, open_model
+
     if args.model and args.example:
         raise UsageError("give either MODEL or --example, not both")
     if not args.model and not args.example:
         raise UsageError("give a model file or --example NAME")
     ref = f"example:{args.example}" if args.example else args.model
-    try:
-        from accelstudio.core.loading import load_model, open_model
-    except ModuleNotFoundError as exc:
-        if exc.name != "accelstudio.core.loading":
-            raise
-        return _open_example_fallback(ref, backend)
-    try:
-        if args.architecture and not ref.startswith("example:"):
-            return load_model(ref, trust=args.trust, architecture=args.architecture)
-        return open_model(ref, trust=args.trust, backend=backend if ref.startswith("example:") else None)
-    except KeyError as exc:
-        raise UsageError(exc.args[0] if exc.args else str(exc)) from None
+    if ref.startswith("example:"):
+        return open_model(ref, trust=args.trust, backend=backend)
+    handle = load_model(ref, trust=args.trust, architecture=args.architecture)
+    if args.backend == "onnx" and handle.backend == "torch":
+        from accelstudio.core.export import to_onnx_handle
 
-
-def _open_example_fallback(ref: str, backend: str | None):
-    """Bundled examples only, for builds without the loading module."""
-    if not ref.startswith("example:"):
-        raise UsageError(f"{ref}: opening model files needs accelstudio.core.loading, missing from this build")
-    import onnx
-    from safetensors.torch import load_file
-
-    from accelstudio.core.architectures import get_architecture
-    from accelstudio.core.examples import get_example
-    from accelstudio.core.model import InputSpec, ModelHandle
-
-    try:
-        info = get_example(ref.split(":", 1)[1])
-    except KeyError as exc:
-        raise UsageError(exc.args[0]) from None
-    arch = get_architecture(info.architecture)
-    inputs = (InputSpec("x", (None,) + tuple(arch.input_shape[1:]), "float32", (0.0, 1.0)),)
-    common = dict(inputs=inputs, architecture=arch.name, example=info.name, num_classes=arch.num_classes)
-    if backend == "onnx":
-        return ModelHandle("onnx", "onnx", onnx_model=onnx.load(str(info.onnx_path)), source=info.onnx_path, **common)
-    module = arch.build()
-    module.load_state_dict(load_file(str(info.weights_path)))
-    return ModelHandle("torch", "safetensors", module=module.eval(), source=info.weights_path, **common)
+        return to_onnx_handle(handle)
+    if args.backend == "torch" and handle.backend == "onnx":
+        raise UsageError(f"{ref}: an ONNX model cannot be transformed with the torch backend; drop --backend")
+    return handle
 
 
 def _read_calib(args, handle, recipe: Recipe):

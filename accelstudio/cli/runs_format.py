@@ -181,7 +181,7 @@ def compare_document(a: RunResult, b: RunResult) -> dict[str, Any]:
     fa, fb = flat_row(a), flat_row(b)
     speed = _ratio_text(ma.get("p50_ms"), mb.get("p50_ms"), True, "faster", "slower")
     rows = [
-        ("latency p50 ms", fmt_ms(ma.get("p50_ms")), fmt_ms(mb.get("p50_ms")), speed + _latency_noise(a, b)),
+        ("latency p50 ms", fmt_ms(ma.get("p50_ms")), fmt_ms(mb.get("p50_ms")), speed + (_latency_noise(a, b) if speed != NONE else "")),
         ("latency p90 ms", fmt_ms(ma.get("p90_ms")), fmt_ms(mb.get("p90_ms")),
          _ratio_text(ma.get("p90_ms"), mb.get("p90_ms"), True, "faster", "slower")),
         ("throughput samples/s", fmt_rate(ma.get("throughput")), fmt_rate(mb.get("throughput")),

@@ -1,4 +1,5 @@
-"""Apply a recipe to a model: prune, then quantize, on a deep copy; report per-layer sparsity and warnings.
+"""Apply a recipe to a model: prune, recover accuracy (fine-tune / distill), then quantize, on a deep copy;
+report per-layer sparsity and warnings.
 
 The input handle's model is never changed. Pruning runs on the handle's own backend (structured pruning only
 on torch modules); quantization goes to quant_torch.quantize_torch or quant_onnx.quantize_onnx.
@@ -11,6 +12,7 @@ from __future__ import annotations
 import copy
 import importlib
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -39,15 +41,21 @@ class CompressionResult:
 
 
 def apply_recipe(handle: ModelHandle, recipe: Recipe, calib: dict[str, np.ndarray] | None = None,
-                 progress: ProgressCallback | None = None, cancel=None) -> CompressionResult:
-    """Prune then quantize a deep copy of `handle`'s model as `recipe` says.
+                 progress: ProgressCallback | None = None, cancel=None,
+                 train_data: dict | str | Path | None = None) -> CompressionResult:
+    """Prune, recover, then quantize a deep copy of `handle`'s model as `recipe` says.
 
     `calib` maps input names to calibration arrays (static-int8); when None and the model is a bundled
-    example, the example's calibration set is used. Progress stages are "prune" and "quantize"; `cancel`
-    is checked between layers. Raises RecipeError (unknown layer names, ...), CompressionError, JobCancelled.
+    example, the example's calibration set is used. `train_data` is recovery's labeled training data: a dict
+    {"inputs": {name: array}, "labels": array} or a .npz path; None uses a bundled example's training split
+    (a user model then raises CompressionError). Recovery trains the pruned copy with the original model as
+    distillation teacher, and needs a torch model. Progress stages are "prune", "recover" and "quantize";
+    `cancel` is checked between layers and batches. Raises RecipeError (unknown layer names, ...),
+    CompressionError, DatasetError, JobCancelled.
     """
     recipe.validate()
     check_cancel(cancel)
+    recovery_set = _recovery_data(handle, recipe, train_data)  # fails before any slow work
     model = _copy_model(handle)
     reports: list[LayerReport] = []
     notes: list[HardwareWarning] = []
@@ -59,6 +67,16 @@ def apply_recipe(handle: ModelHandle, recipe: Recipe, calib: dict[str, np.ndarra
         structured = recipe.prune.method == "l1-structured"
         if skipped:
             notes.append(_two_four_note(skipped))
+    elif recipe.prune.exclude or recipe.prune.overrides:
+        _check_prune_names(handle, recipe.prune)  # a typo is reported even while the amount is 0
+    if recovery_set is not None:
+        from accelstudio.core.recovery import recover_model, zeroing_reports
+
+        check_cancel(cancel)
+        outcome = recover_model(model, handle.module, recipe.recovery, recovery_set, progress, cancel)
+        if reports and not structured:
+            reports = zeroing_reports(model, reports)  # recomputed: training must not have changed them
+        notes.append(_recovery_note(recipe, outcome))
     if recipe.quantize.active:
         check_cancel(cancel)
         if progress:
@@ -70,8 +88,13 @@ def apply_recipe(handle: ModelHandle, recipe: Recipe, calib: dict[str, np.ndarra
             progress(ProgressEvent("quantize", 1.0, "quantized"))
     metadata = dict(handle.metadata, recipe=recipe.to_dict(), structured_pruned=structured
                     or bool(handle.metadata.get("structured_pruned")))
+    if handle.source is not None:
+        metadata["derived_from"] = str(handle.source)  # export refuses to overwrite the original
+    metadata.pop("file_bytes", None)  # the result lives in memory until exported
     kwargs = {"module": model} if handle.backend == "torch" else {"onnx_model": model}
-    result = handle.with_model(**kwargs, source=None, metadata=metadata)
+    fmt = handle.source_format if handle.source_format != "example" else (
+        "safetensors" if handle.backend == "torch" else "onnx")
+    result = handle.with_model(**kwargs, source=None, source_format=fmt, metadata=metadata)
     warnings = hardware_warnings(recipe, handle.backend) + notes
     return CompressionResult(result, tuple(reports), tuple(warnings), recipe)
 
@@ -134,6 +157,20 @@ def _copy_model(handle: ModelHandle):
                                "open its safetensors/state-dict or ONNX form instead") from None
 
 
+def _check_prune_names(handle: ModelHandle, spec: PruneSpec) -> None:
+    from accelstudio.core.pruning_plan import check_layer_names
+
+    if handle.backend == "torch":
+        from accelstudio.core.pruning_torch import prunable_layers
+
+        names = [n for n, _ in prunable_layers(handle.module)]
+    else:
+        from accelstudio.core.pruning_onnx import prunable_initializers
+
+        names = [w.name for w, _, _ in prunable_initializers(handle.onnx_model)]
+    check_layer_names(names, spec)
+
+
 def _prune(handle: ModelHandle, model, spec: PruneSpec, progress, cancel) -> tuple[list[LayerReport], list[str]]:
     if handle.backend == "onnx":
         from accelstudio.core.pruning_onnx import prune_zeroing_onnx
@@ -172,6 +209,22 @@ def _calibration(handle: ModelHandle, spec, calib: dict[str, np.ndarray] | None)
         return calibration_inputs(handle, None, spec.calib_samples)
     raise CompressionError(f"{handle.name}: {spec.mode} needs calibration data (a few hundred typical inputs); "
                            "pass a .npz with one array per input (CLI: --calib FILE.npz)")
+
+
+def _recovery_data(handle: ModelHandle, recipe: Recipe, train_data) -> dict | None:
+    if not recipe.recovery.active:
+        return None
+    from accelstudio.core.recovery import TORCH_ONLY_MESSAGE, resolve_training_data
+
+    if handle.backend != "torch":
+        raise CompressionError(f"{handle.name}: {TORCH_ONLY_MESSAGE}")
+    return resolve_training_data(handle, train_data)
+
+
+def _recovery_note(recipe: Recipe, outcome) -> HardwareWarning:
+    advice = ("accuracy is measured on the evaluation set, never on the training data; more epochs or "
+              "distillation may recover more")
+    return HardwareWarning("recovery", outcome.summary(recipe.recovery.method), advice, "recovery")
 
 
 def _two_four_note(skipped: list[str]) -> HardwareWarning:

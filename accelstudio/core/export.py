@@ -61,7 +61,8 @@ def export_model(handle: ModelHandle, path: str | Path, recipe: Recipe | None = 
     if suffix not in EXPORT_FORMATS:
         raise CompressionError(f"{path}: unknown output format '{suffix or '(none)'}'; "
                                f"allowed extensions: {', '.join(EXPORT_FORMATS)}")
-    if handle.source is not None and _same_file(path, Path(handle.source)):
+    sources = [handle.source, handle.metadata.get("derived_from")]
+    if any(src and _same_file(path, Path(src)) for src in sources):
         raise CompressionError(f"{path}: this is the model's own source file; choose another output path")
     if path.is_dir():
         raise CompressionError(f"{path}: is a folder; give a file name ending in {suffix}")
@@ -90,7 +91,10 @@ def to_onnx_handle(handle: ModelHandle) -> ModelHandle:
         target = Path(tmp) / "model.onnx"
         _export_torch_onnx(handle, target)
         model = onnx.load(str(target))
-    return handle.with_model(onnx_model=model, source=None, source_format="onnx")
+    metadata = {k: v for k, v in handle.metadata.items() if k not in ("file_bytes", "file_format")}
+    if handle.source is not None:
+        metadata.setdefault("derived_from", str(handle.source))
+    return handle.with_model(onnx_model=model, source=None, source_format="onnx", metadata=metadata)
 
 
 def _same_file(a: Path, b: Path) -> bool:
@@ -119,10 +123,10 @@ def _write_onnx(handle: ModelHandle, path: Path, recipe: Recipe | None) -> None:
 
         save_onnx_atomic(handle.onnx_model, path)
         return
-    _atomic_write(path, lambda tmp: _export_torch_onnx(handle, tmp))
+    _atomic_write(path, lambda tmp: _export_torch_onnx(handle, tmp, shown=path))
 
 
-def _export_torch_onnx(handle: ModelHandle, target: Path) -> None:
+def _export_torch_onnx(handle: ModelHandle, target: Path, shown: Path | None = None) -> None:
     import torch
 
     names = [spec.name for spec in handle.inputs]
@@ -135,7 +139,7 @@ def _export_torch_onnx(handle: ModelHandle, target: Path) -> None:
                               dynamo=False)
     except Exception as exc:
         raise CompressionError(
-            f"{target.name}: torch could not export this model to ONNX ({_first_line(exc)}). Quantized torch "
+            f"{shown or target.name}: torch could not export this model to ONNX ({_first_line(exc)}). Quantized torch "
             "modules do not export: export the float (or pruned) model to .onnx and quantize the ONNX form "
             "(accelstudio apply ... --out model.onnx does this)") from None
 
@@ -202,10 +206,14 @@ def _check_fits_architecture(handle: ModelHandle, state: dict, path: Path) -> No
         return
     ref_shapes = {k: tuple(v.shape) for k, v in reference.items()}
     shapes = {k: tuple(v.shape) for k, v in state.items()}
-    if ref_shapes != shapes:
-        raise CompressionError(f"{path}: the weights no longer fit architecture '{handle.architecture}' "
-                               "(structured pruning changed layer widths), so safetensors could not be loaded "
-                               "back; write .pt (TorchScript) or .onnx instead")
+    if set(ref_shapes) != set(shapes):
+        why = "its layers were replaced (weight-only quantization stores packed weights and scales)"
+    elif ref_shapes != shapes:
+        why = "structured pruning changed layer widths"
+    else:
+        return
+    raise CompressionError(f"{path}: the tensors no longer fit architecture '{handle.architecture}' ({why}), "
+                           "so a safetensors file could not be loaded back; write .pt (TorchScript) or .onnx")
 
 
 def _first_line(exc: Exception) -> str:

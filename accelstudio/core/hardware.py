@@ -87,12 +87,15 @@ def hardware_warnings(recipe: Recipe, backend: str, device: str = "cpu", feature
                       ) -> list[HardwareWarning]:
     """Advice on `recipe` for `backend` ("torch" or "onnx") on `device`; CPU features are read if not given."""
     out = _pruning_warnings(recipe, device)
-    q = recipe.quantize
-    if not q.active:
+    if not recipe.quantize.active:
         return out
     if device != "cpu":
         return out + _gpu_quant_warnings(recipe)
-    f = cpu_features() if features is None else features
+    return out + _cpu_quant_warnings(recipe, backend, cpu_features() if features is None else features)
+
+
+def _cpu_quant_warnings(recipe: Recipe, backend: str, f: dict) -> list[HardwareWarning]:
+    q, out = recipe.quantize, []
     name = f.get("model_name", "this CPU")
     if q.mode in ("dynamic-int8", "static-int8") and not q.per_channel and q.weight_type == "qint8" \
             and not _has_int8_dot(f):
@@ -104,7 +107,8 @@ def hardware_warnings(recipe: Recipe, backend: str, device: str = "cpu", feature
     if q.mode in ("fp16", "bf16"):
         native = _has_fp16(f) if q.mode == "fp16" else _has_bf16(f)
         if not native:
-            extra = " (F16C only converts; the arithmetic still runs in fp32)" if q.mode == "fp16" and f.get("f16c") else ""
+            f16c = q.mode == "fp16" and f.get("f16c")
+            extra = " (F16C only converts; the arithmetic still runs in fp32)" if f16c else ""
             out.append(HardwareWarning(
                 f"{q.mode}-slow",
                 f"{name} has no native {q.mode} arithmetic{extra}: every operation converts to fp32 and back, "

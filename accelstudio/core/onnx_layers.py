@@ -22,7 +22,7 @@ WEIGHT_INPUTS: dict[str, tuple[int, int | None]] = {
     "ConvInteger": (1, None), "MatMulInteger": (1, None), "QLinearConv": (3, 8), "QLinearMatMul": (3, None),
     "MatMulNBits": (1, 5), "DynamicQuantizeMatMul": (1, 4), "Attention": (1, 2), "Embedding": (0, None),
 }
-NAME_SUFFIXES = (".weight", "_quantized", "_DequantizeLinear_Output", "_Q4", "_Q8", "_fp16", "_scale")
+NAME_SUFFIXES = (".weight", "_quantized", "_Transposed", "_DequantizeLinear_Output", "_Q4", "_Q8", "_fp16", "_scale")
 FOLDABLE = {"Constant", "ConstantOfShape", "Identity", "Reshape", "Transpose", "Cast", "Squeeze", "Unsqueeze",
             "DequantizeLinear"}
 

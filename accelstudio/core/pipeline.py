@@ -68,7 +68,7 @@ def run_job(spec: JobSpec, progress: ProgressCallback | None = None,
     st.emit("load", 0.0, f"opening {spec.model}")
     base, load_ms, identity = _load(spec)
     check_runtime(settings, base)
-    st.emit("load", 1.0, f"opened {identity['name']} in {load_ms:.0f} ms")
+    st.emit("load", 1.0, f"opened {identity['name']} in {load_ms:.0f} ms", {"model_identity": identity})
     check_cancel(cancel)
 
     st.emit("data", 0.0, "loading data")
@@ -100,7 +100,7 @@ def run_job(spec: JobSpec, progress: ProgressCallback | None = None,
         from accelstudio.core.evaluate import nonfinite_rows
 
         metrics["nonfinite_outputs"] = int(nonfinite_rows(first_out).sum())
-    metrics.update(_sizes(base, comp, artifact))
+    metrics.update(_sizes(base, comp, artifact, notes))
     _add_notes(metrics, dataset, spec, notes)
     metrics["notes"] = notes + list(predictor.notes)
     return RunResult(
@@ -260,10 +260,17 @@ def _scaled(progress, lo: float, hi: float):
     return lambda ev: progress(replace(ev, fraction=lo + (hi - lo) * ev.fraction))
 
 
-def _sizes(base, comp, artifact: Path | None) -> dict[str, Any]:
+def _sizes(base, comp, artifact: Path | None, notes: list[str]) -> dict[str, Any]:
+    """Parameters, bytes, FLOPs and sparsity before and after. Counted after the measurement, so a model
+    that inspection cannot handle loses only these figures (with a note), never the measured run."""
     from accelstudio.core.inspect import inspect_model
 
-    before, after = inspect_model(base), inspect_model(comp)
+    try:
+        before, after = inspect_model(base), inspect_model(comp)
+    except Exception as exc:  # inspection of unusual graphs raises many types
+        notes.append(f"size, parameters and FLOPs not counted: {type(exc).__name__}: {exc}")
+        return {"artifact_bytes": artifact.stat().st_size} if artifact is not None and artifact.exists() else {}
+    notes.extend(f"inspection: {w}" for w in dict.fromkeys(before.warnings + after.warnings))
     weights = sum(int(np.prod(layer.weight_shape)) for layer in after.layers)
     zeros = sum(int(layer.zeros) for layer in after.layers)
     out = {"size_bytes": after.total_bytes, "baseline_size_bytes": before.total_bytes,
@@ -276,9 +283,14 @@ def _sizes(base, comp, artifact: Path | None) -> dict[str, Any]:
 
 
 def _add_notes(metrics: dict, dataset, spec: JobSpec, notes: list[str]) -> None:
-    if not metrics.get("stable", True):
+    from accelstudio.core.benchmark import MIN_STABLE_CALLS
+
+    if metrics.get("n", 0) < MIN_STABLE_CALLS:
+        notes.append(f"only {metrics.get('n')} timed calls: too few for stable percentiles; raise repeats or the "
+                     "time budget")
+    elif not metrics.get("stable", True):
         notes.append(f"latency spread p90/p50 = {metrics['spread_ratio']:.2f} over {metrics['n']} calls: the "
-                     "machine was busy or the run was short; measure again before trusting small differences")
+                     "machine was busy; measure again before trusting small differences")
     if spec.evaluate and dataset.labels is None:
         what = "synthesized inputs" if dataset.synthesized else f"unlabeled data ({dataset.source})"
         notes.append(f"no labels ({what}): only fidelity to the uncompressed model is reported; "

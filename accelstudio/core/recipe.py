@@ -6,7 +6,12 @@ JSON form (version 1), every key optional; the default recipe changes nothing:
      "prune": {"amount": 0.5, "method": "l1-unstructured", "scope": "global",
                "overrides": {"fc1": 0.8}, "exclude": ["fc3"]},
      "quantize": {"mode": "dynamic-int8", "bits": 8, "per_channel": true, "weight_type": "qint8",
-                  "symmetric": true, "calibration": "minmax", "calib_samples": 128, "exclude": ["fc3"]}}
+                  "symmetric": true, "calibration": "minmax", "calib_samples": 128, "exclude": ["fc3"]},
+     "recovery": {"method": "distill", "epochs": 3, "lr": 0.001, "batch": 32, "temperature": 4.0,
+                  "alpha": 0.7, "max_samples": null}}
+
+Stages run in this order: prune, recover (fine-tune or distill the pruned model on labeled training data),
+quantize. A recipe without "recovery" recovers nothing.
 """
 
 from __future__ import annotations
@@ -25,7 +30,12 @@ PRUNE_SCOPES = ("global", "layer")
 QUANT_MODES = ("none", "dynamic-int8", "static-int8", "fp16", "bf16", "weight-int8", "weight-int4", "sim")
 WEIGHT_TYPES = ("qint8", "quint8")
 CALIBRATIONS = ("minmax", "entropy", "percentile")
+RECOVERY_METHODS = ("none", "finetune", "distill")
 MAX_PRUNE = 0.99
+MAX_RECOVERY_EPOCHS = 50
+RECOVERY_LR_RANGE = (1e-6, 1.0)
+MAX_RECOVERY_BATCH = 4096
+MAX_TEMPERATURE = 100.0
 
 
 @dataclass(frozen=True)
@@ -67,16 +77,39 @@ class QuantSpec:
 
 
 @dataclass(frozen=True)
+class RecoverySpec:
+    """Accuracy recovery after pruning, before quantization: training on labeled data for `epochs` epochs.
+
+    "finetune" minimizes cross-entropy on the labels; "distill" mixes it with the KL divergence to the original
+    (unpruned) model's softened outputs: alpha * KL * temperature**2 + (1 - alpha) * cross-entropy.
+    `max_samples` caps the training samples used (a fixed-seed subset); None uses them all.
+    """
+
+    method: str = "none"
+    epochs: int = 3
+    lr: float = 1e-3
+    batch: int = 32
+    temperature: float = 4.0
+    alpha: float = 0.7
+    max_samples: int | None = None
+
+    @property
+    def active(self) -> bool:
+        return self.method != "none" and self.epochs > 0
+
+
+@dataclass(frozen=True)
 class Recipe:
-    """Pruning followed by quantization. `Recipe()` is the identity."""
+    """Pruning, then accuracy recovery, then quantization. `Recipe()` is the identity."""
 
     prune: PruneSpec = field(default_factory=PruneSpec)
     quantize: QuantSpec = field(default_factory=QuantSpec)
+    recovery: RecoverySpec = field(default_factory=RecoverySpec)
     version: int = RECIPE_VERSION
 
     @property
     def is_identity(self) -> bool:
-        return not self.prune.active and not self.quantize.active
+        return not self.prune.active and not self.quantize.active and not self.recovery.active
 
     def describe(self) -> str:
         """A short human label such as 'prune 50% l1-structured + dynamic-int8 per-channel'."""
@@ -84,6 +117,8 @@ class Recipe:
         if self.prune.active:
             parts.append(f"prune {self.prune.amount:.0%} {self.prune.method}"
                          + (f" ({self.prune.scope})" if self.prune.method != "l1-structured" else ""))
+        if self.recovery.active:
+            parts.append(f"{self.recovery.method} {self.recovery.epochs} ep")
         q = self.quantize
         if q.active:
             label = f"sim-{q.bits}bit" if q.mode == "sim" else q.mode
@@ -100,7 +135,7 @@ class Recipe:
         d = asdict(self)
         d["prune"]["exclude"] = list(self.prune.exclude)
         d["quantize"]["exclude"] = list(self.quantize.exclude)
-        return {"version": d["version"], "prune": d["prune"], "quantize": d["quantize"]}
+        return {"version": d["version"], "prune": d["prune"], "quantize": d["quantize"], "recovery": d["recovery"]}
 
     def to_json(self) -> str:
         return json.dumps(self.to_dict(), indent=2, sort_keys=False)
@@ -110,13 +145,14 @@ class Recipe:
         """Build and validate a recipe; a RecipeError names the bad field and the allowed values."""
         if not isinstance(data, dict):
             raise RecipeError("<root>", f"expected a JSON object, got {type(data).__name__}")
-        _reject_unknown(data, {"version", "prune", "quantize"}, "")
+        _reject_unknown(data, {"version", "prune", "quantize", "recovery"}, "")
         version = data.get("version", RECIPE_VERSION)
         if version != RECIPE_VERSION:
             raise RecipeError("version", f"unsupported version {version!r}; this release reads version {RECIPE_VERSION}")
         prune = _build(PruneSpec, data.get("prune", {}), "prune")
         quant = _build(QuantSpec, data.get("quantize", {}), "quantize")
-        recipe = cls(prune=prune, quantize=quant)
+        recovery = _build(RecoverySpec, data.get("recovery", {}), "recovery")
+        recipe = cls(prune=prune, quantize=quant, recovery=recovery)
         recipe.validate()
         return recipe
 
@@ -153,6 +189,7 @@ class Recipe:
         for name in ("per_channel", "symmetric"):
             if not isinstance(getattr(q, name), bool):
                 raise RecipeError(f"quantize.{name}", f"must be true or false, got {getattr(q, name)!r}")
+        _validate_recovery(self.recovery)
 
 
 def load_recipe(path: str | Path) -> Recipe:
@@ -199,13 +236,39 @@ def _check_amount(name: str, value: Any) -> None:
         raise RecipeError(name, f"must be a number from 0 to {MAX_PRUNE}, got {value!r}")
 
 
+def _validate_recovery(r: RecoverySpec) -> None:
+    _check_choice("recovery.method", r.method, RECOVERY_METHODS)
+    _check_int("recovery.epochs", r.epochs, 0, MAX_RECOVERY_EPOCHS)
+    lo, hi = RECOVERY_LR_RANGE
+    _check_number("recovery.lr", r.lr, lo, hi)
+    _check_int("recovery.batch", r.batch, 1, MAX_RECOVERY_BATCH)
+    _check_number("recovery.temperature", r.temperature, 0.0, MAX_TEMPERATURE, low_open=True)
+    _check_number("recovery.alpha", r.alpha, 0.0, 1.0)
+    if r.max_samples is not None:
+        _check_int("recovery.max_samples", r.max_samples, 1, 10_000_000, extra="or null for all")
+
+
+def _check_int(name: str, value: Any, lo: int, hi: int, extra: str = "") -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+        raise RecipeError(name, f"must be an integer from {lo} to {hi}{' ' + extra if extra else ''}, got {value!r}")
+
+
+def _check_number(name: str, value: Any, lo: float, hi: float, low_open: bool = False) -> None:
+    ok = not isinstance(value, bool) and isinstance(value, (int, float)) and value == value
+    if ok:
+        ok = (lo < value if low_open else lo <= value) and value <= hi
+    if not ok:
+        bound = f"above {lo:g} up to {hi:g}" if low_open else f"from {lo:g} to {hi:g}"
+        raise RecipeError(name, f"must be a number {bound}, got {value!r}")
+
+
 def _check_choice(name: str, value: Any, allowed: tuple[str, ...]) -> None:
     if value not in allowed:
         raise RecipeError(name, f"got {value!r}; allowed: {', '.join(allowed)}")
 
 
 def with_changes(recipe: Recipe, **prune_or_quant) -> Recipe:
-    """A copy with `prune=` and/or `quantize=` replaced (validated)."""
+    """A copy with `prune=`, `quantize=` and/or `recovery=` replaced (validated)."""
     out = replace(recipe, **prune_or_quant)
     out.validate()
     return out

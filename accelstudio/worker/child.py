@@ -52,7 +52,7 @@ def take_stdout() -> Channel:
 
 def apply_memory_limit(limit_mb: int) -> None:
     """Cap the address space (RLIMIT_AS) at `limit_mb` (0: no cap; values below MIN_MEMORY_LIMIT_MB are raised
-    to it, since torch cannot even be imported under less)."""
+    to it, since torch cannot even be imported under less). Not applied to CUDA jobs (see run)."""
     if limit_mb <= 0:
         return
     import resource
@@ -128,9 +128,12 @@ def run(channel: Channel) -> int:
     try:
         spec_data = json.loads(line)
         limit = int(spec_data.get("memory_limit_mb", 0))
+        if (spec_data.get("runtime") or {}).get("device") == "cuda":
+            limit = 0  # CUDA maps tens of GB of virtual address space at init; RLIMIT_AS would break it
     except (ValueError, AttributeError, TypeError) as exc:
         channel.send(protocol.ErrorMsg("exception", "ProtocolError", f"bad job spec on stdin: {exc}"))
         return 2
+    channel.send(protocol.ProgressMsg("startup", 0.0, "worker started"))
     try:
         apply_memory_limit(limit)
         from accelstudio.core.job import JobSpec

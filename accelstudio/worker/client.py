@@ -62,6 +62,7 @@ class JobRunner:
         self._timeout_reason: str | None = None
         self._stderr: collections.deque[str] = collections.deque(maxlen=STDERR_KEEP)
         self._garbled: list[str] = []
+        self._identity: dict[str, Any] = {"path": spec.model, "name": spec.model}
         self._threads: list[threading.Thread] = []
         self._created = datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -115,7 +116,7 @@ class JobRunner:
             return None
         for thread in self._threads:
             if thread is not threading.current_thread():
-                thread.join()
+                thread.join(timeout=2.0)
         return self._result
 
     # --- threads -----------------------------------------------------------------------------------------
@@ -133,13 +134,16 @@ class JobRunner:
                 msg = protocol.parse_line(raw)
             except protocol.ProtocolError as exc:
                 if len(self._garbled) < 5:
-                    self._garbled.append(str(exc))
+                    self._garbled.append(f"garbled message ignored: {exc}")
                 continue
             now = time.monotonic()
             with self._lock:
                 self._last_msg = now
-                if isinstance(msg, protocol.ProgressMsg) and msg.stage != self._stage:
-                    self._stage, self._stage_since = msg.stage, now
+                if isinstance(msg, protocol.ProgressMsg):
+                    if msg.stage != self._stage:
+                        self._stage, self._stage_since = msg.stage, now
+                    if isinstance(msg.partial.get("model_identity"), dict):
+                        self._identity = msg.partial["model_identity"]
                 elif isinstance(msg, (protocol.ResultMsg, protocol.ErrorMsg)):
                     self._outcome = msg
             self._notify(msg)
@@ -191,15 +195,24 @@ class JobRunner:
         self._notify(protocol.FinishedMsg(result.to_dict()))
 
     def _notify(self, msg: protocol.Message) -> None:
-        if self.on_message is not None:
+        if self.on_message is None:
+            return
+        try:
             self.on_message(msg)
+        except Exception as exc:  # a faulty callback must not stop the reader (the child would block)
+            if len(self._garbled) < 5:
+                self._garbled.append(f"message callback raised {type(exc).__name__}: {exc}")
 
     # --- outcome -----------------------------------------------------------------------------------------
 
     def _build_result(self, returncode: int) -> RunResult:
         outcome, stage = self._outcome, self._stage
         if isinstance(outcome, protocol.ResultMsg):
-            return RunResult.from_dict(outcome.run)
+            result = RunResult.from_dict(outcome.run)
+            if self._garbled:
+                notes = list(result.metrics.get("notes") or []) + [f"worker channel: {g}" for g in self._garbled]
+                result = dataclasses.replace(result, metrics={**result.metrics, "notes": notes})
+            return result
         if isinstance(outcome, protocol.ErrorMsg):
             if outcome.category == "cancelled":
                 return self._failed("cancelled", "cancelled by the user")
@@ -234,19 +247,23 @@ class JobRunner:
 
     def _failed(self, status: str, reason: str, **metrics: Any) -> RunResult:
         if self._garbled:
-            metrics["notes"] = [f"garbled worker message ignored: {g}" for g in self._garbled]
+            metrics["notes"] = [f"worker channel: {g}" for g in self._garbled]
         return RunResult(status=status, reason=reason, spec=self.spec.to_dict(),
-                         metrics={k: v for k, v in metrics.items() if v}, created=self._created)
+                         metrics={k: v for k, v in metrics.items() if v}, model_identity=dict(self._identity),
+                         created=self._created)
 
 
 def execute_job(spec: JobSpec, store=None, on_message: OnMessage | None = None,
                 cancel_event: threading.Event | None = None) -> RunResult:
-    """Run `spec` in a worker and wait; setting `cancel_event` cancels it. The result (any status) is saved
+    """Run `spec` in a worker and wait; setting `cancel_event` (or Ctrl-C) cancels it. The result (any status) is saved
     in `store` (a RunStore) when given, and returned with its run_id."""
     runner = JobRunner(spec, on_message=on_message).start()
     try:
         result = _wait_cancellable(runner, cancel_event)
-    except BaseException:  # KeyboardInterrupt included: never leave the child behind
+    except KeyboardInterrupt:  # Ctrl-C: cancel the job and record it as cancelled
+        runner.cancel()
+        result = runner.wait()
+    except BaseException:  # never leave the child behind
         runner.cancel()
         runner.wait()
         raise

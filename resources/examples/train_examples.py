@@ -25,12 +25,13 @@ from accelstudio.core.architectures import get_architecture
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent / "data" / "digits_split.npz"
 SEED = 0
+BATCHNORM_TRAINED = {"digits-resnet"}  # trained with BatchNorm, folded into the convs before saving
 
 EXAMPLES = {
     # name: (architecture, title, epochs, learning rate)
     "digits-mlp": ("digits-mlp", "Digits MLP", 60, 2e-3),
     "digits-cnn": ("digits-cnn", "Digits CNN", 40, 2e-3),
-    "digits-resnet": ("digits-resnet", "Digits ResNet (64x64)", 12, 1e-3),
+    "digits-resnet": ("digits-resnet", "Digits ResNet (64x64)", 8, 2e-3),
 }
 
 
@@ -60,9 +61,34 @@ def to_input(images: np.ndarray, architecture: str) -> np.ndarray:
     return x.unsqueeze(1).numpy().astype(np.float32)
 
 
+def attach_batchnorm(model: torch.nn.Module) -> list:
+    """Train-time BatchNorm after every convolution, applied through forward hooks so that the module keeps the
+    bundled (BatchNorm-free) architecture; fold_batchnorm() later merges the statistics into the conv weights."""
+    handles = []
+    for conv in [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]:
+        conv.bn = torch.nn.BatchNorm2d(conv.out_channels)
+        handles.append(conv.register_forward_hook(lambda m, _inp, out: m.bn(out)))
+    return handles
+
+
+@torch.no_grad()
+def fold_batchnorm(model: torch.nn.Module, handles: list) -> None:
+    """Merge each conv's BatchNorm (eval statistics) into its weight and bias, then remove the BatchNorm."""
+    for h in handles:
+        h.remove()
+    for conv in [m for m in model.modules() if isinstance(m, torch.nn.Conv2d) and hasattr(m, "bn")]:
+        bn = conv.bn
+        scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+        conv.weight.mul_(scale.reshape(-1, 1, 1, 1))
+        bias = conv.bias if conv.bias is not None else torch.zeros_like(bn.running_mean)
+        conv.bias = torch.nn.Parameter((bias - bn.running_mean) * scale + bn.bias)
+        del conv.bn
+
+
 def train(arch_name: str, x: np.ndarray, y: np.ndarray, epochs: int, lr: float) -> torch.nn.Module:
     torch.manual_seed(SEED)
     model = get_architecture(arch_name).build()
+    bn_hooks = attach_batchnorm(model) if arch_name in BATCHNORM_TRAINED else []
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, epochs)
     xt, yt = torch.from_numpy(x), torch.from_numpy(y)
@@ -79,7 +105,10 @@ def train(arch_name: str, x: np.ndarray, y: np.ndarray, epochs: int, lr: float) 
             loss.backward()
             opt.step()
         sched.step()
-    return model.eval()
+    model.eval()
+    if bn_hooks:
+        fold_batchnorm(model, bn_hooks)
+    return model
 
 
 def accuracy(model: torch.nn.Module, x: np.ndarray, y: np.ndarray) -> float:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from accelstudio.core.datasets import Dataset
-from accelstudio.core.errors import JobCancelled
+from accelstudio.core.errors import DatasetError, JobCancelled
 from accelstudio.core.evaluate import (accuracy_metrics, fidelity_metrics, mcnemar_exact, median_difference_ci,
                                        nonfinite_rows, run_batches, wilson_interval)
 from accelstudio.core.progress import Cancel
@@ -36,6 +36,11 @@ def test_accuracy_exact_on_hand_made_case():
     assert "accuracy_top5" not in m  # fewer than 5 classes
     lo, hi = m["accuracy_ci"]
     assert lo < 0.75 < hi
+
+
+def test_labels_beyond_the_output_width_are_a_dataset_error():
+    with pytest.raises(DatasetError, match="up to class 7, but the model gives 4 scores"):
+        accuracy_metrics(onehot_logits(np.array([0, 1]), classes=4), np.array([0, 7]))
 
 
 def test_top5_counts_label_among_five_best():

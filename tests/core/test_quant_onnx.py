@@ -78,14 +78,16 @@ def _stored(model):
 @pytest.mark.parametrize("weight_type, dtype", [("qint8", "int8"), ("quint8", "uint8")])
 def test_dynamic_int8_uses_integer_kernels(cnn, weight_type, dtype):
     q = quantize_onnx(cnn[0], QuantSpec("dynamic-int8", per_channel=True, weight_type=weight_type), None)
-    assert {"ConvInteger", "MatMulInteger", "DynamicQuantizeLinear"} <= _ops(q)
-    assert _stored(q) == {"conv1": dtype, "conv2": dtype, "fc1": dtype, "fc2": dtype}  # layer names kept
+    assert {"MatMulInteger", "DynamicQuantizeLinear"} <= _ops(q)
+    assert "ConvInteger" not in _ops(q)  # slower than fp32 conv on CPUs: convs stay float, with a note
+    assert _stored(q) == {"conv1": "float32", "conv2": "float32", "fc1": dtype, "fc2": dtype}  # names kept
+    assert "static-int8" in quantization_notes(q)[0]
     _assert_close_to_float(cnn, q)
 
 
 def test_dynamic_int8_exclusions_stay_float(cnn):
-    q = quantize_onnx(cnn[0], QuantSpec("dynamic-int8", exclude=("conv1", "fc2")), None)
-    assert _stored(q) == {"conv1": "float32", "conv2": "int8", "fc1": "int8", "fc2": "float32"}
+    q = quantize_onnx(cnn[0], QuantSpec("dynamic-int8", exclude=("fc2",)), None)
+    assert _stored(q) == {"conv1": "float32", "conv2": "float32", "fc1": "int8", "fc2": "float32"}
     _assert_close_to_float(cnn, q)
     _assert_root_logger_untouched()
 

@@ -1,0 +1,185 @@
+"""Running jobs from the window: Run/Cancel, progress in the status bar, the outcome shown inline.
+
+A job runs in the worker process through JobBridge; nothing here blocks. A failed or cancelled run never
+opens a modal dialog: its reason goes to the status bar and the results panel lists it as failed.
+Restoring a past run puts its recipe and runtime back into the controls (reloading its model if needed).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal
+
+from accelstudio.app.state import AppState
+from accelstudio.core.job import JobSpec, RunResult
+
+from accelstudio.app.job_bridge import JobBridge
+
+
+def open_store():
+    """The user's run store, or None (with the reason) when it cannot be opened."""
+    from accelstudio.core.paths import default_store_path
+    from accelstudio.core.store import RunStore
+
+    try:
+        return RunStore(default_store_path()), ""
+    except Exception as exc:  # a broken store must not stop the app; runs are then not kept
+        return None, f"The run store could not be opened ({exc}); runs will not be saved."
+
+
+class RunController(QObject):
+    """Starts, follows and cancels jobs; `status(text, timeout_ms)` feeds the status bar."""
+
+    status = Signal(str, int)
+    run_finished = Signal(object)  # RunResult (any status), after the views show it
+
+    def __init__(self, window, state: AppState, results, store=None):
+        super().__init__(window)
+        self._window, self._state, self._results = window, state, results
+        self.store_problem = ""
+        if store is None:
+            store, self.store_problem = open_store()
+        self.store = store
+        results.set_store(store)
+        self.bridge = JobBridge(store, self)
+        results.connect_bridge(self.bridge)
+        self.bridge.progress.connect(self._progress)
+        self.bridge.finished.connect(self._finished)
+        self.bridge.failed.connect(self._bridge_failed)
+        self._pending_restore: tuple | None = None
+        self.last_result: RunResult | None = None
+        self._widgets: tuple = ()
+        self._actions: tuple = ()
+
+    def attach_status(self, stage_label, progress_bar, cancel_button, run_button) -> None:
+        """The status-bar widgets this controller drives."""
+        self._widgets = (stage_label, progress_bar, cancel_button, run_button)
+        self._set_running(False)
+
+    def attach_actions(self, run_action, cancel_action) -> None:
+        """Run (F5) and Cancel (Esc) actions, enabled to match the job state."""
+        self._actions = (run_action, cancel_action)
+        self._set_running(False)
+
+    def is_running(self) -> bool:
+        return self.bridge.is_running()
+
+    # -- commands -------------------------------------------------------------------------------------------
+    def job_spec(self) -> JobSpec | None:
+        """The job the Run button would start now (None without a model)."""
+        model = self._state.model
+        if model is None:
+            return None
+        return JobSpec(model=model.ref, recipe=self._state.recipe, runtime=self._state.runtime, trust=model.trust)
+
+    def start_run(self) -> bool:
+        """Run the current recipe; False (and a status line) when it cannot start."""
+        if self.is_running():
+            return False
+        spec = self.job_spec()
+        if spec is None:
+            self.status.emit("Open a model first.", 5000)
+            return False
+        if not self.bridge.start(spec):
+            return False  # the bridge said why through `failed`
+        self._set_running(True)
+        self._show_stage("starting", 0.0, f"Starting: {spec.recipe.describe()} on {spec.runtime.runtime}")
+        return True
+
+    def cancel(self) -> None:
+        """Ask the running job to stop (Esc)."""
+        if self.is_running():
+            self.bridge.cancel()
+            self._show_stage("cancelling", self._progress_fraction(), "Cancelling…")
+
+    def restore(self, result: RunResult) -> None:
+        """Put a past run's recipe and runtime back; reload its model first when another one is open."""
+        try:
+            spec = JobSpec.from_dict(result.spec)
+        except Exception as exc:  # an old or damaged record
+            self.status.emit(f"Cannot restore run {result.run_id}: {exc}", 8000)
+            return
+        model = self._state.model
+        if model is None or model.ref != spec.model:
+            self._pending_restore = (spec.recipe, spec.runtime, result.run_id)
+            self._window.open_model(spec.model)
+            return
+        self._apply_restore(spec.recipe, spec.runtime, result.run_id)
+
+    def model_ready(self) -> None:
+        """Called when a model finished loading: apply a restore that waited for it."""
+        if self._pending_restore is not None:
+            recipe, runtime, run_id = self._pending_restore
+            self._pending_restore = None
+            self._apply_restore(recipe, runtime, run_id)
+
+    def _apply_restore(self, recipe, runtime, run_id) -> None:
+        try:
+            self._state.restore(recipe, runtime, f"Restore run {run_id}")
+        except Exception as exc:  # a recipe naming layers this model lacks
+            self.status.emit(f"Cannot restore run {run_id}: {exc}", 8000)
+            return
+        self.status.emit(f"Restored the settings of run {run_id}: {recipe.describe()}", 6000)
+
+    def shutdown(self) -> None:
+        """Cancel a running job and wait for the worker to exit."""
+        if not self.bridge.shutdown():
+            self.status.emit("The worker did not stop in time; it will be ended with the app.", 0)
+
+    # -- bridge signals -------------------------------------------------------------------------------------
+    def _progress(self, stage: str, fraction: float, text: str, _partial: dict) -> None:
+        self._show_stage(stage, fraction, text)
+
+    def _finished(self, result: RunResult) -> None:
+        self._set_running(False)
+        self.last_result = result
+        self.status.emit(outcome_text(result), 0 if result.status != "done" else 15000)
+        self.run_finished.emit(result)
+
+    def _bridge_failed(self, message: str) -> None:
+        self._set_running(False)
+        self.status.emit(f"Run failed: {message}", 0)
+
+    # -- widgets --------------------------------------------------------------------------------------------
+    def _set_running(self, running: bool) -> None:
+        if self._widgets:
+            stage_label, progress_bar, cancel_button, run_button = self._widgets
+            progress_bar.setVisible(running)
+            cancel_button.setVisible(running)
+            stage_label.setVisible(running)
+            run_button.setEnabled(not running)
+            if not running:
+                progress_bar.setValue(0)
+        if self._actions:
+            self._actions[0].setEnabled(not running)
+            self._actions[1].setEnabled(running)
+
+    def _show_stage(self, stage: str, fraction: float, text: str) -> None:
+        if not self._widgets:
+            return
+        stage_label, progress_bar = self._widgets[0], self._widgets[1]
+        progress_bar.setValue(int(max(0.0, min(1.0, fraction)) * 1000))
+        stage_label.setText(f"{stage}: {text}" if text else stage)
+
+    def _progress_fraction(self) -> float:
+        return self._widgets[1].value() / 1000 if self._widgets else 0.0
+
+
+def outcome_text(result: RunResult) -> str:
+    """One status-bar line for a finished run: its headline numbers, or why it failed."""
+    run = f"Run {result.run_id}" if result.run_id is not None else "Run"
+    if result.status == "cancelled":
+        return f"{run} cancelled."
+    if result.status != "done":
+        return f"{run} failed: {result.reason or 'no reason given'}"
+    m = result.metrics
+    parts = []
+    if m.get("p50_ms") is not None:
+        parts.append(f"p50 {m['p50_ms']:.3f} ms")
+    if m.get("accuracy") is not None:
+        parts.append(f"accuracy {m['accuracy'] * 100:.1f}%" if m["accuracy"] <= 1 else f"accuracy {m['accuracy']:.1f}%")
+    if m.get("size_bytes"):
+        parts.append(f"size {m['size_bytes'] / 1e6:.3f} MB")
+    name = Path(str(result.model_identity.get("name", ""))).name
+    return f"{run} done{f' ({name})' if name else ''}: " + ", ".join(parts)

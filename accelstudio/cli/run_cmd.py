@@ -1,0 +1,205 @@
+"""`accelstudio run`: compress a model, measure its latency and accuracy in an isolated worker, store the run.
+
+Exit 0 when the run is done; 1 when it failed or was cancelled (the reason is printed, never a traceback);
+2 for errors in the command line itself (bad recipe flags, an unknown runtime).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from accelstudio.cli import runs_format as fmt
+from accelstudio.cli.recipe_args import add_recipe_arguments, recipe_from_args
+from accelstudio.core.errors import AccelStudioError
+from accelstudio.core.job import DEVICES, RUNTIMES, JobSpec, RunResult, RuntimeSettings
+
+JSON_METRICS = ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "iqr_ms", "min_ms", "n", "stable",
+                "spread_ratio", "throughput", "throughput_concurrent", "cold_start_ms", "load_ms", "accuracy",
+                "accuracy_top5", "baseline_accuracy", "accuracy_delta", "accuracy_delta_ci", "delta_significant",
+                "n_eval", "fidelity", "nonfinite_outputs", "size_bytes", "baseline_size_bytes", "artifact_bytes",
+                "params", "baseline_params", "flops", "baseline_flops", "sparsity", "notes")
+
+
+class UsageError(AccelStudioError):
+    """The command line names no model, or names it twice."""
+
+    category = "usage"
+
+
+def register(subparsers) -> None:
+    """Add the `run` command."""
+    p = subparsers.add_parser(
+        "run", help="compress a model and measure latency and accuracy (isolated worker)",
+        description="Apply a recipe, then measure latency (warm-up discarded, every call timed) and accuracy "
+                    "against the uncompressed model, in a separate process. The run is saved in the store.")
+    p.add_argument("model", nargs="?", help="model file or example:NAME")
+    p.add_argument("--example", metavar="NAME", help="use a bundled example instead of a file")
+    add_recipe_arguments(p)
+    g = p.add_argument_group("measurement")
+    g.add_argument("--runtime", choices=RUNTIMES,
+                   help="default: onnxruntime for ONNX models and examples, torch for torch files")
+    g.add_argument("--device", choices=DEVICES, default="cpu")
+    g.add_argument("--provider", metavar="NAME", help="ONNX Runtime execution provider (default: the device's)")
+    g.add_argument("--threads", type=int, default=0, metavar="N", help="intra-op threads (0 = all cores)")
+    g.add_argument("--batch", type=int, default=1, metavar="N")
+    g.add_argument("--warmup", type=int, default=10, metavar="N", help="discarded calls before timing")
+    g.add_argument("--repeats", type=int, default=200, metavar="N", help="timed calls (at most)")
+    g.add_argument("--time-budget", type=float, default=3.0, metavar="S", help="stop timing after S seconds")
+    g.add_argument("--streams", type=int, default=1, metavar="N", help="also measure throughput with N threads")
+    g.add_argument("--timeout", type=float, default=600.0, metavar="S", help="per-stage time limit")
+    g.add_argument("--memory-limit", type=int, default=8192, metavar="MB", help="worker memory cap (0 = none)")
+    p.add_argument("--data", metavar="FILE", help="labeled .npz (arrays per input + labels) or image folder")
+    p.add_argument("--max-samples", type=int, default=2000, metavar="N", help="evaluate at most N samples")
+    p.add_argument("--no-eval", action="store_true", help="measure latency only")
+    p.add_argument("--no-artifact", action="store_true", help="do not keep the optimized model file")
+    p.add_argument("--trust", action="store_true",
+                   help="allow formats that can run code when loaded (TorchScript, torch.export, pickle)")
+    p.add_argument("--store", metavar="PATH", help="run store (default: $ACCELSTUDIO_STORE or the data folder)")
+    p.add_argument("--json", action="store_true", help="print one JSON document")
+    p.set_defaults(func=run_run)
+
+
+def run_run(args: argparse.Namespace) -> int:
+    """Build the job, run it in a worker, store and print the result; exit 1 unless it is done."""
+    from accelstudio.core.paths import default_store_path
+    from accelstudio.core.store import RunStore
+    from accelstudio.worker.client import execute_job
+
+    spec = build_spec(args)
+    store = RunStore(args.store or default_store_path())
+    progress = None if args.json else _stage_printer()
+    result = execute_job(spec, store=store, on_message=progress)
+    if args.json:
+        print(json.dumps(json_document(result), indent=2, default=str))
+    else:
+        print(format_result(result))
+    if result.status != "done":
+        print(f"error: run {result.status}: {result.reason}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def build_spec(args: argparse.Namespace) -> JobSpec:
+    """The JobSpec the command line describes (validates the recipe and the numbers)."""
+    if args.model and args.example:
+        raise UsageError("give either MODEL or --example, not both")
+    if not args.model and not args.example:
+        raise UsageError("give a model file or --example NAME")
+    for name in ("batch", "repeats", "streams"):
+        if getattr(args, name) < 1:
+            raise UsageError(f"--{name} must be at least 1")
+    if args.threads < 0 or args.warmup < 0 or args.time_budget <= 0:
+        raise UsageError("--threads and --warmup must be >= 0 and --time-budget > 0")
+    model = f"example:{args.example}" if args.example else args.model
+    runtime = args.runtime or default_runtime(model)
+    settings = RuntimeSettings(runtime=runtime, device=args.device, threads=args.threads, batch=args.batch,
+                               warmup=args.warmup, repeats=args.repeats, time_budget_s=args.time_budget,
+                               streams=args.streams, provider=args.provider)
+    return JobSpec(model=model, recipe=recipe_from_args(args), runtime=settings, data=args.data,
+                   trust=args.trust, evaluate=not args.no_eval, max_eval_samples=args.max_samples,
+                   timeout_s=args.timeout, memory_limit_mb=args.memory_limit, keep_artifact=not args.no_artifact)
+
+
+def default_runtime(model: str) -> str:
+    """onnxruntime for examples and ONNX files (by content, else extension), torch for anything else."""
+    if model.startswith("example:"):
+        return "onnxruntime"
+    path = Path(model)
+    if path.suffix.lower() == ".onnx":
+        return "onnxruntime"
+    try:
+        from accelstudio.core.loading_common import read_head, sniff_content
+
+        if path.is_file() and sniff_content(read_head(path), path.stat().st_size) == "onnx":
+            return "onnxruntime"
+    except (AccelStudioError, OSError):
+        pass  # the worker reports unreadable files properly
+    return "torch"
+
+
+def _stage_printer():
+    """A progress callback printing each new stage to stderr (called from the runner's thread)."""
+    seen: set[str] = set()
+
+    def on_message(msg) -> None:
+        stage = getattr(msg, "stage", None)
+        if msg.type == "progress" and stage not in seen and stage != "startup":
+            seen.add(stage)
+            print(f"[{stage}] {msg.text}", file=sys.stderr, flush=True)
+
+    return on_message
+
+
+def json_document(result: RunResult) -> dict[str, Any]:
+    """The --json output: status, reason, run_id, what ran, the headline metrics, warnings, layers."""
+    m = result.metrics
+    spec = result.spec or {}
+    doc: dict[str, Any] = {"status": result.status, "reason": result.reason, "run_id": result.run_id,
+                           "model": result.model_identity.get("name") or spec.get("model"),
+                           "model_sha256": result.model_identity.get("sha256"),
+                           "recipe": spec.get("recipe"), "runtime": spec.get("runtime")}
+    doc.update({k: m.get(k) for k in JSON_METRICS})
+    doc.update({"warnings": result.warnings, "layers": result.layers, "artifact": result.artifact,
+                "created": result.created})
+    if "traceback" in m:
+        doc["traceback"] = m["traceback"]
+    return doc
+
+
+def format_result(result: RunResult) -> str:
+    """The human summary printed by `accelstudio run`."""
+    spec, m = result.spec or {}, result.metrics
+    rt = spec.get("runtime", {})
+    head = (f"run {result.run_id if result.run_id is not None else '-'}: {result.status}   "
+            f"{result.model_identity.get('name') or spec.get('model')}   {rt.get('runtime')}/{rt.get('device')} "
+            f"threads {rt.get('threads') or 'all'} batch {rt.get('batch')}   recipe: "
+            f"{fmt.recipe_text(result) or '-'}")
+    lines = [head]
+    if result.status != "done":
+        lines.append(f"reason: {result.reason}")
+        return "\n".join(lines)
+    stable = "stable" if m.get("stable") else "UNSTABLE (noisy machine or short run)"
+    lines.append(f"latency     p50 {fmt.fmt_ms(m.get('p50_ms'))} ms  p90 {fmt.fmt_ms(m.get('p90_ms'))} ms  "
+                 f"p99 {fmt.fmt_ms(m.get('p99_ms'))} ms   (n={m.get('n')}, p90/p50 "
+                 f"{_num(m.get('spread_ratio'))}, {stable})")
+    tput = f"throughput  {fmt.fmt_rate(m.get('throughput'))} samples/s"
+    if m.get("throughput_concurrent"):
+        tput += f"   {fmt.fmt_rate(m['throughput_concurrent'])} samples/s with {m.get('streams')} streams"
+    lines.append(tput)
+    lines.append(f"cold start  {fmt.fmt_ms(m.get('cold_start_ms'))} ms (model load {fmt.fmt_ms(m.get('load_ms'))} ms)")
+    lines.extend(_quality_lines(m))
+    lines.append(f"size        {fmt.fmt_bytes(m.get('size_bytes'))} (baseline {fmt.fmt_bytes(m.get('baseline_size_bytes'))})"
+                 f"   params {fmt.fmt_count(m.get('params'))} (baseline {fmt.fmt_count(m.get('baseline_params'))})"
+                 f"   sparsity {fmt.fmt_pct(m.get('sparsity'))}")
+    for w in result.warnings:
+        lines.append(f"warning [{w.get('control')}]: {w.get('message')}"
+                     + (f"\n    -> {w['advice']}" if w.get("advice") else ""))
+    lines.extend(f"note: {n}" for n in m.get("notes") or [])
+    if result.artifact:
+        lines.append(f"optimized model: {result.artifact}")
+    return "\n".join(lines)
+
+
+def _quality_lines(m: dict[str, Any]) -> list[str]:
+    lines = []
+    if m.get("accuracy") is not None:
+        lines.append(f"accuracy    {fmt.fmt_pct(m['accuracy'])} (baseline {fmt.fmt_pct(m.get('baseline_accuracy'))}; "
+                     f"change {fmt.delta_text(m)} points, 95% CI; n={m.get('n_eval')})")
+        if not m.get("delta_significant"):
+            lines.append("            the change is within the sampling error of this data set")
+    fid = m.get("fidelity") or {}
+    if fid:
+        lines.append(f"fidelity    top-1 agreement {fmt.fmt_pct(fid.get('top1_agreement'))}, cosine "
+                     f"{_num(fid.get('cosine'), 4)}, max abs error {_num(fid.get('max_abs_error'), 4)}, "
+                     f"KL {_num(fid.get('kl_divergence'), 5)}")
+    if m.get("nonfinite_outputs"):
+        lines.append(f"NaN/Inf     {m['nonfinite_outputs']} outputs are not finite")
+    return lines
+
+
+def _num(v: Any, digits: int = 2) -> str:
+    return "-" if v is None else f"{v:.{digits}f}"
