@@ -14,14 +14,16 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-RESULTS = Path(__file__).parent / "results" / "measurement_fidelity.json"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import common  # noqa: E402
+
+NAME = "measurement_fidelity"
 EXAMPLE = "digits-resnet"
 BATCH = 1
 GOAL_RATIO, GOAL_OVERHEAD_US = 0.05, 20.0
@@ -111,9 +113,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=16, help="interleaved rounds per variant (default 16)")
     parser.add_argument("--calls", type=int, default=30, help="timed calls per round and side (default 30)")
     parser.add_argument("--threads", type=int, default=2, help="intra-op threads (default 2)")
+    parser.add_argument("--results-dir", type=Path, default=None, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
-    from accelstudio.core.environment import collect_environment
-
+    info = common.header("measurement fidelity: pipeline p50 vs a tight session.run loop")
+    watch = common.LoadWatch()
     overhead = harness_overhead()
     variants = {name: compare_variant(recipe, args.rounds, args.calls, args.threads) for name, recipe in VARIANTS.items()}
     print(f"harness overhead (no-op call): p50 {overhead['p50_us']:.3f} us, p99 {overhead['p99_us']:.3f} us "
@@ -124,16 +127,12 @@ def main(argv: list[str] | None = None) -> int:
               f"(goal within {GOAL_RATIO:.0%}: {'met' if v['within_goal'] else 'MISSED'})")
     fp32, int8 = variants["fp32"], variants["dynamic-int8 per-channel"]
     print(f"int8 / fp32 p50 (pipeline): {int8['pipeline_p50_ms'] / fp32['pipeline_p50_ms']:.3f}")
+    print(watch.summary())
     doc = {"example": EXAMPLE, "threads": args.threads, "batch": BATCH, "rounds": args.rounds, "calls": args.calls,
            "goals": {"p50_ratio_within": GOAL_RATIO, "overhead_us_at_most": GOAL_OVERHEAD_US},
            "harness_overhead": overhead, "variants": variants,
-           "environment": collect_environment(probe_runtimes=False),
-           "created": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    tmp = RESULTS.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(doc, indent=2) + "\n")
-    tmp.replace(RESULTS)
-    print(f"wrote {RESULTS}")
+           "environment": info["environment"], "machine": info, "load_average": watch.record()}
+    common.write_results(NAME, doc, args.results_dir)
     return 0
 
 

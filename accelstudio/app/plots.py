@@ -182,7 +182,7 @@ class SizeBars(_BarPlot):
         self.sizes, self.sparsity = list(sizes), list(sparsity)
         brushes = self.cmap.map(np.clip(np.asarray(sparsity, dtype=float), 0, 1), mode="qcolor") if names else []
         self.bars.setOpts(x=np.arange(len(names)), height=np.asarray(sizes, dtype=float), width=0.75,
-                          brushes=list(brushes), pens=[pg.mkPen(None)] * len(names))
+                          brushes=list(brushes), pen=pg.mkPen(None), pens=None)  # pens=[] breaks pyqtgraph
         self.plot.setYRange(0, max(sizes or [1]) * 1.08, padding=0)
 
     def tooltip(self, i: int) -> str:

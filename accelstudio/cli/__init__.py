@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import traceback
+from pathlib import Path
 
 from accelstudio import __version__
 
@@ -39,6 +41,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def launcher_argv(argv: list[str]) -> list[str]:
+    """`accelstudio FILE` (as file managers and the desktop entry call it) becomes `--open FILE`; a bare word
+    that is also a command name (`run`) stays a command."""
+    if len(argv) == 1 and not argv[0].startswith("-") and Path(argv[0]).is_file():
+        if os.sep in argv[0] or Path(argv[0]).suffix:
+            return ["--open", argv[0]]
+    return argv
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["--worker"]:  # a frozen app starts its worker process as `<app> --worker`
@@ -46,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
 
         return worker_main()
     parser = build_parser()
+    argv = launcher_argv(argv)
     args = parser.parse_args(argv)
     from accelstudio.core.errors import AccelStudioError
 

@@ -154,14 +154,19 @@ def _load_npz(path: Path, handle: ModelHandle, source: str, labels_allowed: bool
 
 
 def _read_npz(path: Path) -> dict[str, np.ndarray]:
+    _check_npz_signature(path)
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            if not hasattr(npz, "files"):
-                raise DatasetError(path, "is a single .npy array, not a .npz archive; save it with "
-                                         "numpy.savez(path, x=inputs, labels=labels)")
+        loaded = np.load(path, allow_pickle=False)
+        if not hasattr(loaded, "files"):  # a bare .npy gives an ndarray, which is no context manager
+            raise DatasetError(path, "is a single .npy array, not a .npz archive; save it with "
+                                     "numpy.savez(path, x=inputs, labels=labels)")
+        with loaded as npz:
             return {name: npz[name] for name in npz.files}
     except DatasetError:
         raise
+    except MemoryError:  # a header can declare any shape: a few bytes may ask for terabytes
+        raise DatasetError(path, "an array in it is too large to load into memory (its header declares more "
+                                 "data than fits; the file may be damaged)") from None
     except ValueError as exc:
         if "pickle" in str(exc).lower():
             raise DatasetError(path, "contains pickled objects; refusing to load. Save plain numeric arrays "
@@ -169,6 +174,19 @@ def _read_npz(path: Path) -> dict[str, np.ndarray]:
         raise DatasetError(path, f"not a readable .npz file ({exc})") from None
     except (OSError, EOFError, zipfile.BadZipFile, KeyError) as exc:
         raise DatasetError(path, f"not a readable .npz file ({exc}); save arrays with numpy.savez") from None
+
+
+def _check_npz_signature(path: Path) -> None:
+    """Refuse a file that starts like neither a zip (.npz), a .npy nor a pickle, before NumPy guesses it is one
+    of them (NumPy reports any unknown file as 'pickled data')."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(6)
+    except OSError as exc:
+        raise DatasetError(path, f"cannot be read ({exc.strerror}); check the path and permissions") from None
+    if head and not head.startswith((b"PK\x03\x04", b"PK\x05\x06", b"\x93NUMPY", b"\x80")):
+        raise DatasetError(path, "not a readable .npz file: it does not start like a NumPy archive (a web page "
+                                 "or another kind of file?); save arrays with numpy.savez")
 
 
 def _array_key(spec: InputSpec, arrays: dict[str, np.ndarray], n_inputs: int) -> str | None:

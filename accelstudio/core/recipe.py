@@ -162,6 +162,8 @@ class Recipe:
             data = json.loads(text)
         except json.JSONDecodeError as exc:
             raise RecipeError("<root>", f"{source} is not valid JSON: {exc}") from None
+        except RecursionError:  # thousands of nested brackets exhaust the decoder's recursion limit
+            raise RecipeError("<root>", f"{source} is nested too deeply to be a recipe") from None
         return cls.from_dict(data)
 
     def validate(self) -> None:

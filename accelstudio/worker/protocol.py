@@ -20,6 +20,10 @@ from typing import Any, Union
 MAX_LINE_BYTES = 64 * 1024 * 1024
 CANCEL_LINE = "cancel"
 ERROR_KINDS = ("exception", "user_error")
+RUN_STATUSES = ("done", "failed", "cancelled")
+# JSON types of a result's run fields (RunResult.to_dict()); a result with others is garbage, not a run
+_RUN_FIELD_TYPES = {"status": str, "reason": str, "spec": dict, "metrics": dict, "latencies_ms": list,
+                    "layers": list, "warnings": list, "environment": dict, "model_identity": dict}
 
 
 class ProtocolError(ValueError):
@@ -100,6 +104,8 @@ def parse_line(line: str | bytes) -> Message:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise ProtocolError(f"not JSON ({exc.msg} at column {exc.colno}): {_clip(text)}") from None
+    except RecursionError:  # thousands of nested brackets: the reader thread must survive any line
+        raise ProtocolError(f"JSON nested too deeply: {_clip(text)}") from None
     if not isinstance(data, dict):
         raise ProtocolError(f"expected a JSON object, got {type(data).__name__}: {_clip(text)}")
     kind = data.get("type")
@@ -124,6 +130,9 @@ def _build(cls, data: dict[str, Any]) -> Message:
         run = data.get("run")
         if not isinstance(run, dict) or "status" not in run:
             raise ProtocolError("result message without a run object holding a status")
+        wrong = [k for k, kind in _RUN_FIELD_TYPES.items() if k in run and not isinstance(run[k], kind)]
+        if wrong or run["status"] not in RUN_STATUSES:
+            raise ProtocolError(f"result message with a bad status or mistyped fields: {', '.join(wrong) or 'status'}")
         return ResultMsg(run)
     kind, message = data.get("kind"), data.get("message")
     if kind not in ERROR_KINDS or not isinstance(message, str):

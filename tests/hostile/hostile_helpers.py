@@ -20,6 +20,9 @@ FAST_TORCH = RuntimeSettings(runtime="torch", threads=1, warmup=1, repeats=5, ti
 # A benchmark that runs until cancelled (or until the stage timeout).
 ENDLESS = RuntimeSettings(runtime="onnxruntime", threads=1, warmup=1, repeats=10**9, time_budget_s=600.0)
 WORKER_WAIT_S = 120.0
+# A stage timeout short enough for a quick test but above the worker's start-up (importing torch and ONNX
+# Runtime before its first stage takes 1.5-4 s on this busy 2-core machine): the timeout covers start-up too.
+STARTUP_SAFE_TIMEOUT_S = 7
 
 
 def fast_spec(model: str | Path, runtime: RuntimeSettings = FAST, **kw) -> JobSpec:
