@@ -441,7 +441,7 @@ def print_example(example: str, res: dict) -> None:
     best = res["best"]
     if best:
         print(f"  best within {GOAL_DROP_PTS:g} pt: {best['key']} ({best['recipe']}): {best['speedup']:.2f}x vs fp32 "
-              f"ORT, accuracy drop {best['accuracy_drop_pts'] + 0.0:.2f} pts")
+              f"ORT, accuracy change {0.0 - best['accuracy_drop_pts']:+.2f} pts")
     else:
         print(f"  no variant stays within a {GOAL_DROP_PTS:g} pt accuracy drop")
 

@@ -21,16 +21,19 @@ from accelstudio.core.recipe import Recipe
 PREDICT_DELAY_MS = 80
 
 
-def compute_histogram(handle, layer: str, grid: tuple[int, bool, bool] | None):
-    """(counts, edges, levels or None) for `layer`; runs on the background thread."""
-    from accelstudio.core.inspect import layer_weights, weight_histogram
+def compute_histogram(model, layer: str, grid: tuple[int, bool, bool] | None):
+    """(counts, edges, levels or None) for `layer` of a ModelHandle or ModelSnapshot; runs on the background
+    thread."""
+    from accelstudio.core.inspect import values_histogram
     from accelstudio.core.quant_sim import quantization_grid
+    from accelstudio.core.snapshot import model_layer_weights
 
-    counts, edges = weight_histogram(handle, layer, bins=80)
+    weights = model_layer_weights(model, layer)
+    counts, edges = values_histogram(weights, bins=80)
     levels = None
     if grid is not None:
         bits, per_channel, symmetric = grid
-        levels = quantization_grid(layer_weights(handle, layer), bits, per_channel, symmetric)
+        levels = quantization_grid(weights, bits, per_channel, symmetric)
     return counts, edges, levels
 
 
@@ -91,8 +94,9 @@ class ModelController(QObject):
                            lambda exc, _t: self.status.emit(f"Could not list runtimes: {exc}"))
 
     def shutdown(self) -> None:
-        """Stop timers and join the background thread."""
+        """Stop timers, end a model loading in a separate process and join the background thread."""
         self._predict_timer.stop()
+        self.loader.cancel()
         self.runner.shutdown()
 
     # -- state changes -------------------------------------------------------------------------------------
@@ -131,9 +135,9 @@ class ModelController(QObject):
         if model is None:
             return
         recipe = self.state.recipe
-        from accelstudio.core.compress import predict_sparsity
+        from accelstudio.core.snapshot import model_predict_sparsity
 
-        self.runner.submit("predict", lambda: predict_sparsity(model.handle, recipe.prune),
+        self.runner.submit("predict", lambda: model_predict_sparsity(model.handle, recipe.prune),
                            self.state.set_prediction, self._prediction_failed)
 
     def _prediction_failed(self, exc: BaseException, _trace: str) -> None:

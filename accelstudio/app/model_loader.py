@@ -1,5 +1,11 @@
 """Model work off the GUI thread: loading + inspection, slider predictions and weight histograms.
 
+A file opened with trust runs its own code while it loads (TorchScript, torch.export, pickled modules), so it
+is loaded and inspected in a separate process (accelstudio.worker.inspect_client) and the window gets a
+data-only ModelSnapshot: a crash in the file's code ends that process, never the app. Bundled examples and
+files opened without trust (ONNX, safetensors, weights-only state dicts: parsing runs no code from the file)
+load here, which is faster.
+
 One background thread (a ThreadPoolExecutor with one worker) runs every task, in order, so two tasks never
 touch the same torch module at once. Each task has a key ("load", "predict", "histogram"); when a newer task
 with the same key is submitted, the older result is dropped, so a fast slider only ever shows its latest
@@ -9,6 +15,7 @@ value. Results come back to the GUI thread through a queued Qt signal. `shutdown
 from __future__ import annotations
 
 import itertools
+import threading
 import traceback
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable
@@ -97,8 +104,22 @@ class TaskRunner(QObject):
             on_error(payload, trace)
 
 
-def load_and_inspect(ref: str, trust: bool, backend: str | None) -> LoadedModel:
-    """Open a model (a path or "example:<name>") and summarize its layers. Runs on the background thread."""
+def needs_isolation(ref: str, trust: bool) -> bool:
+    """True when opening `ref` may run code from the file: a file (not a bundled example) opened with trust."""
+    from accelstudio.core.loading import EXAMPLE_PREFIX
+
+    return trust and not ref.startswith(EXAMPLE_PREFIX)
+
+
+def load_and_inspect(ref: str, trust: bool, backend: str | None,
+                     cancel: threading.Event | None = None) -> LoadedModel:
+    """Open a model (a path or "example:<name>") and summarize its layers. Runs on the background thread;
+    `cancel` stops a load running in a separate process."""
+    if needs_isolation(ref, trust):
+        from accelstudio.worker.inspect_client import open_isolated
+
+        snapshot = open_isolated(ref, backend=backend, cancel=cancel)
+        return LoadedModel(ref=ref, backend=backend, trust=trust, handle=snapshot, summary=snapshot.summary)
     from accelstudio.core.inspect import inspect_model
     from accelstudio.core.loading import open_model
 
@@ -117,14 +138,22 @@ class ModelLoader(QObject):
     def __init__(self, runner: TaskRunner, parent: QObject | None = None):
         super().__init__(parent)
         self._runner = runner
+        self._cancel: threading.Event | None = None
 
     def load(self, ref: str, *, trust: bool = False, backend: str | None = None) -> None:
-        """Start loading `ref`; a later call supersedes an earlier one still running."""
+        """Start loading `ref`; a later call supersedes an earlier one still running (and stops its process)."""
         self.started.emit(ref)
+        self.cancel()
+        cancel = self._cancel = threading.Event()
         self._runner.submit(
-            "load", lambda: load_and_inspect(ref, trust, backend), self.loaded.emit,
-            lambda exc, trace: self.failed.emit(ref, backend, exc, trace),
+            "load", lambda: load_and_inspect(ref, trust, backend, cancel), self.loaded.emit,
+            lambda exc, trace: self.failed.emit(ref, backend, exc, getattr(exc, "child_traceback", "") or trace),
         )
+
+    def cancel(self) -> None:
+        """Stop a load running in a separate process (the child is ended; in-process loads finish)."""
+        if self._cancel is not None:
+            self._cancel.set()
 
     def is_loading(self) -> bool:
         """True while a load is queued or running."""

@@ -22,7 +22,10 @@ QUANT_GRID_BITS = {"dynamic-int8": 8, "static-int8": 8, "weight-int8": 8, "weigh
 
 @dataclass(frozen=True)
 class LoadedModel:
-    """A model opened for the window: how to open it again (ref, backend, trust), the handle and its summary."""
+    """A model opened for the window: how to open it again (ref, backend, trust), the handle and its summary.
+
+    `handle` is a ModelHandle, or a data-only ModelSnapshot (accelstudio.core.snapshot) for a trusted file
+    that was opened in a separate process; use accelstudio.core.snapshot's model_* functions for either."""
 
     ref: str
     backend: str | None

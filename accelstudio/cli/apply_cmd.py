@@ -26,8 +26,8 @@ Which form of the model is transformed:
 Calibration data for static-int8: --calib FILE.npz (one array per input, or `x`), else the example's own
 calibration set. --finetune N / --distill N train the pruned model for N epochs before quantization (torch
 form; the original model is the distillation teacher) on --train-data FILE.npz (arrays per input, or `x`,
-plus `labels`), or on a bundled example's training split. The final classifier is pruned like any other layer unless --exclude names it
-(l1-structured never removes its outputs)."""
+plus `labels`), or on a bundled example's training split. The final classifier is pruned like any other
+layer unless --exclude names it (l1-structured never removes its outputs)."""
 
 
 def register(subparsers) -> None:

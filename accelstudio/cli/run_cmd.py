@@ -99,8 +99,9 @@ def build_spec(args: argparse.Namespace) -> JobSpec:
     settings = RuntimeSettings(runtime=runtime, device=args.device, threads=args.threads, batch=args.batch,
                                warmup=args.warmup, repeats=args.repeats, time_budget_s=args.time_budget,
                                streams=args.streams, provider=args.provider)
+    train_data = str(Path(args.train_data).resolve()) if getattr(args, "train_data", None) else None
     return JobSpec(model=model, recipe=recipe_from_args(args), runtime=settings, data=args.data,
-                   trust=args.trust, evaluate=not args.no_eval, max_eval_samples=args.max_samples,
+                   train_data=train_data, trust=args.trust, evaluate=not args.no_eval, max_eval_samples=args.max_samples,
                    timeout_s=args.timeout, memory_limit_mb=args.memory_limit, keep_artifact=not args.no_artifact)
 
 

@@ -13,6 +13,7 @@ import copy
 import importlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Mapping, Sequence
 
 import numpy as np
 
@@ -21,7 +22,9 @@ from accelstudio.core.export import example_inputs
 from accelstudio.core.hardware import HardwareWarning, hardware_warnings
 from accelstudio.core.model import ModelHandle
 from accelstudio.core.progress import ProgressCallback, ProgressEvent, check_cancel
-from accelstudio.core.pruning_plan import LayerReport
+from accelstudio.core.pruning_plan import (
+    ChannelLayer, LayerReport, PrunableWeight, predicted_reports, predicted_structured,
+)
 from accelstudio.core.recipe import PruneSpec, Recipe
 
 __all__ = ["CompressionResult", "LayerReport", "HardwareWarning", "apply_recipe", "predict_sparsity"]
@@ -73,7 +76,8 @@ def apply_recipe(handle: ModelHandle, recipe: Recipe, calib: dict[str, np.ndarra
         from accelstudio.core.recovery import recover_model, zeroing_reports
 
         check_cancel(cancel)
-        outcome = recover_model(model, handle.module, recipe.recovery, recovery_set, progress, cancel)
+        outcome = recover_model(model, handle.module, recipe.recovery, recovery_set, progress, cancel,
+                                normalize=structured)
         if reports and not structured:
             reports = zeroing_reports(model, reports)  # recomputed: training must not have changed them
         notes.append(_recovery_note(recipe, outcome))
@@ -108,42 +112,50 @@ def predict_sparsity(handle: ModelHandle, prune_spec: PruneSpec) -> list[LayerRe
     leave with them.
     """
     if prune_spec.method == "l1-structured":
-        return _predict_structured(handle, prune_spec)
+        return predict_sparsity_arrays((), {}, prune_spec, channel_layers(handle))
+    weights, bias_sizes = prunable_weights(handle)
+    return predict_sparsity_arrays(weights, bias_sizes, prune_spec)
+
+
+def predict_sparsity_arrays(weights: Sequence[PrunableWeight], bias_sizes: Mapping[str, int],
+                            prune_spec: PruneSpec, channels: Sequence[ChannelLayer] | None = None,
+                            ) -> list[LayerReport]:
+    """`predict_sparsity` from data alone: the prunable layers' weights (as `prunable_weights` gives them) and
+    bias sizes, plus their `channel_layers` for l1-structured (None: the model cannot be pruned structurally).
+    Used for models known only by a data-only snapshot (accelstudio.core.snapshot)."""
+    if prune_spec.method == "l1-structured":
+        if channels is None:
+            from accelstudio.core.pruning_onnx import STRUCTURED_MESSAGE
+
+            raise CompressionError(STRUCTURED_MESSAGE)
+        return predicted_structured(list(channels), prune_spec)
+    return predicted_reports(list(weights), prune_spec, dict(bias_sizes))[0]
+
+
+def prunable_weights(handle: ModelHandle) -> tuple[list[PrunableWeight], dict[str, int]]:
+    """Every prunable layer's weight as a float array (model order) and each layer's bias size."""
     if handle.backend == "torch":
-        from accelstudio.core.pruning_torch import predict_torch
+        from accelstudio.core.pruning_torch import prunable_weights as torch_weights
 
-        return predict_torch(handle.module, prune_spec)[0]
-    from accelstudio.core.pruning_onnx import predict_onnx
+        return torch_weights(handle.module)
+    from accelstudio.core.pruning_onnx import prunable_initializers
 
-    return predict_onnx(handle.onnx_model, prune_spec)[0]
+    found = prunable_initializers(handle.onnx_model)
+    return [w for w, _, _ in found], {w.name: b for w, _, b in found}
 
 
-def _predict_structured(handle: ModelHandle, spec: PruneSpec) -> list[LayerReport]:
+def channel_layers(handle: ModelHandle) -> list[ChannelLayer]:
+    """The Linear/Conv layers of a torch model as the l1-structured estimate sees them (module order).
+    Raises CompressionError for ONNX models, which cannot be pruned structurally."""
     if handle.backend != "torch":
         from accelstudio.core.pruning_onnx import STRUCTURED_MESSAGE
 
         raise CompressionError(STRUCTURED_MESSAGE)
-    from accelstudio.core.pruning_plan import requested_amounts
     from accelstudio.core.pruning_torch import LAYER_TYPES, out_channels, param_count, prunable_layers
 
-    layers = [(n, m) for n, m in prunable_layers(handle.module) if isinstance(m, LAYER_TYPES)]
-    amounts = requested_amounts([n for n, _ in layers], spec)
-    if layers:
-        amounts[layers[-1][0]] = 0.0  # module order: the classifier is normally last; apply finds it exactly
-    reports = []
-    prev_channels, prev_frac = 0, 0.0
-    for name, layer in layers:
-        channels = out_channels(layer)
-        frac = int(channels * amounts[name]) / channels if channels else 0.0
-        fan_in = getattr(layer, "in_features", getattr(layer, "in_channels", 0))
-        # inputs shrink with the layer before (module order: a chain estimate, exact for sequential models)
-        in_frac = prev_frac if prev_channels and fan_in and fan_in % prev_channels == 0 else 0.0
-        weights, params = layer.weight.numel(), param_count(layer)
-        weights_after = int(round(weights * (1 - frac) * (1 - in_frac)))
-        bias_after = int(round((params - weights) * (1 - frac)))
-        reports.append(LayerReport(name, amounts[name], frac, params, weights_after + bias_after))
-        prev_channels, prev_frac = channels, frac
-    return reports
+    return [ChannelLayer(name, out_channels(layer), getattr(layer, "in_features", getattr(layer, "in_channels", 0)),
+                         int(layer.weight.numel()), param_count(layer))
+            for name, layer in prunable_layers(handle.module) if isinstance(layer, LAYER_TYPES)]
 
 
 def _copy_model(handle: ModelHandle):

@@ -204,7 +204,12 @@ def layer_weights(handle: ModelHandle, layer_name: str) -> np.ndarray:
 
 def weight_histogram(handle: ModelHandle, layer_name: str, bins: int = 80) -> tuple[np.ndarray, np.ndarray]:
     """np.histogram of the finite weight values of `layer_name`: (counts, edges)."""
-    values = layer_weights(handle, layer_name).ravel()
+    return values_histogram(layer_weights(handle, layer_name), bins)
+
+
+def values_histogram(values: np.ndarray, bins: int = 80) -> tuple[np.ndarray, np.ndarray]:
+    """np.histogram of the finite entries of an array of weights: (counts, edges); 0..1 edges when none."""
+    values = np.asarray(values).ravel()
     values = values[np.isfinite(values)]
     if values.size == 0:
         return np.zeros(bins, dtype=np.int64), np.linspace(0.0, 1.0, bins + 1)

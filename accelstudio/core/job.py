@@ -44,6 +44,7 @@ class JobSpec:
     recipe: Recipe = field(default_factory=Recipe)
     runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
     data: str | None = None
+    train_data: str | None = None  # labeled .npz for accuracy recovery of a user model (examples bring their own)
     trust: bool = False
     evaluate: bool = True
     max_eval_samples: int = 2000

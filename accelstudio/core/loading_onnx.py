@@ -23,7 +23,7 @@ from accelstudio.core.model import InputSpec, ModelHandle
 EXTERNAL_DATA_THRESHOLD = int(1.5 * 1024**3)  # above this, save_onnx_atomic writes weights to '<name>.data'
 KNOWN_DOMAINS = {"", "ai.onnx", "ai.onnx.ml", "com.microsoft"}
 _STANDARD_DOMAINS = {"", "ai.onnx", "ai.onnx.ml"}
-_CHECK_BY_PATH_BYTES = int(1.8 * 1024**3)
+_CHECK_BY_PATH_BYTES = int(1.8 * 1024**3)  # a proto over 2 GiB cannot be checked in memory
 _MIN_EXTERNAL_BYTES = 1024
 
 
@@ -38,10 +38,10 @@ def load_onnx(path: Path, size: int) -> ModelHandle:
     _require_graph(path, model, onnxish)
     external = [t for t in iter_tensors(model) if t.data_location == onnx.TensorProto.EXTERNAL]
     plans = [_validate_external(path, t) for t in external]
+    check_operators(path, model)
+    _run_checker(path, model, by_path=bool(plans))  # before the weights are read: fast, and no second copy
     for tensor, target, offset, length in plans:
         _read_external(path, tensor, target, offset, length)
-    check_operators(path, model)
-    _run_checker(path, model)
     meta = {"file_bytes": size, "ir_version": model.ir_version, "opset": _default_opset(model),
             "producer": f"{model.producer_name} {model.producer_version}".strip(),
             "external_data_files": sorted({os.path.relpath(p[1], os.path.realpath(path.parent)) for p in plans})}
@@ -222,10 +222,12 @@ def _schema_domain(domain: str) -> str:
     return "" if domain == "ai.onnx" else domain
 
 
-def _run_checker(path: Path, model: onnx.ModelProto) -> None:
+def _run_checker(path: Path, model: onnx.ModelProto, by_path: bool) -> None:
+    """Validate the graph. Models with external data are checked by path (the checker then verifies the data
+    files without reading the weights), the others in memory."""
     try:
-        if model.ByteSize() > _CHECK_BY_PATH_BYTES:
-            onnx.checker.check_model(str(path))  # a proto over 2 GiB cannot be checked in memory
+        if by_path or model.ByteSize() > _CHECK_BY_PATH_BYTES:
+            onnx.checker.check_model(str(path))
         else:
             onnx.checker.check_model(model)
     except Exception as e:

@@ -25,7 +25,7 @@ import numpy as np
 
 from accelstudio.core.job import JobSpec, RunResult
 from accelstudio.core.progress import CancelToken, ProgressCallback, ProgressEvent, check_cancel
-from accelstudio.core.recipe import Recipe
+from accelstudio.core.recipe import QuantSpec, Recipe
 
 EVAL_BATCH = 64
 STAGES = ("load", "data", "compress", "export", "benchmark", "evaluate")
@@ -118,7 +118,7 @@ def _load(spec: JobSpec):
 
     backend = None
     if spec.model.startswith(EXAMPLE_PREFIX):
-        backend = "onnx" if spec.runtime.runtime == "onnxruntime" and not _prunes_channels(spec.recipe) else "torch"
+        backend = "onnx" if spec.runtime.runtime == "onnxruntime" and not _needs_torch(spec.recipe) else "torch"
     start = time.perf_counter()
     handle = open_model(spec.model, trust=spec.trust, backend=backend)
     load_ms = (time.perf_counter() - start) * 1000.0
@@ -129,8 +129,9 @@ def _load(spec: JobSpec):
     return handle, load_ms, identity
 
 
-def _prunes_channels(recipe: Recipe) -> bool:
-    return recipe.prune.active and recipe.prune.method == "l1-structured"
+def _needs_torch(recipe: Recipe) -> bool:
+    """Structured pruning and recovery (training) need the torch form of a bundled example."""
+    return (recipe.prune.active and recipe.prune.method == "l1-structured") or recipe.recovery.active
 
 
 def _load_data(spec: JobSpec, handle):
@@ -150,14 +151,16 @@ def _compress(spec: JobSpec, base, dataset, progress, cancel):
     if recipe.is_identity and not to_onnx:
         return base, (), ()
     calib = calibration_inputs(base, dataset, recipe.quantize.calib_samples) if recipe.quantize.active else None
+    train_data = spec.train_data
     if not to_onnx:
-        res = apply_recipe(base, recipe, calib=calib, progress=progress, cancel=cancel)
+        res = apply_recipe(base, recipe, calib=calib, progress=progress, cancel=cancel, train_data=train_data)
         return res.handle, res.layers, res.warnings
     from accelstudio.core.export import to_onnx_handle
 
     handle, layers, warnings = base, (), ()
-    if recipe.prune.active:
-        res = apply_recipe(base, Recipe(prune=recipe.prune), progress=progress, cancel=cancel)
+    if recipe.prune.active or recipe.recovery.active:  # in torch; quantization follows on the ONNX form
+        res = apply_recipe(base, replace(recipe, quantize=QuantSpec()), progress=progress, cancel=cancel,
+                           train_data=train_data)
         handle, layers, warnings = res.handle, res.layers, res.warnings
     handle = to_onnx_handle(handle)
     if recipe.quantize.active:

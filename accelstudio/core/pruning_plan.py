@@ -53,6 +53,18 @@ class PrunableWeight:
     k_axis: int | None = None
 
 
+@dataclass(frozen=True)
+class ChannelLayer:
+    """A layer as the structured (l1-structured) estimate sees it: its output channels (or features), its
+    input channels (or features), and its weight and parameter (weight + bias) element counts."""
+
+    name: str
+    channels: int
+    fan_in: int
+    weights: int
+    params: int
+
+
 def check_layer_names(names: list[str], spec: PruneSpec) -> None:
     """Raise RecipeError if the recipe names a layer that the model does not have."""
     known = set(names)
@@ -170,3 +182,24 @@ def predicted_reports(layers: list[PrunableWeight], spec: PruneSpec,
 def sparsity_report(name: str, requested: float, zeros: int, size: int, bias: int) -> LayerReport:
     """A LayerReport for a zeroing method, from the zero count of a weight of `size` elements."""
     return LayerReport(name, float(requested), zeros / size if size else 0.0, size + bias, size - zeros + bias)
+
+
+def predicted_structured(layers: list[ChannelLayer], spec: PruneSpec) -> list[LayerReport]:
+    """An estimate of l1-structured pruning, per layer in module order: the share of output channels that would
+    go (the last layer, normally the classifier, keeps its outputs) and the weights that would leave with them,
+    the inputs of a layer shrinking with the layer before it (exact for sequential models)."""
+    amounts = requested_amounts([layer.name for layer in layers], spec)
+    if layers:
+        amounts[layers[-1].name] = 0.0  # module order: the classifier is normally last; apply finds it exactly
+    reports = []
+    prev_channels, prev_frac = 0, 0.0
+    for layer in layers:
+        channels = layer.channels
+        frac = int(channels * amounts[layer.name]) / channels if channels else 0.0
+        fan_in = layer.fan_in
+        in_frac = prev_frac if prev_channels and fan_in and fan_in % prev_channels == 0 else 0.0
+        weights_after = int(round(layer.weights * (1 - frac) * (1 - in_frac)))
+        bias_after = int(round((layer.params - layer.weights) * (1 - frac)))
+        reports.append(LayerReport(layer.name, amounts[layer.name], frac, layer.params, weights_after + bias_after))
+        prev_channels, prev_frac = channels, frac
+    return reports

@@ -70,10 +70,16 @@ def _weights(layers: list[tuple[str, nn.Module]]) -> list[PrunableWeight]:
     return [PrunableWeight(n, m.weight.detach().cpu().float().numpy(), _k_axis(m)) for n, m in layers]
 
 
+def prunable_weights(module: nn.Module) -> tuple[list[PrunableWeight], dict[str, int]]:
+    """The prunable layers' weights as float32 arrays (sharing memory with float32 weights) and bias sizes."""
+    layers = prunable_layers(module)
+    return _weights(layers), {n: _bias_size(m) for n, m in layers}
+
+
 def predict_torch(module: nn.Module, spec: PruneSpec) -> tuple[list[LayerReport], list[str]]:
     """Per-layer sparsity that `prune_zeroing_torch` would reach, computed without touching the module."""
-    layers = prunable_layers(module)
-    return predicted_reports(_weights(layers), spec, {n: _bias_size(m) for n, m in layers})
+    weights, bias_sizes = prunable_weights(module)
+    return predicted_reports(weights, spec, bias_sizes)
 
 
 def prune_zeroing_torch(module: nn.Module, spec: PruneSpec, progress: ProgressCallback | None = None,

@@ -3,7 +3,8 @@
 Runs on torch modules only, in place, on the module's own device, with a fixed seed (the global torch random
 state is left as it was). Weights that are exactly zero when training starts (unstructured or 2:4 pruning)
 are kept at zero after every optimizer step, so the achieved sparsity does not change; structurally pruned
-models simply train with their smaller layers. Thread settings are left to the caller.
+models train with their smaller layers, their biased convolutions with a transient BatchNorm that is folded
+back into them at the end (recovery_norm.py). Thread settings are left to the caller.
 
 Training data: the bundled examples use the training split of resources/data/digits_split.npz (never the
 test set they are evaluated on); other models need a labeled .npz given by the user.
@@ -26,6 +27,7 @@ from accelstudio.core.errors import CompressionError
 from accelstudio.core.model import ModelHandle
 from accelstudio.core.progress import ProgressCallback, ProgressEvent, check_cancel
 from accelstudio.core.recipe import RecoverySpec
+from accelstudio.core.recovery_norm import TransientNorm
 
 __all__ = ["RecoveryOutcome", "recover", "recover_model", "recovery_data", "resolve_training_data",
            "TORCH_ONLY_MESSAGE", "NO_DATA_MESSAGE"]
@@ -58,21 +60,24 @@ class RecoveryOutcome:
 
 
 def recover(student: nn.Module, teacher: nn.Module | None, spec: RecoverySpec, train_data: dict[str, Any],
-            progress: ProgressCallback | None = None, cancel=None) -> nn.Module:
+            progress: ProgressCallback | None = None, cancel=None, *, normalize: bool = False) -> nn.Module:
     """Fine-tune or distill `student` in place as `spec` says and return it (see `recover_model`)."""
-    return recover_model(student, teacher, spec, train_data, progress, cancel).module
+    return recover_model(student, teacher, spec, train_data, progress, cancel, normalize=normalize).module
 
 
 def recover_model(student: nn.Module, teacher: nn.Module | None, spec: RecoverySpec, train_data: dict[str, Any],
-                  progress: ProgressCallback | None = None, cancel=None) -> RecoveryOutcome:
+                  progress: ProgressCallback | None = None, cancel=None, *,
+                  normalize: bool = False) -> RecoveryOutcome:
     """Train `student` on `train_data` ({"inputs": {name: array}, "labels": array}; inputs in the model's
     argument order) with Adam and a cosine learning-rate schedule.
 
     "finetune": cross-entropy on the labels. "distill": alpha * KL(teacher_T || student_T) * T^2 +
     (1 - alpha) * cross-entropy, with the teacher (the unpruned model) in eval mode and without gradients.
-    Zero weights of Linear/Conv layers stay zero. Progress stage "recover" (fraction over all epochs, the
-    running loss in the text); `cancel` is checked between batches. The module's train/eval mode and
-    requires_grad flags are restored afterwards. Raises CompressionError, JobCancelled.
+    Zero weights of Linear/Conv layers stay zero. `normalize` trains the biased convolutions with a transient
+    BatchNorm folded back at the end (recovery_norm.py): use it after structured pruning, which shifts every
+    later activation; after unstructured pruning plain training recovers as well or better. Progress stage
+    "recover" (fraction over all epochs, the running loss in the text); `cancel` is checked between batches.
+    The module's train/eval mode and requires_grad flags are restored afterwards. Raises CompressionError, JobCancelled.
     """
     if not isinstance(student, nn.Module):
         raise CompressionError(TORCH_ONLY_MESSAGE)
@@ -86,53 +91,77 @@ def recover_model(student: nn.Module, teacher: nn.Module | None, spec: RecoveryS
     masks = _zero_masks(student)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(SEED)
-        targets = _teacher_logits(teacher, inputs, spec.batch, device, cancel) if spec.method == "distill" else None
-        loss = _train(student, inputs, labels, targets, masks, spec, device, progress, cancel)
+        targets = _teacher_logits(teacher, inputs, spec.batch, cancel) if spec.method == "distill" else None
+        norm = TransientNorm(student if normalize else None)
+        loss = _train(student, inputs, labels, targets, masks, norm, spec, device, progress, cancel)
     return RecoveryOutcome(student, loss, spec.epochs, len(labels), time.perf_counter() - start)
 
 
-def _train(student, inputs, labels, targets, masks, spec: RecoverySpec, device, progress, cancel) -> float:
+def _train(student, inputs, labels, targets, masks, norm: TransientNorm, spec: RecoverySpec, device, progress,
+           cancel) -> float:
     params = [p for p in student.parameters() if p.is_floating_point()]
     if not params:
         raise CompressionError("the model has no float parameters to train")
     flags = [p.requires_grad for p in params]
     was_training = student.training
-    n = len(labels)
-    steps = math.ceil(n / spec.batch)
-    opt = torch.optim.Adam(params, lr=spec.lr)
+    steps = math.ceil(len(labels) / spec.batch)
+    opt = torch.optim.Adam(params + list(norm.parameters()), lr=spec.lr)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=spec.epochs * steps)
     gen = torch.Generator().manual_seed(SEED)
-    every = max(1, steps // UPDATES_PER_EPOCH)
-    running = float("nan")
+    loss = float("nan")
     try:
         for p in params:
             p.requires_grad_(True)
-        student.train()
         for epoch in range(spec.epochs):
-            total, seen = 0.0, 0
-            for step, idx in enumerate(torch.randperm(n, generator=gen).split(spec.batch)):
-                check_cancel(cancel)
-                loss = _loss(student, inputs, labels, targets, idx, spec, device)
-                opt.zero_grad(set_to_none=True)
-                loss.backward()
-                opt.step()
-                sched.step()
-                _apply_masks(masks)
-                value = float(loss.detach())
-                if not math.isfinite(value):
-                    raise CompressionError(f"{spec.method} diverged (loss is {value}); lower the learning rate "
-                                           f"(recovery.lr, now {spec.lr:g}; CLI --recovery-lr)")
-                total, seen = total + value * len(idx), seen + len(idx)
-                running = total / seen
-                if progress and ((step + 1) % every == 0 or step + 1 == steps):
-                    progress(ProgressEvent(STAGE, (epoch + (step + 1) / steps) / spec.epochs,
-                                           f"{spec.method} epoch {epoch + 1}/{spec.epochs}: loss {running:.4f}",
-                                           {"epoch": epoch + 1, "loss": running}))
+            student.train()
+            order = torch.randperm(len(labels), generator=gen).split(spec.batch)
+            loss = _epoch(student, inputs, labels, targets, masks, order, (opt, sched), spec, device,
+                          _epoch_progress(progress, spec, epoch, steps), cancel)
+        student.eval()  # dropout off, real BatchNorm frozen while the transient ones are measured
+        norm.measure(lambda idx: student(*(x[idx].to(device) for x in inputs)),
+                     torch.arange(len(labels)).split(spec.batch), cancel)
+        norm.fold()
     finally:
+        norm.remove()
+        _apply_masks(masks)
         student.train(was_training)
         for p, flag in zip(params, flags):
             p.requires_grad_(flag)
-    return running
+    return loss
+
+
+def _epoch(student, inputs, labels, targets, masks, order, optim, spec: RecoverySpec, device, report,
+           cancel) -> float:
+    """One pass over the batches in `order`; the mean loss."""
+    opt, sched = optim
+    total, seen = 0.0, 0
+    for step, idx in enumerate(order):
+        check_cancel(cancel)
+        loss = _loss(student, inputs, labels, targets, idx, spec, device)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        _apply_masks(masks)
+        value = float(loss.detach())
+        if not math.isfinite(value):
+            raise CompressionError(f"{spec.method} diverged (loss is {value}); lower the learning rate "
+                                   f"(recovery.lr, now {spec.lr:g}; CLI --recovery-lr)")
+        total, seen = total + value * len(idx), seen + len(idx)
+        report(step + 1, total / seen)
+    return total / max(seen, 1)
+
+
+def _epoch_progress(progress, spec: RecoverySpec, epoch: int, steps: int):
+    every = max(1, steps // UPDATES_PER_EPOCH)
+
+    def report(step: int, running: float) -> None:
+        if progress and (step % every == 0 or step == steps):
+            progress(ProgressEvent(STAGE, (epoch + step / steps) / spec.epochs,
+                                   f"{spec.method} epoch {epoch + 1}/{spec.epochs}: loss {running:.4f}",
+                                   {"epoch": epoch + 1, "loss": running}))
+
+    return report
 
 
 def _loss(student, inputs, labels, targets, idx, spec: RecoverySpec, device) -> torch.Tensor:
@@ -154,8 +183,9 @@ def _loss(student, inputs, labels, targets, idx, spec: RecoverySpec, device) -> 
 
 
 @torch.no_grad()
-def _teacher_logits(teacher: nn.Module, inputs, batch: int, device, cancel) -> torch.Tensor:
+def _teacher_logits(teacher: nn.Module, inputs, batch: int, cancel) -> torch.Tensor:
     """The teacher's logits for every training sample, computed once (the inputs never change)."""
+    device = _device(teacher)
     was_training = teacher.training
     teacher.eval()
     try:

@@ -1,9 +1,9 @@
 """Transient BatchNorm for recovery training, folded back into the convolutions afterwards.
 
-Networks trained with BatchNorm are usually shipped with it folded into their convolutions. Pruning such a
-network shifts every later activation, and without normalization its plain convolutions train slowly and
-diverge at useful learning rates (the pruned digits-resnet stays near chance after 3 epochs of plain
-fine-tuning; with this, 3 epochs bring it back above its original accuracy). So recovery puts a fresh
+Networks trained with BatchNorm are usually shipped with it folded into their convolutions. Removing
+channels from such a network shifts every later activation, and without normalization its plain
+convolutions train slowly and diverge at useful learning rates (the digits-resnet with half its channels
+removed reaches 66% after 3 epochs of plain fine-tuning; with this, 98%). So recovery puts a fresh
 BatchNorm after each convolution that has a bias, through forward hooks (the module's structure and state
 dict never change), trains, measures the final statistics on the training data, and merges them into the
 convolution's weight and bias. Zero weights stay zero (each output channel is only rescaled).
@@ -23,12 +23,12 @@ NORMS = {nn.Conv1d: nn.BatchNorm1d, nn.Conv2d: nn.BatchNorm2d, nn.Conv3d: nn.Bat
 
 class TransientNorm:
     """BatchNorm layers hooked after the biased convolutions of `module` (none for other layer types;
-    convolutions without bias are normally followed by a real BatchNorm already)."""
+    convolutions without bias are normally followed by a real BatchNorm already). `module` None: nothing."""
 
-    def __init__(self, module: nn.Module):
+    def __init__(self, module: nn.Module | None):
         self.pairs: list[tuple[nn.Module, nn.Module]] = []
         self._hooks = []
-        for conv in module.modules():
+        for conv in module.modules() if module is not None else ():
             norm_type = NORMS.get(type(conv))
             if norm_type is None or conv.bias is None or not conv.out_channels:
                 continue
@@ -45,6 +45,8 @@ class TransientNorm:
     def measure(self, forward, batches, cancel=None) -> None:
         """Recompute the running statistics exactly (cumulative average over `batches`, each a tuple of index
         tensors for `forward`), so short trainings do not fold half-updated running estimates."""
+        if not self.pairs:
+            return
         for _, norm in self.pairs:
             norm.reset_running_stats()
             norm.momentum = None

@@ -37,20 +37,30 @@ SIGNAL_TEXT = {
 
 OnMessage = Callable[[protocol.Message], None]
 
+# Child entry points: (flag of the frozen executable, module run with -m). "job" runs a JobSpec; "inspect"
+# opens one trusted model file and writes a data-only snapshot (accelstudio.worker.inspect_child).
+WORKER_ENTRIES = {"job": ("--worker", "accelstudio.worker"),
+                  "inspect": ("--inspect-worker", "accelstudio.worker.inspect_child")}
 
-def worker_command() -> list[str]:
-    """How to start the child: the module normally, the bundled executable with --worker when frozen."""
+
+def worker_command(kind: str = "job") -> list[str]:
+    """How to start a child of `kind` (see WORKER_ENTRIES): the module normally, the bundled executable with
+    its flag (--worker, --inspect-worker) when frozen."""
+    flag, module = WORKER_ENTRIES[kind]
     if getattr(sys, "frozen", False):
-        return [sys.executable, "--worker"]
-    return [sys.executable, "-m", "accelstudio.worker"]
+        return [sys.executable, flag]
+    return [sys.executable, "-m", module]
 
 
 class JobRunner:
-    """Runs one JobSpec in a child process. start(), then wait() for the RunResult; cancel() at any time."""
+    """Runs one JobSpec in a child process. start(), then wait() for the RunResult; cancel() at any time.
 
-    def __init__(self, spec: JobSpec, on_message: OnMessage | None = None):
+    `command` starts another child that speaks the same protocol (default: `worker_command()`)."""
+
+    def __init__(self, spec: JobSpec, on_message: OnMessage | None = None, command: list[str] | None = None):
         self.spec = spec
         self.on_message = on_message
+        self._command = list(command) if command is not None else None
         self._proc: subprocess.Popen | None = None
         self._lock = threading.Lock()
         self._done = threading.Event()
@@ -78,6 +88,16 @@ class JobRunner:
         return self._stage
 
     @property
+    def returncode(self) -> int | None:
+        """The child's exit status once it has ended (negative: the signal that ended it), else None."""
+        return self._proc.returncode if self._proc is not None else None
+
+    @property
+    def timed_out(self) -> bool:
+        """True when the child was killed because a stage ran past `spec.timeout_s`."""
+        return self._timeout_reason is not None
+
+    @property
     def result(self) -> RunResult | None:
         """The final RunResult once the run is over, else None."""
         return self._result
@@ -86,7 +106,8 @@ class JobRunner:
         """Start the child and send it the job."""
         if self._proc is not None:
             raise RuntimeError("this JobRunner was already started")
-        self._proc = subprocess.Popen(worker_command(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        command = self._command if self._command is not None else worker_command()
+        self._proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, env=_child_env())
         self._stage_since = self._last_msg = time.monotonic()
         self._send(protocol.encode_spec(self.spec.to_dict()))
@@ -259,7 +280,7 @@ def execute_job(spec: JobSpec, store=None, on_message: OnMessage | None = None,
     in `store` (a RunStore) when given, and returned with its run_id."""
     runner = JobRunner(spec, on_message=on_message).start()
     try:
-        result = _wait_cancellable(runner, cancel_event)
+        result = wait_cancellable(runner, cancel_event)
     except KeyboardInterrupt:  # Ctrl-C: cancel the job and record it as cancelled
         runner.cancel()
         result = runner.wait()
@@ -272,7 +293,8 @@ def execute_job(spec: JobSpec, store=None, on_message: OnMessage | None = None,
     return result
 
 
-def _wait_cancellable(runner: JobRunner, cancel_event: threading.Event | None) -> RunResult:
+def wait_cancellable(runner: JobRunner, cancel_event: threading.Event | None) -> RunResult:
+    """Wait for a started runner's result, cancelling it once `cancel_event` is set."""
     while True:
         result = runner.wait(0.1)
         if result is not None:
@@ -284,6 +306,9 @@ def _wait_cancellable(runner: JobRunner, cancel_event: threading.Event | None) -
 def _child_env() -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("PYTHONUNBUFFERED", "1")
+    # OpenMP threads that spin while waiting turn a busy machine's torch latency from microseconds into tens of
+    # milliseconds (every parallel step waits for a thread that has no core); passive waiting avoids that.
+    env.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     return env
 
 

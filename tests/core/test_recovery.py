@@ -218,3 +218,22 @@ def test_training_data_must_match_labels(cnn):
         recover(copy.deepcopy(cnn.module), None, RecoverySpec("finetune", **FAST), bad)
     with pytest.raises(CompressionError, match="teacher"):
         recover(copy.deepcopy(cnn.module), None, RecoverySpec("distill", **FAST), data)
+
+
+def test_transient_norm_is_folded_away(cnn):
+    import copy
+
+    student = copy.deepcopy(cnn.module)
+    keys = {k: v.shape for k, v in student.state_dict().items()}
+    student.conv2.weight.data[0, 0] = 0.0  # zeros survive the fold (each channel is only rescaled)
+    recover(student, None, RecoverySpec("finetune", epochs=1, max_samples=256), recovery_data(cnn), normalize=True)
+    assert {k: v.shape for k, v in student.state_dict().items()} == keys
+    assert all(not m._forward_hooks for m in student.modules())
+    assert torch.count_nonzero(student.conv2.weight[0, 0]) == 0
+    assert all(torch.isfinite(p).all() for p in student.parameters())
+
+
+def test_recover_rejects_onnx_models():
+    onnx_model = load_example("digits-cnn", backend="onnx").onnx_model
+    with pytest.raises(CompressionError, match="needs a torch model"):
+        recover(onnx_model, None, RecoverySpec("finetune", **FAST), {})

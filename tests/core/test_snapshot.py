@@ -1,0 +1,208 @@
+"""Data-only model snapshots: a snapshot read back gives the same summary, weights, histograms and pruning
+predictions as the loaded model; reading one runs no code; a trusted file opened in a separate process comes
+back as a snapshot or as one typed error, and leaves no folder or process behind."""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from accelstudio.core.compress import predict_sparsity
+from accelstudio.core.errors import CompressionError, UnsupportedModelError
+from accelstudio.core.inspect import (
+    UnknownLayerError, inspect_model, layer_weights, summary_to_dict, weight_histogram, values_histogram,
+)
+from accelstudio.core.loading import open_model
+from accelstudio.core.recipe import PruneSpec
+from accelstudio.core.snapshot import (
+    META_FILE, WEIGHTS_FILE, ModelSnapshot, SnapshotError, model_layer_weights, model_predict_sparsity,
+    new_snapshot_folder, read_snapshot, remove_stale_snapshots, snapshot_model, snapshots_dir, summary_from_dict,
+)
+from tests import factories as fx
+
+SPECS = [
+    PruneSpec(amount=0.5),
+    PruneSpec(amount=0.3, scope="layer", overrides={"fc": 0.8}, exclude=("conv",)),
+    PruneSpec(amount=0.4, method="random"),
+    PruneSpec(amount=0.5, method="2:4"),
+    PruneSpec(amount=0.5, method="l1-structured"),
+]
+
+
+def _snapshot(ref: str, **kw) -> ModelSnapshot:
+    folder = new_snapshot_folder()
+    snapshot_model(ref, folder, **kw)
+    return read_snapshot(folder)
+
+
+def test_snapshot_of_a_pickled_module_matches_the_loaded_model(tmp_path):
+    path = str(fx.pickled_module_file(tmp_path))
+    handle = open_model(path, trust=True)
+    snap = _snapshot(path, trust=True)
+    assert summary_to_dict(snap.summary) == summary_to_dict(inspect_model(handle))
+    assert (snap.name, snap.backend, snap.source_format) == (handle.name, "torch", handle.source_format)
+    for layer in ("conv", "fc"):
+        stored = model_layer_weights(snap, layer)
+        assert stored.dtype == np.float32 and not stored.flags.writeable
+        np.testing.assert_array_equal(stored, layer_weights(handle, layer))
+        for got, want in zip(values_histogram(stored), weight_histogram(handle, layer)):
+            np.testing.assert_array_equal(got, want)
+    for spec in SPECS:
+        assert model_predict_sparsity(snap, spec) == predict_sparsity(handle, spec), spec
+    with pytest.raises(UnknownLayerError):
+        model_layer_weights(snap, "nope")
+
+
+def test_each_array_is_stored_once(tmp_path):
+    snap = _snapshot("example:digits-cnn", trust=False)
+    assert [w.name for w in snap.prunable] == ["conv1", "conv2", "fc1", "fc2"]
+    assert all(w.array is snap.weights[w.name] for w in snap.prunable)
+    assert len(snap.channels) == 4 and snap.bias_sizes["fc2"] == 10
+
+
+def test_onnx_snapshot_refuses_structured_prediction_like_the_model():
+    handle = open_model("example:digits-mlp", backend="onnx")
+    snap = _snapshot("example:digits-mlp", trust=False, backend="onnx")
+    assert snap.channels is None and snap.backend == "onnx"
+    assert model_predict_sparsity(snap, SPECS[0]) == predict_sparsity(handle, SPECS[0])
+    for model in (handle, snap):
+        with pytest.raises(CompressionError):
+            model_predict_sparsity(model, SPECS[-1])
+
+
+def test_summary_round_trip_keeps_dynamic_dims():
+    summary = inspect_model(open_model("example:digits-mlp"))
+    again = summary_from_dict(summary_to_dict(summary))
+    assert summary_to_dict(again) == summary_to_dict(summary)
+    assert again.layers == summary.layers
+
+
+def test_reading_a_snapshot_never_unpickles(tmp_path):
+    folder = new_snapshot_folder()
+    snapshot_model("example:digits-mlp", folder, trust=False)
+    marker = tmp_path / "MARKER"
+    evil = np.empty(2, dtype=object)
+    evil[:] = [fx.MarkerPayload(marker)] * 2
+    np.savez(folder / WEIGHTS_FILE, a0=evil)
+    with pytest.raises(SnapshotError, match="weights.npz|pickle"):
+        read_snapshot(folder)
+    assert not marker.exists()
+
+
+@pytest.mark.parametrize("damage", ["no-meta", "bad-json", "wrong-format", "missing-array", "float64"])
+def test_incomplete_or_damaged_snapshot_is_a_snapshot_error(damage):
+    folder = new_snapshot_folder()
+    snapshot_model("example:digits-mlp", folder, trust=False)
+    meta = folder / META_FILE
+    if damage == "no-meta":
+        meta.unlink()
+    elif damage == "bad-json":
+        meta.write_text("{", encoding="utf-8")
+    elif damage == "wrong-format":
+        meta.write_text(meta.read_text().replace('"format": 1', '"format": 99'), encoding="utf-8")
+    elif damage == "missing-array":
+        np.savez(folder / WEIGHTS_FILE, a0=np.zeros(3, np.float32))
+    else:
+        np.savez(folder / WEIGHTS_FILE, **{f"a{i}": np.zeros(3) for i in range(4)})
+    with pytest.raises(SnapshotError):
+        read_snapshot(folder)
+
+
+def test_stale_snapshot_folders_are_removed_fresh_ones_kept():
+    old, fresh = new_snapshot_folder(), new_snapshot_folder()
+    (old / "x").write_bytes(b"1")
+    day_ago = time.time() - 2 * 24 * 3600
+    os.utime(old, (day_ago, day_ago))
+    assert remove_stale_snapshots() == 1
+    assert not old.exists() and fresh.is_dir()
+
+
+# -- in a separate process -----------------------------------------------------------------------------------
+def _no_folders_left() -> bool:
+    return not any(snapshots_dir().iterdir())
+
+
+def test_trusted_torchscript_comes_back_as_a_snapshot(tmp_path):
+    from accelstudio.worker.inspect_client import open_isolated
+
+    path = str(fx.torchscript_file(tmp_path))
+    snap = open_isolated(path)
+    handle = open_model(path, trust=True)
+    assert summary_to_dict(snap.summary) == summary_to_dict(inspect_model(handle))
+    np.testing.assert_array_equal(model_layer_weights(snap, "fc"), layer_weights(handle, "fc"))
+    assert model_predict_sparsity(snap, SPECS[0]) == predict_sparsity(handle, SPECS[0])
+    assert _no_folders_left()
+
+
+@pytest.mark.parametrize("action, error, text", [
+    ("abort", "ModelCrashedError", "the model crashed while loading (SIGABRT)"),
+    ("stdout_garbage", "UnsupportedModelError", "not a torch nn.Module"),
+])
+def test_trusted_file_failing_in_its_process_gives_a_typed_error(tmp_path, action, error, text):
+    from accelstudio.worker import inspect_client
+
+    path = fx.crashing_pickle_file(tmp_path, action)
+    with pytest.raises((inspect_client.ModelCrashedError, UnsupportedModelError)) as info:
+        inspect_client.open_isolated(str(path))
+    assert type(info.value).__name__ == error and text in str(info.value)
+    assert info.value.path == path
+    assert _no_folders_left()
+
+
+def test_hung_load_times_out(tmp_path, monkeypatch):
+    from accelstudio.worker.inspect_client import ModelLoadTimeoutError, open_isolated
+
+    monkeypatch.setenv("ACCELSTUDIO_TEST_HANG_STAGE", "load")
+    with pytest.raises(ModelLoadTimeoutError, match="still loading after 2 s"):
+        open_isolated(str(fx.torchscript_file(tmp_path)), timeout_s=2)
+    assert _no_folders_left()
+
+
+def test_cancel_ends_a_hung_load_at_once(tmp_path, monkeypatch):
+    from accelstudio.core.errors import JobCancelled
+    from accelstudio.worker.inspect_client import open_isolated
+
+    monkeypatch.setenv("ACCELSTUDIO_TEST_HANG_STAGE", "load")
+    cancel = threading.Event()
+    cancel.set()
+    start = time.monotonic()
+    with pytest.raises(JobCancelled):
+        open_isolated(str(fx.torchscript_file(tmp_path)), cancel=cancel)
+    assert time.monotonic() - start < 60  # not the 300 s stage timeout
+    assert _no_folders_left()
+
+
+def test_frozen_app_runs_the_inspect_child_through_its_own_executable(monkeypatch, tmp_path):
+    """`<app> --inspect-worker FOLDER` (what a frozen app starts) is dispatched by the CLI to the inspect child."""
+    import subprocess
+    import sys
+
+    from accelstudio.core.job import JobSpec
+    from accelstudio.worker import protocol
+    from accelstudio.worker.client import worker_command
+
+    assert worker_command("inspect")[1:] == ["-m", "accelstudio.worker.inspect_child"]
+    monkeypatch.setattr(sys, "frozen", True, raising=False)
+    assert worker_command("inspect") == [sys.executable, "--inspect-worker"]
+    monkeypatch.delattr(sys, "frozen")
+
+    folder = new_snapshot_folder()
+    spec = JobSpec(model=str(fx.torchscript_file(tmp_path)), trust=True)
+    app = "import sys; from accelstudio.cli import main; sys.exit(main(sys.argv[1:]))"
+    proc = subprocess.Popen([sys.executable, "-c", app, "--inspect-worker", str(folder)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE)  # stdin stays open: its end means "the parent is gone"
+    proc.stdin.write(protocol.encode_spec(spec.to_dict()).encode())
+    proc.stdin.flush()
+    messages = []
+    for line in proc.stdout:
+        messages.append(protocol.parse_line(line))
+        if messages[-1].type in ("result", "error"):
+            break
+    assert proc.wait(timeout=60) == 0 and messages[-1].type == "result", messages[-1]
+    proc.stdin.close()
+    proc.stdout.close()
+    assert [layer.name for layer in read_snapshot(folder).summary.layers] == ["conv", "fc"]
