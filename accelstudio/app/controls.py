@@ -1,4 +1,4 @@
-"""The controls: pruning and quantization groups (runtime settings live in runtime_panel.py).
+"""The controls: pruning, accuracy recovery and quantization groups (runtime settings live in runtime_panel.py).
 
 The panels hold no settings of their own: `show_recipe` writes a recipe into the widgets (without echoing it
 back) and every user change emits `recipe_edited(recipe, description, merge_key)`, which the window turns
@@ -11,8 +11,10 @@ from dataclasses import replace
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton,
-                               QSlider, QSpinBox, QStyle, QVBoxLayout, QWidget)
+                               QSlider, QSpinBox, QVBoxLayout, QWidget)
 
+from accelstudio.app.recovery_controls import RecoveryGroup
+from accelstudio.app.warning_label import WarningLabel
 from accelstudio.core.recipe import CALIBRATIONS, PRUNE_METHODS, QUANT_MODES, WEIGHT_TYPES, Recipe
 
 QUANT_MODE_TIPS = {
@@ -26,32 +28,6 @@ QUANT_MODE_TIPS = {
     "sim": "Simulated quantization: weights rounded to a 2-8 bit grid but kept in float32, to see accuracy.",
 }
 GRANULAR_MODES = ("dynamic-int8", "static-int8", "weight-int8", "weight-int4", "sim")
-
-
-class WarningLabel(QWidget):
-    """An icon and wrapped text under a group, hidden when there is nothing to say."""
-
-    def __init__(self, parent=None, objectName: str = ""):  # noqa: N803 - Qt's keyword
-        super().__init__(parent)
-        self.setObjectName(objectName)
-        layout = QHBoxLayout(self)
-        layout.setContentsMargins(0, 4, 0, 0)
-        self.icon = QLabel()
-        self.icon.setPixmap(self.style().standardIcon(QStyle.StandardPixmap.SP_MessageBoxWarning).pixmap(18, 18))
-        self.icon.setAlignment(Qt.AlignmentFlag.AlignTop)
-        self.text = QLabel(wordWrap=True)
-        self.text.setTextFormat(Qt.TextFormat.RichText)
-        layout.addWidget(self.icon)
-        layout.addWidget(self.text, 1)
-        self.warnings: list = []
-        self.setVisible(False)
-
-    def set_warnings(self, warnings: list) -> None:
-        """Show HardwareWarnings: the message in bold, the advice below it and in the tooltip."""
-        self.warnings = list(warnings)
-        self.setVisible(bool(warnings))
-        self.text.setText("<br>".join(f"<b>{w.message}</b><br><i>{w.advice}</i>" for w in warnings))
-        self.setToolTip("\n\n".join(f"{w.message}\n{w.advice}" for w in warnings))
 
 
 def _combo(items, tips: dict[str, str] | None = None) -> QComboBox:
@@ -70,7 +46,8 @@ def _set_combo(box: QComboBox, value) -> None:
 
 
 class RecipeControls(QWidget):
-    """Pruning and quantization groups; emits `recipe_edited` and `selection_action(key)` for the table rows."""
+    """Pruning, recovery and quantization groups; emits `recipe_edited` and `selection_action(key)` for the
+    table rows."""
 
     recipe_edited = Signal(object, str, object)  # Recipe, description, merge key or None
     selection_action = Signal(str)  # layer action key applied to the selected table rows
@@ -83,6 +60,9 @@ class RecipeControls(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self._build_prune())
+        self.recovery = RecoveryGroup()
+        self.recovery.changed.connect(self._emit)
+        layout.addWidget(self.recovery)
         layout.addWidget(self._build_quant())
 
     # -- building --------------------------------------------------------------------------------------------
@@ -207,13 +187,19 @@ class RecipeControls(QWidget):
             self.calib_samples.setValue(q.calib_samples)
         finally:
             self._updating = False
+        self.recovery.show_spec(recipe.recovery, recipe)
         self._update_enabled()
         self._update_layer_labels()
 
     def show_warnings(self, warnings: list) -> None:
         """Put each HardwareWarning under the group whose control causes it."""
         self.prune_warning.set_warnings([w for w in warnings if w.control == "prune"])
-        self.quant_warning.set_warnings([w for w in warnings if w.control != "prune"])
+        self.recovery.set_extra_warnings([w for w in warnings if w.control == "recovery"])
+        self.quant_warning.set_warnings([w for w in warnings if w.control not in ("prune", "recovery")])
+
+    def set_model_kind(self, kind: str) -> None:
+        """What the open model is (recovery_controls.model_kind): recovery hints depend on it."""
+        self.recovery.set_model_kind(kind)
 
     def override_amount(self) -> float:
         """The per-layer amount for 'Override selected', as a fraction."""
@@ -281,7 +267,7 @@ class RecipeControls(QWidget):
                         weight_type=self.weight_type_combo.currentData(),
                         symmetric=self.symmetric_check.isChecked(), calibration=self.calib_combo.currentData(),
                         calib_samples=self.calib_samples.value())
-        return Recipe(prune=prune, quantize=quant)
+        return Recipe(prune=prune, quantize=quant, recovery=self.recovery.compose())
 
     def _emit(self, text: str, merge_key: str | None = None) -> None:
         if self._updating:

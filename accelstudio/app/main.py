@@ -12,6 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from PySide6.QtCore import QEventLoop, QTimer
+from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication, QMessageBox
 
 from accelstudio.core.recipe import PruneSpec, QuantSpec, Recipe
@@ -23,9 +24,7 @@ SMOKE_RUN_TIMEOUT_S = 420
 def run_gui(args) -> int:
     """Open the main window (and run the smoke test when `args.smoke` is set); returns the exit code."""
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    app.setApplicationName("AccelStudio")
-    app.setOrganizationName("AccelStudio")
-    app.setApplicationDisplayName("AccelStudio")
+    identify_application(app)
     from accelstudio.app.main_window import MainWindow
 
     window = MainWindow()
@@ -40,6 +39,17 @@ def run_gui(args) -> int:
     code = app.exec()
     window.close()
     return int(code)
+
+
+def identify_application(app: QApplication) -> None:
+    """Names, icon and desktop-file name, so task bars and docks show AccelStudio with its own icon."""
+    from accelstudio.app.main_window import app_icon
+
+    app.setApplicationName("AccelStudio")
+    app.setOrganizationName("AccelStudio")
+    app.setApplicationDisplayName("AccelStudio")
+    QGuiApplication.setDesktopFileName("accelstudio")  # matches the installed accelstudio.desktop entry
+    app.setWindowIcon(app_icon())
 
 
 def wait_for(signal, timeout_s: float, also=()) -> tuple | None:

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from PySide6.QtCore import QSettings, Qt, Signal
-from PySide6.QtGui import QAction, QActionGroup, QKeySequence
+from PySide6.QtGui import QAction, QActionGroup, QIcon, QKeySequence
 from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QProgressBar,
                                QPushButton, QScrollArea, QVBoxLayout, QWidget)
 
@@ -18,17 +18,31 @@ from accelstudio.app import dialogs
 from accelstudio.app.controls import RecipeControls
 from accelstudio.app.model_controller import ModelController
 from accelstudio.app.model_view import ModelView
+from accelstudio.app.recovery_controls import model_kind
 from accelstudio.app.results_panel import ResultsPanel
 from accelstudio.app.run_controller import RunController
 from accelstudio.app.runtime_panel import RuntimePanel
 from accelstudio.app.state import LoadedModel
 from accelstudio.app.theme import THEME_MODES, ThemeManager
 from accelstudio.core.errors import TrustRequiredError
-from accelstudio.core.examples import DEFAULT_EXAMPLE, list_examples
+from accelstudio.core.examples import DEFAULT_EXAMPLE, list_examples, resources_dir
 
 MODEL_FILTER = "Models (*.onnx *.pt *.pth *.pt2 *.safetensors *.ts);;All files (*)"
 MAX_RECENT = 10
 EXAMPLE_PREFIX = "example:"
+RESULTS_SHARE = 0.48  # of the window height, for the results dock: plots and at least four table rows
+ICON_FILES = ("accelstudio.svg", "accelstudio-256.png", "accelstudio-128.png", "accelstudio-64.png")
+
+
+def app_icon() -> QIcon:
+    """AccelStudio's icon from resources/icons (SVG and PNG sizes); a null icon when none can be read."""
+    icon = QIcon()
+    folder = resources_dir() / "icons"
+    for name in ICON_FILES:
+        path = folder / name
+        if path.is_file():
+            icon.addFile(str(path))
+    return icon
 
 
 class MainWindow(QMainWindow):
@@ -39,6 +53,7 @@ class MainWindow(QMainWindow):
     def __init__(self, settings: QSettings | None = None, store=None, parent: QWidget | None = None):
         super().__init__(parent)
         self.setWindowTitle("AccelStudio")
+        self.setWindowIcon(app_icon())
         self.settings = settings if settings is not None else QSettings("AccelStudio", "AccelStudio")
         self.theme = ThemeManager(QApplication.instance(), str(self.settings.value("theme", "system")), self)
         self.model_view = ModelView()
@@ -55,9 +70,8 @@ class MainWindow(QMainWindow):
         self._connect()
         self.setAcceptDrops(True)
         self.resize(1500, 950)
-        self.resizeDocks([self.results_dock], [340], Qt.Orientation.Vertical)
-        self.resizeDocks([self.controls_dock], [380], Qt.Orientation.Horizontal)
-        self._restore_layout()
+        self._size_docks()
+        self._docks_sized = self._restore_layout()
         self.theme.changed.connect(self._apply_plot_colors)
         self._apply_plot_colors()
         self.models.start()
@@ -171,6 +185,7 @@ class MainWindow(QMainWindow):
         self.run_button.clicked.connect(self.runs.start_run)
         self.cancel_button.clicked.connect(self.runs.cancel)
         self.results.restore_requested.connect(self.runs.restore)
+        self.state.model_changed.connect(lambda loaded: self.recipe_controls.set_model_kind(model_kind(loaded)))
         self.runs.status.connect(lambda text, ms: self.statusBar().showMessage(text, ms))
         if self.runs.store_problem:
             self.statusBar().showMessage(self.runs.store_problem)
@@ -270,7 +285,21 @@ class MainWindow(QMainWindow):
     def _apply_plot_colors(self, *_args) -> None:
         self.model_view.apply_colors(self.theme.colors())
 
-    def _restore_layout(self) -> None:
+    def _size_docks(self) -> None:
+        """Default dock sizes for the current window size."""
+        self.resizeDocks([self.results_dock], [int(self.height() * RESULTS_SHARE)], Qt.Orientation.Vertical)
+        self.resizeDocks([self.controls_dock], [380], Qt.Orientation.Horizontal)
+
+    def showEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        """Without a saved layout, size the docks for the size the window is first shown at (a small screen
+        may have shrunk it), so the model view keeps its share."""
+        super().showEvent(event)
+        if not self._docks_sized:
+            self._docks_sized = True
+            self._size_docks()
+
+    def _restore_layout(self) -> bool:
+        """Geometry, dock layout and splitters as saved; True when a dock layout was restored."""
         geometry = self.settings.value("geometry")
         if geometry is not None:
             self.restoreGeometry(geometry)
@@ -281,6 +310,7 @@ class MainWindow(QMainWindow):
             saved = self.settings.value(f"split/{split.objectName()}")
             if saved is not None:
                 split.restoreState(saved)
+        return state is not None
 
     def _save_layout(self) -> None:
         self.settings.setValue("geometry", self.saveGeometry())

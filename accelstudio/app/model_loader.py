@@ -10,6 +10,10 @@ One background thread (a ThreadPoolExecutor with one worker) runs every task, in
 touch the same torch module at once. Each task has a key ("load", "predict", "histogram"); when a newer task
 with the same key is submitted, the older result is dropped, so a fast slider only ever shows its latest
 value. Results come back to the GUI thread through a queued Qt signal. `shutdown()` joins the thread.
+
+Python's cyclic garbage collector runs in whichever thread happens to allocate; when that is a background
+thread and the garbage holds Qt objects (the plot items of a closed window), Qt deadlocks or crashes. So the
+first TaskRunner moves collection to the GUI thread (`collect_garbage_on_gui_thread`).
 """
 
 from __future__ import annotations
@@ -24,6 +28,18 @@ from PySide6.QtCore import QObject, Signal, Slot
 
 from accelstudio.app.state import LoadedModel
 
+_gui_collector = None  # the one GUI-thread garbage collector of this process
+
+
+def collect_garbage_on_gui_thread() -> None:
+    """Turn automatic garbage collection off and collect on a GUI-thread timer instead (pyqtgraph's
+    GarbageCollector, with the interpreter's thresholds). Call on the GUI thread; later calls do nothing."""
+    global _gui_collector
+    if _gui_collector is None:
+        from pyqtgraph.util.garbage_collector import GarbageCollector
+
+        _gui_collector = GarbageCollector(interval=0.5)
+
 
 class TaskRunner(QObject):
     """Runs callables on one background thread and calls back on the GUI thread; newest per key wins."""
@@ -33,6 +49,7 @@ class TaskRunner(QObject):
 
     def __init__(self, parent: QObject | None = None):
         super().__init__(parent)
+        collect_garbage_on_gui_thread()  # before any Python code runs on the background thread
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="accelstudio-model")
         self._tickets = itertools.count(1)
         self._latest: dict[str, int] = {}

@@ -8,17 +8,34 @@ narrow) and show the full name and values in a tooltip on hover; clicking a bar 
 from __future__ import annotations
 
 import math
+import re
 
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QPointF, Qt, Signal
-from PySide6.QtGui import QCursor, QFontMetrics
+from PySide6.QtGui import QCursor, QFont, QFontMetrics
 from PySide6.QtWidgets import QToolTip
 
 from accelstudio.app.theme import LIGHT, TITLE_SIZE, PlotColors, style_plot
 
 SPARSITY_CMAP = "viridis"
 DENSE_GRID = 32  # more quantization levels than this are drawn as short ticks
+AXIS_SHARE = 0.42  # rotated layer names take at most this share of a bar plot's height
+TITLE_POINT_SIZE = 10
+
+
+def fit_title(options: list[str], plot: pg.PlotItem, width: float, point_size: int = TITLE_POINT_SIZE) -> str:
+    """The first of `options` (HTML, longest first) that fits over `plot` in a widget `width` pixels wide (the
+    title sits over the data area, right of the left axis), else the last one."""
+    font = QFont()
+    font.setPointSize(point_size)
+    metrics = QFontMetrics(font)
+    room = width - plot.getAxis("left").width() - 8
+    for text in options:
+        plain = re.sub(r"<[^>]+>", "", text).replace("&nbsp;", " ")
+        if metrics.horizontalAdvance(plain) <= room:
+            return text
+    return options[-1]
 
 
 def human_bytes(n: float) -> str:
@@ -40,6 +57,8 @@ class LayerAxis(pg.AxisItem):
     def __init__(self):
         self._names: list[str] = []
         self._rotate = False
+        self._room = 10_000  # px of height the labels may take (set from the plot's height)
+        self._max_text = self.MAX_TEXT
         super().__init__("bottom")
         self.setHeight(30)
         self.setTicks([[], []])
@@ -49,6 +68,12 @@ class LayerAxis(pg.AxisItem):
         self._names = list(names)
         self.setTicks([[(i, "") for i in range(len(self._names))], []])
         self._fit()
+
+    def set_room(self, pixels: int) -> None:
+        """At most this many pixels of height for the labels (longer names are elided further)."""
+        if pixels != self._room:
+            self._room = pixels
+            self._fit()
 
     def visible_names(self) -> list[str]:
         """The names as given (for tests and tooltips)."""
@@ -61,7 +86,7 @@ class LayerAxis(pg.AxisItem):
     def boundingRect(self):  # noqa: N802 - Qt's name
         """Rotated names of the first bars reach left, under the (empty) corner below the y axis."""
         rect = super().boundingRect()
-        return rect.adjusted(-self.MAX_TEXT * 0.75, 0, 0, 0) if self._rotate else rect
+        return rect.adjusted(-self._max_text * 0.75, 0, 0, 0) if self._rotate else rect
 
     def _metrics(self) -> QFontMetrics:
         return QFontMetrics(self.style["tickFont"] or self.font())
@@ -71,8 +96,10 @@ class LayerAxis(pg.AxisItem):
         longest = max((metrics.horizontalAdvance(n) for n in self._names), default=0)
         spacing = self.width() / max(len(self._names), 1)
         self._rotate = longest > spacing * 0.9
+        fixed = metrics.height() + 12
+        self._max_text = int(max(min(self.MAX_TEXT, (self._room - fixed) * math.sqrt(2)), 4 * metrics.height()))
         if self._rotate:
-            height = int(min(longest, self.MAX_TEXT) / math.sqrt(2) + metrics.height() + 12)
+            height = int(min(longest, self._max_text) / math.sqrt(2) + fixed)
         else:
             height = metrics.height() + 12
         if abs(self.height() - height) > 1:
@@ -99,7 +126,7 @@ class LayerAxis(pg.AxisItem):
             if not left - 2 <= xs[i] <= right + 2:
                 continue
             if self._rotate:
-                text = metrics.elidedText(self._names[i], Qt.TextElideMode.ElideMiddle, self.MAX_TEXT)
+                text = metrics.elidedText(self._names[i], Qt.TextElideMode.ElideMiddle, self._max_text)
                 p.save()
                 p.translate(xs[i] + metrics.ascent() / 3, 8)
                 p.rotate(-45)
@@ -126,9 +153,21 @@ class _BarPlot(pg.GraphicsLayoutWidget):
         self.plot.hideButtons()
         self.addItem(self.plot, 0, 0)
         self.names: list[str] = []
+        self._titles: list[str] = [title]
         self.scene().sigMouseMoved.connect(self._hover)
         self.scene().sigMouseClicked.connect(self._click)
         self.setMinimumHeight(150)
+
+    def set_titles(self, options: list[str]) -> None:
+        """Title HTML, longest first: the longest that fits the plot's width is shown."""
+        self._titles = list(options)
+        self.plot.setTitle(fit_title(self._titles, self.plot, self.width()))
+
+    def resizeEvent(self, ev) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(ev)
+        if getattr(self, "_titles", None):  # Qt may resize before __init__ ends
+            self.axis.set_room(int(self.height() * AXIS_SHARE))
+            self.plot.setTitle(fit_title(self._titles, self.plot, self.width()))
 
     def _set_names(self, names: list[str]) -> None:
         self.names = list(names)
@@ -175,14 +214,19 @@ class SizeBars(_BarPlot):
         self.plot.addItem(self.bars)
         self.sizes: list[int] = []
         self.sparsity: list[float] = []
+        self._low = 0.0  # where the colour scale starts: raised on dark backgrounds, where viridis' purple vanishes
+        self._outline = pg.mkPen(None)
+
+    def _scale(self, values) -> np.ndarray:
+        return self._low + (1.0 - self._low) * np.clip(np.asarray(values, dtype=float), 0, 1)
 
     def set_data(self, names: list[str], sizes: list[int], sparsity: list[float]) -> None:
         """`sparsity` as fractions 0-1."""
         self._set_names(names)
         self.sizes, self.sparsity = list(sizes), list(sparsity)
-        brushes = self.cmap.map(np.clip(np.asarray(sparsity, dtype=float), 0, 1), mode="qcolor") if names else []
+        brushes = self.cmap.map(self._scale(sparsity), mode="qcolor") if names else []
         self.bars.setOpts(x=np.arange(len(names)), height=np.asarray(sizes, dtype=float), width=0.75,
-                          brushes=list(brushes), pen=pg.mkPen(None), pens=None)  # pens=[] breaks pyqtgraph
+                          brushes=list(brushes), pen=self._outline, pens=None)  # pens=[] breaks pyqtgraph
         self.plot.setYRange(0, max(sizes or [1]) * 1.08, padding=0)
 
     def tooltip(self, i: int) -> str:
@@ -190,12 +234,18 @@ class SizeBars(_BarPlot):
 
     def colour_key(self) -> str:
         """The colour scale as title HTML: sparsity after the recipe, 0% to 100% in five steps."""
-        steps = self.cmap.map(np.linspace(0, 1, 5), mode="qcolor")
+        steps = self.cmap.map(self._scale(np.linspace(0, 1, 5)), mode="qcolor")
         marks = "".join(f"<span style='color:{c.name()}'>■</span>" for c in steps)
         return f"sparsity 0% {marks} 100%"
 
     def apply_colors(self, colors: PlotColors) -> None:
-        self.plot.setTitle(f"Size per layer · colour: {self.colour_key()}")
+        dark = pg.mkColor(colors.background).lightness() < 128
+        self._low = 0.3 if dark else 0.0
+        self._outline = pg.mkPen(colors.muted, width=1) if dark else pg.mkPen(None)
+        if self.names:
+            self.set_data(self.names, self.sizes, self.sparsity)
+        key = self.colour_key()
+        self.set_titles([f"Size per layer · colour: {key}", f"Size · colour: {key}", f"Size · {key}"])
         super().apply_colors(colors)
 
 
@@ -230,8 +280,9 @@ class SparsityBars(_BarPlot):
         return f"{self.names[i]}\nnow {self.current[i]:.1%} · predicted {self.predicted[i]:.1%}"
 
     def apply_colors(self, colors: PlotColors) -> None:
-        self.plot.setTitle(f"Sparsity per layer: {swatch(colors.primary, 'now')} "
-                           f"{swatch(colors.secondary, 'predicted')}")
+        now, predicted = swatch(colors.primary, "now"), swatch(colors.secondary, "predicted")
+        self.set_titles([f"Sparsity per layer: {now} {predicted}", f"Sparsity: {now} {predicted}",
+                         f"{now} {swatch(colors.secondary, 'pred.')}"])
         super().apply_colors(colors)
         self.current_bars.setOpts(brush=colors.primary, pen=pg.mkPen(None))
         self.predicted_bars.setOpts(brush=colors.secondary, pen=pg.mkPen(None))
@@ -260,6 +311,7 @@ class WeightHistogram(pg.PlotWidget):
         self.grid_levels = np.zeros(0)
         self.grid_label = ""
         self._colors = LIGHT
+        self._titles: list[str] = []
         self.setMinimumHeight(150)
         self.clear_histogram("Weights: select a layer")
 
@@ -288,7 +340,18 @@ class WeightHistogram(pg.PlotWidget):
         self.grid.setData([], [])
         self.grid_levels = np.zeros(0)
         self.grid_label = ""
-        self.plot.setTitle(message, color=self._colors.foreground, size=TITLE_SIZE)
+        self._set_titles([message])
+
+    def _set_titles(self, options: list[str]) -> None:
+        """Title HTML, longest first; the longest that fits the width is shown (again after each resize)."""
+        self._titles = list(options)
+        self.plot.setTitle(fit_title(options, self.plot, self.width()), color=self._colors.foreground,
+                           size=TITLE_SIZE)
+
+    def resizeEvent(self, ev) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(ev)
+        if getattr(self, "_titles", None):  # Qt may resize before __init__ ends
+            self.plot.setTitle(fit_title(self._titles, self.plot, self.width()))
 
     def apply_colors(self, colors: PlotColors) -> None:
         """Restyle for a light or dark background."""
@@ -305,4 +368,6 @@ class WeightHistogram(pg.PlotWidget):
         if self.layer is None:
             return
         grid = swatch(c.grid_line, self.grid_label, "|") if self.grid_levels.size else "no integer grid"
-        self.plot.setTitle(f"Weights of {self.layer} · {grid}", color=c.foreground, size=TITLE_SIZE)
+        short = swatch(c.grid_line, self.grid_label.split(",")[0], "|") if self.grid_levels.size else "no grid"
+        self._set_titles([f"Weights of {self.layer} · {grid}", f"{self.layer} · {grid}", f"{self.layer} · {short}",
+                          self.layer])

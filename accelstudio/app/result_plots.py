@@ -15,10 +15,15 @@ from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtGui import QColor, QPalette
 
 from accelstudio.app import run_metrics as rm
+from accelstudio.app.plots import fit_title
 from accelstudio.core.job import RunResult
 
 BASELINE_COLOR = QColor("#e69f00")  # orange: readable on light and dark backgrounds
 LIVE_COLOR = QColor("#009e73")
+ID_LABEL_POINT_SIZE = 8
+X_HEADROOM = 1.12  # room right of the slowest point for its id label
+MIN_Y_SPAN = 2.0  # accuracy points
+RESULT_TITLE_POINTS = 11  # pyqtgraph's default title size
 
 
 @dataclass(frozen=True)
@@ -49,10 +54,24 @@ class ThemedPlot(pg.PlotWidget):
         self.plotItem.showGrid(x=True, y=True, alpha=0.2)
         for name in ("left", "bottom"):
             self.plotItem.getAxis(name).enableAutoSIPrefix(False)  # show ms as ms, never "(x0.001)"
-        # bottom right: on a latency-accuracy plot the slow and inaccurate corner is the one usually empty
+        # bottom right, for subclasses that show it (the slow and inaccurate corner is usually empty)
         self.legend = self.plotItem.addLegend(offset=(-10, -10))
         self.colors = palette_colors(self.palette())
+        self.placeholder: pg.TextItem | None = None
+        self._titles: list[str] = []
         self._apply_palette()
+
+    def set_title_options(self, options: list[str]) -> None:
+        """Title text, longest first: the longest that fits the width is shown (again after each resize)."""
+        self._titles = list(options)
+        self.plotItem.setTitle(fit_title(self._titles, self.plotItem, self.width(), RESULT_TITLE_POINTS),
+                               color=self.colors.text)
+
+    def resizeEvent(self, ev) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(ev)
+        if getattr(self, "_titles", None):  # Qt may resize before __init__ ends
+            self.plotItem.setTitle(fit_title(self._titles, self.plotItem, self.width(), RESULT_TITLE_POINTS),
+                                   color=self.colors.text)
 
     def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt API)
         super().changeEvent(event)
@@ -80,6 +99,15 @@ class ThemedPlot(pg.PlotWidget):
     def redraw(self) -> None:
         """Draw the current data again with the current colours."""
 
+    def show_placeholder(self, text: str) -> None:
+        """A grey line of text in the middle of an empty plot, saying what would fill it."""
+        self.plotItem.setXRange(0, 1, padding=0)
+        self.plotItem.setYRange(0, 1, padding=0)
+        item = pg.TextItem(text, color=self.colors.muted, anchor=(0.5, 0.5))
+        item.setPos(0.5, 0.5)
+        self.plotItem.addItem(item)
+        self.placeholder = item
+
     def _ready_for_palette(self) -> None:
         """Subclasses call this at the end of __init__: palette changes redraw from then on."""
         self._ready = True
@@ -88,11 +116,13 @@ class ThemedPlot(pg.PlotWidget):
         """Remove every item (the legend entries go with them)."""
         self.plotItem.clear()
         self.legend.clear()
+        self.placeholder = None
 
 
 class TradeoffPlot(ThemedPlot):
-    """p50 latency (x) against accuracy (y) with 95% error bars, the baseline as a star, the Pareto front as a
-    step line. Runs of the open model are coloured, others grey (or hidden). Clicking a point emits run_clicked."""
+    """p50 latency (x, from 0) against accuracy (y) with 95% error bars, the baseline as a star, the Pareto front
+    as a step line, each point labelled with its run id (as in the runs table). Runs of the open model are
+    coloured, others grey (or hidden). Clicking a point emits run_clicked."""
 
     run_clicked = Signal(int)
 
@@ -107,9 +137,13 @@ class TradeoffPlot(ThemedPlot):
         self.front_ids: list[int] = []
         self.scatter: pg.ScatterPlotItem | None = None
         self.baseline_item: pg.ScatterPlotItem | None = None
+        self.id_labels: dict[int, pg.TextItem] = {}
+        self.legend.hide()  # the title line is the legend
+        self.plotItem.setLimits(xMin=0)  # a latency is never negative: no panning or padding below 0
         self.plotItem.setLabel("bottom", "Latency p50 (ms, lower is better)")
         self.plotItem.setLabel("left", "Accuracy (%)")
         self._ready_for_palette()
+        self.redraw()
 
     def set_runs(self, runs: list[RunResult], current_model: Callable[[RunResult], bool] | None = None,
                  show_others: bool = True, selected: set[int] | None = None) -> None:
@@ -142,8 +176,16 @@ class TradeoffPlot(ThemedPlot):
         kinds = {rm.quality(r).kind for r in runs}
         self.plotItem.setLabel("left", "Top-1 agreement with baseline (%)" if kinds == {"agreement"}
                                else "Accuracy (%)" if kinds <= {"accuracy"} else "Accuracy / agreement (%)")
+        if not runs:
+            self.scatter = self._points([], c.accent, "o", 11, "runs")
+            self.baseline_item = self._points([], BASELINE_COLOR, "star", 18, "baseline (unchanged model)")
+            self.front_ids, self.id_labels = [], {}
+            self.set_title_options([""])
+            self.show_placeholder("no finished runs yet: press Run (F5)")
+            return
         self._draw_error_bars(runs)
         others = [r for r in runs if not self.is_current(r)]
+        self._show_key(bool(others))
         if others:
             self.plotItem.addItem(self._points(others, c.muted, "o", 9, "other models"))
         plain = [r for r in current if not rm.is_baseline(r)]
@@ -153,7 +195,48 @@ class TradeoffPlot(ThemedPlot):
         self._draw_baselines([r for r in current if rm.is_baseline(r)])
         self._draw_front(current)
         self._draw_selection(runs)
-        self.plotItem.enableAutoRange()
+        self._draw_id_labels(runs)
+        self._fit_range(runs)
+
+    def _show_key(self, others: bool) -> None:
+        """The legend as a title line (a legend box would cover points in a short plot)."""
+        c = self.colors
+        runs, star = _swatch(c.accent, "●", "runs"), _swatch(BASELINE_COLOR, "★", "baseline")
+        front, grey = _swatch(c.text, "╌", "Pareto front"), _swatch(c.muted, "●", "other models")
+        long = [runs, _swatch(BASELINE_COLOR, "★", "baseline (unchanged model)"), front] + ([grey] if others else [])
+        short = [runs, star, front] + ([grey] if others else [])
+        self.set_title_options(["&nbsp;&nbsp;".join(long), "&nbsp;&nbsp;".join(short),
+                                "&nbsp;&nbsp;".join([runs, star, _swatch(c.text, "╌", "best")])])
+
+    def _fit_range(self, runs: list[RunResult]) -> None:
+        """x from 0 to past the slowest run (labels need room); y around the points and their intervals, never
+        narrower than MIN_Y_SPAN points (equal accuracies would otherwise give a zero-height range)."""
+        xs = [rm.metric(r, "p50_ms") for r in runs]
+        right = max((x for x in xs if x is not None and np.isfinite(x)), default=0.0)
+        self.plotItem.setXRange(0.0, right * X_HEADROOM if right > 0 else 1.0, padding=0)
+        q = [rm.quality(r) for r in runs]
+        values = [v for p in q for v in (p.lo, p.value, p.hi) if v is not None and np.isfinite(v)]
+        if not values:
+            return
+        low, high = min(values), max(values)
+        if high - low < MIN_Y_SPAN:
+            middle = (high + low) / 2
+            low, high = middle - MIN_Y_SPAN / 2, middle + MIN_Y_SPAN / 2
+        pad = (high - low) * 0.08
+        self.plotItem.setYRange(low - pad, high + pad, padding=0)
+
+    def _draw_id_labels(self, runs: list[RunResult]) -> None:
+        """A small run id beside each point, so a point can be found in the table."""
+        self.id_labels = {}
+        font = self.font()
+        font.setPointSize(ID_LABEL_POINT_SIZE)
+        for r in runs:
+            color = self.colors.text if self.is_current(r) else self.colors.muted
+            label = pg.TextItem(f"  {r.run_id}", color=color, anchor=(0, 0.9))
+            label.setFont(font)
+            label.setPos(rm.metric(r, "p50_ms"), rm.quality(r).value)
+            self.plotItem.addItem(label)
+            self.id_labels[r.run_id] = label
 
     def _points(self, runs: list[RunResult], color: QColor, symbol: str, size: int, name: str) -> pg.ScatterPlotItem:
         spots = [{"pos": (rm.metric(r, "p50_ms"), rm.quality(r).value), "data": r.run_id} for r in runs]
@@ -178,10 +261,6 @@ class TradeoffPlot(ThemedPlot):
         self.baseline_item = self._points(runs, BASELINE_COLOR, "star", 18, "baseline (unchanged model)")
         if runs:
             self.plotItem.addItem(self.baseline_item)
-        for r in runs:
-            label = pg.TextItem("baseline", color=self.colors.text, anchor=(0, 1.2))
-            label.setPos(rm.metric(r, "p50_ms"), rm.quality(r).value)
-            self.plotItem.addItem(label)
 
     def _draw_front(self, runs: list[RunResult]) -> None:
         points = [(rm.metric(r, "p50_ms"), rm.quality(r).value) for r in runs]
@@ -206,7 +285,7 @@ class TradeoffPlot(ThemedPlot):
             return
         spots = [{"pos": (rm.metric(r, "p50_ms"), rm.quality(r).value)} for r in chosen]
         ring = pg.ScatterPlotItem(spots=spots, symbol="o", size=22, brush=pg.mkBrush(None),
-                                  pen=pg.mkPen(self.colors.text, width=2), name="selected")
+                                  pen=pg.mkPen(self.colors.text, width=2))  # a ring needs no legend entry
         self.plotItem.addItem(ring)
 
     def tooltip(self, x: float, y: float, data: object) -> str:
@@ -232,6 +311,10 @@ class TradeoffPlot(ThemedPlot):
                 return
 
 
+def _swatch(color: QColor, mark: str, text: str) -> str:
+    return f"<span style='color:{QColor(color).name()}'>{mark}</span>&nbsp;{text}"
+
+
 class LatencyHistogram(ThemedPlot):
     """Per-call latencies of one run as a histogram, with p50/p90/p99 lines; fed live while a run measures."""
 
@@ -246,21 +329,26 @@ class LatencyHistogram(ThemedPlot):
         self.plotItem.setLabel("left", "Calls")
         self.legend.hide()
         self._ready_for_palette()
+        self.redraw()
 
-    def set_latencies(self, latencies_ms, title: str = "", live: bool = False) -> None:
-        """Show a run's per-call latencies (live: a run still measuring)."""
+    def set_latencies(self, latencies_ms, title: str = "", live: bool = False, detail: str = "") -> None:
+        """Show a run's per-call latencies (live: a run still measuring). Keep `title` short (the plot may be
+        narrow); `detail`, such as the run's recipe, goes to the tooltip."""
         values = np.asarray(latencies_ms if latencies_ms is not None else [], dtype=float)
         self.latencies = values[np.isfinite(values)] if values.size else values
         self.title, self.live = title, live
+        self.setToolTip(detail)
         self.redraw()
 
     def redraw(self) -> None:
         self.reset()
         n = self.latencies.size
-        suffix = f" (measuring… {n} calls)" if self.live else f" ({n} calls)" if n else ""
-        self.plotItem.setTitle((self.title or "Latency distribution") + suffix, color=self.colors.text)
+        title = self.title or "Latency distribution"
+        suffix = f" (measuring… {n})" if self.live else f" ({n} calls)" if n else ""
+        self.set_title_options([title + suffix, title])
         if n == 0:
             self.curve = None
+            self.show_placeholder("waiting for the first calls…" if self.live else "select a run in the table")
             return
         p50, p90, p99 = np.percentile(self.latencies, [50, 90, 99])
         top = float(self.latencies.max())
@@ -276,9 +364,10 @@ class LatencyHistogram(ThemedPlot):
         self.plotItem.addItem(self.curve)
         for value, name, pos in ((p50, "p50", 0.92), (p90, "p90", 0.78), (p99, "p99", 0.64)):
             pen = pg.mkPen(self.colors.text, style=Qt.PenStyle.DashLine)
+            side = 1 if name == "p99" else 0  # the rightmost line's label goes left of it, inside the plot
             line = pg.InfiniteLine(pos=float(value), angle=90, pen=pen, label=f"{name} {value:.3g} ms",
                                    labelOpts={"position": pos, "color": self.colors.text,
-                                              "anchors": [(0, 0.5), (0, 0.5)]})
+                                              "anchors": [(side, 0.5), (side, 0.5)]})
             self.plotItem.addItem(line)
         if shown.size < n:
             note = pg.TextItem(f"{n - shown.size} calls over {1.5 * p99:.3g} ms not shown (max {top:.3g} ms)",
@@ -299,6 +388,7 @@ class SizeBars(ThemedPlot):
         self.plotItem.setMouseEnabled(x=False, y=False)
         self.legend.hide()
         self._ready_for_palette()
+        self.redraw()
 
     def set_bars(self, bars: list[tuple[str, float, bool]]) -> None:
         """(label, MB, is_baseline) per bar, left to right."""
@@ -311,6 +401,7 @@ class SizeBars(ThemedPlot):
         if not self.bars:
             axis.setTicks([[]])
             self.plotItem.setTitle("Model size", color=self.colors.text)
+            self.show_placeholder("select a run")
             return
         self.plotItem.setTitle("Model size (MB)", color=self.colors.text)
         xs = np.arange(len(self.bars), dtype=float)

@@ -20,6 +20,8 @@ from accelstudio.app.runs_model import RUN_ID_ROLE, RunsSortProxy, RunsTableMode
 from accelstudio.core.job import RunResult
 
 LIVE_REDRAW_MS = 150  # at most ~7 histogram redraws a second while a run streams latencies
+MIN_TABLE_ROWS = 4  # the runs table never shrinks below this many visible rows
+MAX_COLUMN_WIDTH = 260
 VERDICT_COLORS = {"drop": "#d55e00", "gain": "#009e73"}
 
 
@@ -40,6 +42,13 @@ def identity_matcher(sha256: str | None = None, name: str | None = None,
         return bool(name) and ident.get("name") == name
 
     return matches
+
+
+def table_height(table: QTableView, rows: int) -> int:
+    """Pixels a table needs to show its header, `rows` rows and a horizontal scroll bar."""
+    header = table.horizontalHeader().sizeHint().height()
+    scroll = table.horizontalScrollBar().sizeHint().height()
+    return header + rows * table.verticalHeader().defaultSectionSize() + scroll + 2 * table.frameWidth()
 
 
 class ResultsPanel(QWidget):
@@ -103,23 +112,20 @@ class ResultsPanel(QWidget):
         self.table.verticalHeader().hide()
         self.table.horizontalHeader().setStretchLastSection(True)
         self.table.selectionModel().selectionChanged.connect(self._on_table_selection)
+        self.table.setMinimumHeight(table_height(self.table, MIN_TABLE_ROWS))
 
-        side = QWidget()
-        side_layout = QVBoxLayout(side)
-        side_layout.setContentsMargins(0, 0, 0, 0)
-        side_layout.addWidget(self.histogram, 3)
-        side_layout.addWidget(self.sizes, 2)
-        side_layout.addWidget(self.summary)
+        # side by side rather than stacked: the plots stay tall enough to read in a short dock
         self.plots = QSplitter(Qt.Orientation.Horizontal)
-        self.plots.addWidget(self.tradeoff)
-        self.plots.addWidget(side)
-        self.plots.setStretchFactor(0, 3)
-        self.plots.setStretchFactor(1, 2)
+        for index, (plot, stretch) in enumerate(((self.tradeoff, 5), (self.histogram, 3), (self.sizes, 2))):
+            self.plots.addWidget(plot)
+            self.plots.setStretchFactor(index, stretch)
+            self.plots.setCollapsible(index, False)
 
         bar = QHBoxLayout()
         bar.addWidget(QLabel("Show:"))
         bar.addWidget(self.scope)
-        bar.addStretch(1)
+        bar.addSpacing(12)
+        bar.addWidget(self.summary, 1)
         bar.addWidget(self.compare_button)
         bar.addWidget(self.export_button)
         table_box = QWidget()
@@ -132,7 +138,10 @@ class ResultsPanel(QWidget):
         split.addWidget(table_box)
         split.setStretchFactor(0, 3)
         split.setStretchFactor(1, 2)
+        split.setCollapsible(0, False)
+        split.setCollapsible(1, False)
         split.setSizes([600, 400])
+        self.split = split
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(split)
@@ -163,7 +172,15 @@ class ResultsPanel(QWidget):
         self.table.resizeColumnsToContents()
         header = self.table.horizontalHeader()
         for column in range(self.model.columnCount() - 1):
-            header.resizeSection(column, min(header.sectionSize(column), 260))
+            header.resizeSection(column, min(header.sectionSize(column), MAX_COLUMN_WIDTH))
+
+    def _widen_columns(self) -> None:
+        """Widen columns too narrow for a new run's text (never narrower: the user may have sized them)."""
+        header = self.table.horizontalHeader()
+        for column in range(self.model.columnCount() - 1):
+            wanted = min(max(self.table.sizeHintForColumn(column), header.sectionSizeHint(column)), MAX_COLUMN_WIDTH)
+            if header.sectionSize(column) < wanted:
+                header.resizeSection(column, wanted)
 
     def reload(self) -> None:
         """Read the store again (runs added by another process, e.g. the command line)."""
@@ -187,6 +204,7 @@ class ResultsPanel(QWidget):
         self._live = None
         self._live_timer.stop()
         self.model.add_run(result)
+        self._widen_columns()
         self._refresh_plot()
         if result.run_id is not None:
             self.select_run(result.run_id)
@@ -269,7 +287,9 @@ class ResultsPanel(QWidget):
         if run is None:
             self.histogram.set_latencies([], "Latency distribution")
         else:
-            self.histogram.set_latencies(run.latencies_ms, f"Run {run.run_id}: {rm.recipe_label(run)}")
+            self.histogram.set_latencies(run.latencies_ms, f"Latency of run {run.run_id}",
+                                         detail=f"Run {run.run_id}: {rm.recipe_label(run)}\n"
+                                                f"{rm.model_name(run)} · {rm.runtime_label(run)}")
 
     def _show_comparison(self, primary: RunResult | None, chosen: list[RunResult]) -> None:
         if primary is None:

@@ -16,6 +16,12 @@ from accelstudio.core.job import JobSpec, RunResult
 
 from accelstudio.app.job_bridge import JobBridge
 
+STAGE_NAMES = {"starting": "Starting", "cancelling": "Cancelling…", "load": "Loading the model",
+               "data": "Loading data", "compress": "Compressing", "export": "Saving the model",
+               "benchmark": "Measuring", "evaluate": "Evaluating"}
+# Steps the compress stage reports inside its text as "<step>: ..." (pipeline._Stages.within).
+SUB_STAGES = {"prune": "pruning", "recover": "recovering accuracy", "quantize": "quantizing"}
+
 
 def open_store():
     """The user's run store, or None (with the reason) when it cannot be opened."""
@@ -84,14 +90,14 @@ class RunController(QObject):
         if not self.bridge.start(spec):
             return False  # the bridge said why through `failed`
         self._set_running(True)
-        self._show_stage("starting", 0.0, f"Starting: {spec.recipe.describe()} on {spec.runtime.runtime}")
+        self._show_stage("starting", 0.0, f"{spec.recipe.describe()} on {spec.runtime.runtime}")
         return True
 
     def cancel(self) -> None:
         """Ask the running job to stop (Esc)."""
         if self.is_running():
             self.bridge.cancel()
-            self._show_stage("cancelling", self._progress_fraction(), "Cancelling…")
+            self._show_stage("cancelling", self._progress_fraction(), "")
 
     def restore(self, result: RunResult) -> None:
         """Put a past run's recipe and runtime back; reload its model first when another one is open."""
@@ -160,10 +166,23 @@ class RunController(QObject):
             return
         stage_label, progress_bar = self._widgets[0], self._widgets[1]
         progress_bar.setValue(int(max(0.0, min(1.0, fraction)) * 1000))
-        stage_label.setText(f"{stage}: {text}" if text else stage)
+        stage_label.setText(stage_text(stage, text))
 
     def _progress_fraction(self) -> float:
         return self._widgets[1].value() / 1000 if self._widgets else 0.0
+
+
+def stage_text(stage: str, text: str) -> str:
+    """The status-bar line for a progress message, e.g. 'Compressing › recovering accuracy: finetune epoch
+    1/3: loss 0.41' for the recover step inside the compress stage."""
+    name = STAGE_NAMES.get(stage, stage)
+    step, sep, rest = text.partition(": ")
+    if sep and step in SUB_STAGES:
+        label = SUB_STAGES[step]
+        if rest.lower().startswith(label.split()[0]):  # "prune: pruning: l1-structured" says it twice
+            return f"{name} › {rest}"
+        return f"{name} › {label}: {rest}"
+    return f"{name}: {text}" if text else name
 
 
 def outcome_text(result: RunResult) -> str:

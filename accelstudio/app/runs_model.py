@@ -158,6 +158,8 @@ class RunsTableModel(QAbstractTableModel):
         if role == RUN_ID_ROLE:
             return run.run_id
         if role == Qt.ItemDataRole.ToolTipRole:
+            if column.title == "Recipe":  # long recipes are cut by the column width
+                return column.text(run)
             return run.reason if column.title in ("Status", "Reason") and run.reason else None
         if role == Qt.ItemDataRole.FontRole and run.status != "done":
             font = QFont()
