@@ -62,7 +62,7 @@ def test_speedups_variant_list_covers_the_recipes():
     keys = [v.key for v in speedups.variants_for("digits-resnet", recovery_epochs=2)]
     assert keys[0] == "ort:fp32" and "torch:fp32" in keys
     for key in ("ort:dyn-pt", "ort:dyn-pc", "ort:static-pc", "ort:fp16", "torch:bf16", "ort:s70+int8",
-                "ort:fp32-export", "ort:s30+finetune2+int8", "torch:s30+finetune2+int8"):
+                "ort:fp32-export", "ort:s60+finetune2+int8", "torch:s50+finetune2+int8"):
         assert key in keys
     assert "torch:fp16" not in keys  # left out for digits-resnet, with its reason
     assert "ort:s50+distill2+int8" in [v.key for v in speedups.variants_for("digits-cnn", recovery_epochs=2)]
