@@ -3,9 +3,7 @@ gives one error dialog and leaves the window working, and closing the window end
 
 from __future__ import annotations
 
-import os
 import time
-from pathlib import Path
 
 import pytest
 from PySide6.QtWidgets import QMessageBox
@@ -14,6 +12,7 @@ from accelstudio.core.compress import predict_sparsity
 from accelstudio.core.errors import TrustRequiredError
 from accelstudio.core.snapshot import ModelSnapshot, snapshots_dir
 from tests import factories as fx
+from tests.processes import live_children
 
 WAIT_MS = 60_000
 
@@ -21,22 +20,6 @@ WAIT_MS = 60_000
 def table_names(window) -> list[str]:
     proxy = window.model_view.proxy
     return [proxy.index(r, 0).data() for r in range(proxy.rowCount())]
-
-
-def live_children() -> list[int]:
-    """Pids of this process's live (not zombie) children."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            text = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = text[text.rfind(")") + 2:].split()
-        if fields[0] != "Z" and int(fields[1]) == os.getpid():
-            found.append(int(entry.name))
-    return found
 
 
 def _no_snapshot_folders() -> bool:

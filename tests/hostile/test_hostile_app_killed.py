@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from accelstudio.core.store import RunStore
-from conftest import live_children
+from tests.processes import live_children
 
 APP_LOOP = Path(__file__).with_name("app_loop.py")
 ORPHAN_EXIT_S = 60.0
