@@ -45,6 +45,10 @@ class JobSpec:
     runtime: RuntimeSettings = field(default_factory=RuntimeSettings)
     data: str | None = None
     train_data: str | None = None  # labeled .npz for accuracy recovery of a user model (examples bring their own)
+    calib_data: str | None = None  # calibration set for static quantization (None: a part split off `data`)
+    # Concrete shapes chosen by the user per input name, e.g. {"x": [1, 3, 640, 640]}; dims not given are taken
+    # from the data, else filled by documented guesses (and the guess is recorded in the run's metrics).
+    input_shapes: dict[str, list[int]] = field(default_factory=dict)
     trust: bool = False
     evaluate: bool = True
     max_eval_samples: int = 2000
@@ -71,7 +75,15 @@ class RunResult:
     """One finished run. `metrics` holds the numbers (see pipeline.py for the keys: p50_ms, p90_ms, p99_ms,
     mean_ms, std_ms, iqr_ms, n, throughput, cold_start_ms, stable, accuracy, accuracy_top5, baseline_accuracy,
     accuracy_delta, accuracy_delta_ci, fidelity {...}, size_bytes, baseline_size_bytes, params, flops, ...);
-    `layers` the per-layer report; `latencies_ms` the per-call timings."""
+    `layers` the per-layer report; `latencies_ms` the per-call timings.
+
+    Keys that describe what was measured on (each optional; readers must tolerate their absence in older runs):
+      data: {"eval": {"source": str, "n": int, "synthesized": bool, "labeled": bool},
+             "calib": {"source": str, "n": int, "split_from_eval": bool} | None,
+             "train": {"source": str, "n": int, "overlap_with_eval": int} | None,
+             "input_shapes": {input name: [dims]}, "guessed_dims": [str, ...]}
+      machine: {"load_1min": float, "other_cpu_pct": float, "busy": bool}
+      execution: {"device": str, "providers": [str, ...], "threads": int}  (what actually ran)"""
 
     status: str
     reason: str = ""
