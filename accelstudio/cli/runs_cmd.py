@@ -106,8 +106,8 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(f"no runs in {store.path}")
     else:
         print(fmt.list_table(runs))
-    if not args.json:
-        print(f"store {store.path}: {use.describe()}")
+    if not args.json:  # on stderr, so the table on stdout stays one run per line for scripts
+        print(f"store {store.path}: {use.describe()}", file=sys.stderr)
     return 0
 
 

@@ -33,7 +33,7 @@ def test_clean_keep_mb_removes_oldest_unpinned_and_list_shows_disk_use(tmp_path)
     assert artifacts_dir().is_relative_to(Path(os.environ["ACCELSTUDIO_HOME"]))
     listed = run_cli("runs", "list", "--store", str(store_path))
     assert listed.returncode == 0, listed.stderr
-    assert "4 optimized models 4.0 MB" in listed.stdout
+    assert "4 optimized models 4.0 MB" in listed.stderr
     pinned = run_cli("runs", "pin", str(ids[0]), "--store", str(store_path))
     assert pinned.returncode == 0, pinned.stderr
     cleaned = run_cli("runs", "clean", "--keep-mb", "2.5", "--json", "--store", str(store_path))
