@@ -34,6 +34,17 @@ RESULTS_SHARE = 0.48  # of the window height, for the results dock: plots and at
 ICON_FILES = ("accelstudio.svg", "accelstudio-256.png", "accelstudio-128.png", "accelstudio-64.png")
 
 
+def default_settings() -> QSettings:
+    """The app's settings: an INI file under $ACCELSTUDIO_HOME/config when that is set (nothing is written
+    outside AccelStudio's home then), else the platform's usual place for AccelStudio's settings."""
+    from accelstudio.core.paths import settings_file
+
+    path = settings_file()
+    if path is not None:
+        return QSettings(str(path), QSettings.Format.IniFormat)
+    return QSettings("AccelStudio", "AccelStudio")
+
+
 def app_icon() -> QIcon:
     """AccelStudio's icon from resources/icons (SVG and PNG sizes); a null icon when none can be read."""
     icon = QIcon()
@@ -54,7 +65,7 @@ class MainWindow(QMainWindow):
         super().__init__(parent)
         self.setWindowTitle("AccelStudio")
         self.setWindowIcon(app_icon())
-        self.settings = settings if settings is not None else QSettings("AccelStudio", "AccelStudio")
+        self.settings = settings if settings is not None else default_settings()
         self.theme = ThemeManager(QApplication.instance(), str(self.settings.value("theme", "system")), self)
         self.model_view = ModelView()
         self.recipe_controls = RecipeControls()
