@@ -16,13 +16,14 @@ from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, Q
 from accelstudio import __version__
 from accelstudio.app import dialogs
 from accelstudio.app.controls import RecipeControls
+from accelstudio.app.data_panel import DataPanel, model_inputs
 from accelstudio.app.model_controller import ModelController
 from accelstudio.app.model_view import ModelView
 from accelstudio.app.recovery_controls import model_kind
 from accelstudio.app.results_panel import ResultsPanel
 from accelstudio.app.run_controller import RunController
 from accelstudio.app.runtime_panel import RuntimePanel
-from accelstudio.app.state import LoadedModel
+from accelstudio.app.state import DataSettings, LoadedModel
 from accelstudio.app.theme import THEME_MODES, ThemeManager
 from accelstudio.core.errors import TrustRequiredError
 from accelstudio.core.examples import DEFAULT_EXAMPLE, list_examples, resources_dir
@@ -72,6 +73,7 @@ class MainWindow(QMainWindow):
         self.runtime_panel = RuntimePanel()
         self.models = ModelController(self.model_view, self.recipe_controls, self.runtime_panel, self)
         self.state = self.models.state
+        self.data_panel = DataPanel(self.models.runner)
         self.results = ResultsPanel()
         self.runs = RunController(self, self.state, self.results, store)
         self._closed = False
@@ -94,6 +96,7 @@ class MainWindow(QMainWindow):
         layout = QVBoxLayout(panel)
         layout.addWidget(self.recipe_controls)
         layout.addWidget(self.runtime_panel)
+        layout.addWidget(self.data_panel)
         self.run_button = QPushButton("Run  (F5)", objectName="runButton")
         self.run_button.setToolTip("Apply the recipe and measure it in a separate worker process")
         self.run_button.setMinimumHeight(32)
@@ -198,6 +201,9 @@ class MainWindow(QMainWindow):
         self.results.restore_requested.connect(self.runs.restore)
         self.state.model_changed.connect(lambda loaded: self.recipe_controls.set_model_kind(model_kind(loaded)))
         self.runs.status.connect(lambda text, ms: self.statusBar().showMessage(text, ms))
+        self.data_panel.data_edited.connect(lambda data, text: self.state.edit(text, data=data))
+        self.state.data_changed.connect(self._data_changed)
+        self.runs.data_problem = self.data_panel.problem
         if self.runs.store_problem:
             self.statusBar().showMessage(self.runs.store_problem)
 
@@ -223,15 +229,23 @@ class MainWindow(QMainWindow):
         return path
 
     def _model_loaded(self, loaded: LoadedModel) -> None:
-        self.state.set_model(loaded)
+        switched = self.state.model is not None and self.state.model.ref != loaded.ref
+        self.data_panel.set_model(loaded)
+        resets = self.state.set_model(loaded, data=self._remembered_data(loaded), kind=model_kind(loaded))
+        self.data_panel.show_data(self.state.data)
         if not loaded.ref.startswith(EXAMPLE_PREFIX):
             self.add_recent(loaded.ref)
             self.settings.setValue("lastDir", str(Path(loaded.ref).parent))
         self.setWindowTitle(f"{loaded.title} — AccelStudio")
         n = len(loaded.summary.layers)
-        self.statusBar().showMessage(f"Opened {loaded.title}: {n} layers with weights", 6000)
+        reset_text = ("; reset: " + "; ".join(resets)) if resets else ""
+        self.statusBar().showMessage(f"Opened {loaded.title}: {n} layers with weights{reset_text}",
+                                     15000 if resets else 6000)
         self.results.set_current_model(name=loaded.summary.name, path=None if loaded.ref.startswith(
             EXAMPLE_PREFIX) else loaded.ref)
+        if switched:  # the plots, verdict and baseline choice belonged to the previous model's runs
+            self.results.set_baseline_hint(None)
+            self.results.table.clearSelection()
         self.runs.model_ready()
         self.model_loaded.emit(loaded)
 
@@ -246,6 +260,34 @@ class MainWindow(QMainWindow):
             return
         self.statusBar().showMessage(f"Could not open {_short(ref)}", 8000)
         dialogs.show_error(self, "Could not open the model", exc, trace)
+
+    # -- data choices, remembered per model ---------------------------------------------------------------
+    @staticmethod
+    def _data_key(ref: str) -> str:
+        import hashlib
+
+        return "modelData/" + hashlib.sha1(ref.encode("utf-8")).hexdigest()[:16]
+
+    def _remembered_data(self, loaded: LoadedModel) -> DataSettings:
+        """The data last chosen for this model, without files that are gone or inputs it lacks."""
+        import json
+
+        text = self.settings.value(self._data_key(loaded.ref))
+        try:
+            data = DataSettings.from_dict(json.loads(str(text))) if text else DataSettings()
+        except (ValueError, TypeError, AttributeError):
+            return DataSettings()  # an unreadable entry: start from the defaults
+        exists = lambda p: p if p and Path(p).exists() else None  # noqa: E731
+        names = {spec.name for spec in model_inputs(loaded)}
+        return DataSettings(exists(data.data), exists(data.calib_data), exists(data.train_data),
+                            tuple((n, d) for n, d in data.input_shapes if n in names))
+
+    def _data_changed(self, data: DataSettings) -> None:
+        import json
+
+        self.data_panel.show_data(data)
+        if self.state.model is not None:
+            self.settings.setValue(self._data_key(self.state.model.ref), json.dumps(data.to_dict()))
 
     # -- recent files -------------------------------------------------------------------------------------
     def recent_files(self) -> list[str]:
