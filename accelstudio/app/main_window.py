@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, Q
 
 from accelstudio import __version__
 from accelstudio.app import dialogs
+from accelstudio.app.artifacts_menu import ArtifactsController
 from accelstudio.app.controls import RecipeControls
 from accelstudio.app.data_panel import DataPanel, model_inputs
 from accelstudio.app.model_controller import ModelController
@@ -76,6 +77,7 @@ class MainWindow(QMainWindow):
         self.data_panel = DataPanel(self.models.runner)
         self.results = ResultsPanel()
         self.runs = RunController(self, self.state, self.results, store)
+        self.artifacts = ArtifactsController(self, self.results, self.models.runner, self.settings)
         self._closed = False
         self._build_central()
         self._build_status_bar()
@@ -128,7 +130,7 @@ class MainWindow(QMainWindow):
         self.progress_bar.setFixedWidth(220)
         self.progress_bar.setTextVisible(False)
         self.cancel_button = QPushButton("Cancel (Esc)", objectName="cancelButton")
-        for widget in (self.stage_label, self.progress_bar, self.cancel_button):
+        for widget in (self.stage_label, self.progress_bar, self.cancel_button, self.artifacts.usage_label):
             bar.addPermanentWidget(widget)
         self.runs.attach_status(self.stage_label, self.progress_bar, self.cancel_button, self.run_button)
 
@@ -188,6 +190,9 @@ class MainWindow(QMainWindow):
         menu.addAction(self.run_action)
         menu.addAction(self.cancel_action)
         self.runs.attach_actions(self.run_action, self.cancel_action)
+        menu.addSeparator()
+        self.artifacts.fill_menu(menu)
+        self.artifacts.attach_table(self.results.table, [self.results.io.save_model])
         menu = self.menuBar().addMenu("&Help")
         menu.addAction(self._action("&About AccelStudio", lambda: dialogs.show_about(self, __version__)))
 
@@ -204,6 +209,9 @@ class MainWindow(QMainWindow):
         self.data_panel.data_edited.connect(lambda data, text: self.state.edit(text, data=data))
         self.state.data_changed.connect(self._data_changed)
         self.runs.data_problem = self.data_panel.problem
+        self.runs.run_finished.connect(self.artifacts.run_finished)
+        self.artifacts.status.connect(lambda text, ms: self.statusBar().showMessage(text, ms))
+        self.artifacts.refresh_usage()
         if self.runs.store_problem:
             self.statusBar().showMessage(self.runs.store_problem)
 
