@@ -15,7 +15,7 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QInputDialog, QLabel, QMenu
 
 from accelstudio.app import dialogs
-from accelstudio.core.artifacts import DEFAULT_CAP_MB, MB, clean_artifacts, disk_use
+from accelstudio.core.artifacts import DEFAULT_CAP_MB, MB, clean_artifacts, disk_use, size_text
 
 CAP_KEY = "artifacts/capMB"
 MAX_CAP_MB = 10_000_000
@@ -165,7 +165,7 @@ class ArtifactsController(QObject):
 
     def _show_usage(self, use) -> None:
         self.last_use = use
-        self.usage_label.setText(f"Store: {use.total_bytes / MB:.1f} MB")
+        self.usage_label.setText(f"Store: {size_text(use.total_bytes)}")
         self.usage_label.setToolTip(f"{use.describe()}. Size cap for optimized models: {self.cap_mb()} MB "
                                     "(Runs menu)")
         self.usage_changed.emit(use)

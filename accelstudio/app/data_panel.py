@@ -90,6 +90,10 @@ class DataPanel(QGroupBox):
         layout.addLayout(form)
         self.combos: dict[str, QComboBox] = {}
         self.sources: dict[str, QLabel] = {}
+        self.badge = QLabel("random inputs: fidelity only", objectName="syntheticBadge")
+        self.badge.setStyleSheet(BADGE_STYLE)
+        self.badge.setToolTip("No data set is chosen: the model is measured on synthesized random inputs, so "
+                              "only agreement with the original model (fidelity) is measured, not accuracy")
         for role, label in (("eval", "Evaluate on"), ("calib", "Calibrate on"), ("train", "Train on")):
             combo = QComboBox(objectName=f"{role}DataCombo")
             combo.activated.connect(lambda _i, r=role: self._combo_activated(r))
@@ -97,12 +101,9 @@ class DataPanel(QGroupBox):
             source.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
             form.addRow(label, combo)
             form.addRow("", source)
+            if role == "eval":
+                form.addRow("", self.badge)
             self.combos[role], self.sources[role] = combo, source
-        self.badge = QLabel("random inputs: fidelity only", objectName="syntheticBadge")
-        self.badge.setStyleSheet(BADGE_STYLE)
-        self.badge.setToolTip("No data set is chosen: the model is measured on synthesized random inputs, so "
-                              "only agreement with the original model (fidelity) is measured, not accuracy")
-        form.addRow("", self.badge)
         self.shapes_box = QWidget(objectName="inputShapes")
         self.shapes_form = QFormLayout(self.shapes_box)
         self.shapes_form.setContentsMargins(0, 0, 0, 0)

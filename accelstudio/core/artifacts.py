@@ -74,7 +74,12 @@ class CleanupReport:
 
 
 def _mb(n: int) -> str:
-    return f"{n / MB:.1f} MB"
+    return f"{n / MB:.1f} MB" if n >= MB // 10 else f"{n / 1024:.0f} KB"
+
+
+def size_text(n: int) -> str:
+    """Bytes for people: '211.4 MB', or '16 KB' below a tenth of a MB."""
+    return _mb(n)
 
 
 def owned_folder(artifact: str | Path, root: Path) -> Path | None:
