@@ -8,6 +8,8 @@ loader's own error, naming the file, under the group, and `problem()` returns it
 
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -69,6 +71,29 @@ def model_inputs(loaded) -> tuple:
     """The declared InputSpecs of a LoadedModel (None marks a dynamic dimension)."""
     inputs = getattr(loaded.handle, "inputs", None)
     return tuple(inputs) if inputs else tuple(getattr(loaded.summary, "inputs", ()) or ())
+
+
+def _data_key(ref: str) -> str:
+    return "modelData/" + hashlib.sha1(ref.encode("utf-8")).hexdigest()[:16]
+
+
+def remember_data(settings, ref: str, data: DataSettings) -> None:
+    """Keep the data chosen for the model `ref` in the app's QSettings."""
+    settings.setValue(_data_key(ref), json.dumps(data.to_dict()))
+
+
+def remembered_data(settings, loaded) -> DataSettings:
+    """The data last chosen for this model, without files that are gone or inputs it lacks (defaults when
+    nothing usable was kept)."""
+    text = settings.value(_data_key(loaded.ref))
+    try:
+        data = DataSettings.from_dict(json.loads(str(text))) if text else DataSettings()
+    except (ValueError, TypeError, AttributeError):
+        return DataSettings()  # an unreadable entry: start from the defaults
+    exists = lambda p: p if p and Path(p).exists() else None  # noqa: E731
+    names = {spec.name for spec in model_inputs(loaded)}
+    return DataSettings(exists(data.data), exists(data.calib_data), exists(data.train_data),
+                        tuple((n, d) for n, d in data.input_shapes if n in names))
 
 
 class DataPanel(QGroupBox):

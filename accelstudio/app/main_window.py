@@ -17,7 +17,7 @@ from accelstudio import __version__
 from accelstudio.app import dialogs
 from accelstudio.app.artifacts_menu import ArtifactsController
 from accelstudio.app.controls import RecipeControls
-from accelstudio.app.data_panel import DataPanel, model_inputs
+from accelstudio.app.data_panel import DataPanel, remember_data, remembered_data
 from accelstudio.app.model_controller import ModelController
 from accelstudio.app.model_view import ModelView
 from accelstudio.app.recovery_controls import model_kind
@@ -270,32 +270,13 @@ class MainWindow(QMainWindow):
         dialogs.show_error(self, "Could not open the model", exc, trace)
 
     # -- data choices, remembered per model ---------------------------------------------------------------
-    @staticmethod
-    def _data_key(ref: str) -> str:
-        import hashlib
-
-        return "modelData/" + hashlib.sha1(ref.encode("utf-8")).hexdigest()[:16]
-
     def _remembered_data(self, loaded: LoadedModel) -> DataSettings:
-        """The data last chosen for this model, without files that are gone or inputs it lacks."""
-        import json
-
-        text = self.settings.value(self._data_key(loaded.ref))
-        try:
-            data = DataSettings.from_dict(json.loads(str(text))) if text else DataSettings()
-        except (ValueError, TypeError, AttributeError):
-            return DataSettings()  # an unreadable entry: start from the defaults
-        exists = lambda p: p if p and Path(p).exists() else None  # noqa: E731
-        names = {spec.name for spec in model_inputs(loaded)}
-        return DataSettings(exists(data.data), exists(data.calib_data), exists(data.train_data),
-                            tuple((n, d) for n, d in data.input_shapes if n in names))
+        return remembered_data(self.settings, loaded)
 
     def _data_changed(self, data: DataSettings) -> None:
-        import json
-
         self.data_panel.show_data(data)
         if self.state.model is not None:
-            self.settings.setValue(self._data_key(self.state.model.ref), json.dumps(data.to_dict()))
+            remember_data(self.settings, self.state.model.ref, data)
 
     # -- recent files -------------------------------------------------------------------------------------
     def recent_files(self) -> list[str]:

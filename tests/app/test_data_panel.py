@@ -139,3 +139,17 @@ def test_example_defaults_show_bundled_counts(window, qtbot):
     assert "training split" in panel.sources["train"].text()
     spec = window.runs.job_spec()
     assert spec.data is None and spec.calib_data is None and spec.train_data is None
+
+
+def test_restoring_a_run_brings_back_its_data_choices(user_window, tmp_path):
+    from accelstudio.core.job import JobSpec, RunResult
+
+    path = tmp_path / "kept.npz"
+    np.savez(path, x=np.ones((3, 8), np.float32))
+    spec = JobSpec(model=user_window.state.model.ref, data=str(path), calib_data=str(tmp_path / "gone.npz"),
+                   input_shapes={"x": [3, 8]})
+    user_window.runs.restore(RunResult("done", spec=spec.to_dict(), run_id=7))
+    assert user_window.state.data == DataSettings(data=str(path), input_shapes=(("x", (3, 8)),))
+    assert user_window.data_panel.shape_edits["x"].text() == "3x8"
+    user_window.undo_action.trigger()
+    assert user_window.state.data == DataSettings()
