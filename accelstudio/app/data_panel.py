@@ -244,7 +244,7 @@ class DataPanel(QGroupBox):
         if role == "eval":
             return found or "random inputs of the declared shapes (fixed seed)"
         if role == "calib":
-            return (found + " (training split)") if found else "a part of the evaluation data (said so in the run)"
+            return (found + " (training split)") if found else "a part of the evaluation data"
         return "the example's own training split" if self._example else "none chosen"
 
     def _warnings(self) -> list[str]:
