@@ -109,6 +109,7 @@ class DataPanel(QGroupBox):
         self._inputs: tuple = ()
         self._num_classes = None
         self._probes: dict[tuple[str, str], str] = {}  # (role, path) -> description or "!error"
+        self._array_shapes: dict[str, dict] = {}  # path -> {array name: shape} of a probed .npz
         self._shape_error = ""
         layout = QVBoxLayout(self)
         form = QFormLayout()
@@ -148,6 +149,7 @@ class DataPanel(QGroupBox):
         self._num_classes = getattr(loaded.handle, "num_classes", None) if loaded is not None else None
         self._example_name = str(loaded.ref)[len(EXAMPLE_PREFIX):] if self._example else ""
         self._probes.clear()
+        self._array_shapes.clear()
         defaults = {"eval": "The example's test set" if self._example else "Synthesized random inputs",
                     "calib": "The example's calibration split" if self._example else "Split off the evaluation data",
                     "train": "The example's training split" if self._example else "None (recovery needs a file)"}
@@ -204,8 +206,8 @@ class DataPanel(QGroupBox):
 
         inputs = self._inputs if path else ()  # the bundled files are known to fit their example
         need_labels = role == "train" and bool(path)
-        job = lambda: probe_data(target, inputs, self._num_classes, need_labels).describe()  # noqa: E731
-        done = lambda text: self._probed(role, target, text)  # noqa: E731
+        job = lambda: probe_data(target, inputs, self._num_classes, need_labels)  # noqa: E731
+        done = lambda probe: self._probed(role, target, probe.describe(), probe.shapes)  # noqa: E731
         failed = lambda exc, _trace: self._probed(role, target, "!" + str(exc))  # noqa: E731
         if self._runner is None:
             try:
@@ -223,8 +225,10 @@ class DataPanel(QGroupBox):
         info = get_example(self._example_name)
         return {"eval": str(info.data_path), "calib": str(info.calib_path)}.get(role)
 
-    def _probed(self, role: str, path: str, text: str) -> None:
+    def _probed(self, role: str, path: str, text: str, shapes: dict | None = None) -> None:
         self._probes[(role, path)] = text
+        if shapes:
+            self._array_shapes[path] = shapes
         self._refresh_labels()
 
     def _refresh_labels(self) -> None:
@@ -247,12 +251,17 @@ class DataPanel(QGroupBox):
             return (found + " (training split)") if found else "a part of the evaluation data"
         return "the example's own training split" if self._example else "none chosen"
 
-    def _warnings(self) -> list[str]:
+    def _errors(self) -> list[str]:
+        """What makes the chosen data unusable: a file the data loader refuses, a shape that cannot be parsed."""
         notes = [text[1:] for (role, path), text in self._probes.items()
                  if text.startswith("!") and path == getattr(self._data, ROLE_FIELDS[role])]
-        if self._shape_error:
-            notes.append(self._shape_error)
+        return notes + ([self._shape_error] if self._shape_error else [])
+
+    def _warnings(self) -> list[str]:
+        """Errors, then advice said loudly: evaluation data reused for calibration or training, and input
+        shapes that contradict the evaluation data."""
         data = self._data
+        notes = self._errors() + self._shape_mismatches()
         same = lambda a, b: bool(a and b) and Path(a).resolve() == Path(b).resolve()  # noqa: E731
         if same(data.calib_data, data.data):
             notes.append("Calibrating on the evaluation set: the measured accuracy will look better than it is.")
@@ -260,9 +269,23 @@ class DataPanel(QGroupBox):
             notes.append("Training on the evaluation set: the measured accuracy will look better than it is.")
         return notes
 
+    def _shape_mismatches(self) -> list[str]:
+        """Chosen input shapes that differ from the evaluation file's arrays (outside the sample axis)."""
+        arrays = self._array_shapes.get(self._data.data or "", {})
+        notes = []
+        for name, dims in self._data.input_shapes:
+            found = arrays.get(name) or (arrays.get("x") if len(self._inputs) == 1 else None)
+            if not found or len(found) != len(dims):
+                continue
+            differ = [i for i in range(1, len(dims)) if dims[i] != UNSET and dims[i] != found[i]]
+            if differ:
+                notes.append(f"Input shape of '{name}' asks {shape_text(dims)}, but the evaluation data holds "
+                             f"samples of {shape_text((0, *found[1:]))}; change one of them.")
+        return notes
+
     def problem(self) -> str:
         """Why the chosen data cannot be used ('' when it can): the data loader's message, naming the file."""
-        return "; ".join(n for n in self._warnings() if not n.startswith(("Calibrating", "Training")))
+        return "; ".join(self._errors())
 
     # -- widgets -> edits ----------------------------------------------------------------------------------
     def ask_path(self, role: str, folder: bool) -> str | None:

@@ -3,6 +3,8 @@ CLI does; counts shown, bad files named without a crash, the choices in the JobS
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -124,6 +126,7 @@ def test_input_shapes_are_prefilled_edited_and_sent(user_window):
     edit.setText("4x9")
     edit.editingFinished.emit()
     assert "fixed at 8" in panel.warning.text() and state.data.input_shapes == (("x", (4, 8)),)
+    assert "fixed at 8" in panel.problem() and not user_window.runs.start_run()
     edit.setText("?x8")
     edit.editingFinished.emit()
     assert state.data.input_shapes == () and panel.warning.text() == ""
@@ -153,3 +156,32 @@ def test_restoring_a_run_brings_back_its_data_choices(user_window, tmp_path):
     assert user_window.data_panel.shape_edits["x"].text() == "3x8"
     user_window.undo_action.trigger()
     assert user_window.state.data == DataSettings()
+
+
+def _sequence_model(folder) -> str:
+    """x (batch, seq) -> Relu: a graph whose second dimension is symbolic too."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["batch", "seq"])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["batch", "seq"])
+    graph = helper.make_graph([helper.make_node("Relu", ["x"], ["y"], name="relu")], "seq", [x], [y])
+    path = folder / "seq.onnx"
+    onnx.save_model(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=7), path)
+    return str(path)
+
+
+def test_input_shape_contradicting_the_data_is_said(make_window, qtbot, tmp_path, monkeypatch):
+    window = make_window(load=False)
+    with qtbot.waitSignal(window.model_loaded, timeout=LOAD_TIMEOUT_MS):
+        window.open_model(_sequence_model(tmp_path))
+    panel, user_window = window.data_panel, window
+    assert panel.shape_edits["x"].text() == "?x?"
+    path = tmp_path / "seq.npz"
+    np.savez(path, x=np.ones((6, 8), np.float32))
+    _answer_paths(monkeypatch, panel, str(path))
+    panel.choose("eval", "file")
+    qtbot.waitUntil(lambda: "6 samples" in panel.sources["eval"].text(), timeout=LOAD_TIMEOUT_MS)
+    user_window.state.edit("shape", data=replace(user_window.state.data, input_shapes=(("x", (0, 16)),)))
+    assert "asks ?x16, but the evaluation data holds samples of ?x8" in panel.warning.text()
+    assert panel.problem() == ""  # advice, not a refusal
