@@ -1,4 +1,5 @@
-"""Dialogs: errors (a plain message, the technical details one click away), the trust question, About.
+"""Dialogs: errors (a plain message, the technical details one click away), the trust question, confirmations,
+About.
 
 Each dialog is built by a function and shown through `exec_dialog`, the one place tests replace to answer
 dialogs automatically.
@@ -20,6 +21,9 @@ TRUST_REASONS = {
 }
 
 
+YES = QMessageBox.StandardButton.Yes
+
+
 def exec_dialog(box: QMessageBox) -> int:
     """Show a modal dialog and return the button role code; tests monkeypatch this."""
     return box.exec()
@@ -35,6 +39,20 @@ def error_box(parent: QWidget | None, title: str, message: str, details: str = "
         box.setDetailedText(details)
     box.setStandardButtons(QMessageBox.StandardButton.Ok)
     box.setObjectName("errorDialog")
+    return box
+
+
+def confirm_box(parent: QWidget | None, title: str, question: str, detail: str = "") -> QMessageBox:
+    """A Yes/No question, No by default (for actions that delete files)."""
+    box = QMessageBox(parent)
+    box.setIcon(QMessageBox.Icon.Question)
+    box.setWindowTitle(title)
+    box.setText(question)
+    if detail:
+        box.setInformativeText(detail)
+    box.setStandardButtons(QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No)
+    box.setDefaultButton(QMessageBox.StandardButton.No)
+    box.setObjectName("confirmDialog")
     return box
 
 

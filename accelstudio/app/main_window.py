@@ -15,14 +15,16 @@ from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, Q
 
 from accelstudio import __version__
 from accelstudio.app import dialogs
+from accelstudio.app.artifacts_menu import ArtifactsController
 from accelstudio.app.controls import RecipeControls
+from accelstudio.app.data_panel import DataPanel, remember_data, remembered_data
 from accelstudio.app.model_controller import ModelController
 from accelstudio.app.model_view import ModelView
 from accelstudio.app.recovery_controls import model_kind
 from accelstudio.app.results_panel import ResultsPanel
 from accelstudio.app.run_controller import RunController
 from accelstudio.app.runtime_panel import RuntimePanel
-from accelstudio.app.state import LoadedModel
+from accelstudio.app.state import DataSettings, LoadedModel
 from accelstudio.app.theme import THEME_MODES, ThemeManager
 from accelstudio.core.errors import TrustRequiredError
 from accelstudio.core.examples import DEFAULT_EXAMPLE, list_examples, resources_dir
@@ -32,6 +34,17 @@ MAX_RECENT = 10
 EXAMPLE_PREFIX = "example:"
 RESULTS_SHARE = 0.48  # of the window height, for the results dock: plots and at least four table rows
 ICON_FILES = ("accelstudio.svg", "accelstudio-256.png", "accelstudio-128.png", "accelstudio-64.png")
+
+
+def default_settings() -> QSettings:
+    """The app's settings: an INI file under $ACCELSTUDIO_HOME/config when that is set (nothing is written
+    outside AccelStudio's home then), else the platform's usual place for AccelStudio's settings."""
+    from accelstudio.core.paths import settings_file
+
+    path = settings_file()
+    if path is not None:
+        return QSettings(str(path), QSettings.Format.IniFormat)
+    return QSettings("AccelStudio", "AccelStudio")
 
 
 def app_icon() -> QIcon:
@@ -54,15 +67,17 @@ class MainWindow(QMainWindow):
         super().__init__(parent)
         self.setWindowTitle("AccelStudio")
         self.setWindowIcon(app_icon())
-        self.settings = settings if settings is not None else QSettings("AccelStudio", "AccelStudio")
+        self.settings = settings if settings is not None else default_settings()
         self.theme = ThemeManager(QApplication.instance(), str(self.settings.value("theme", "system")), self)
         self.model_view = ModelView()
         self.recipe_controls = RecipeControls()
         self.runtime_panel = RuntimePanel()
         self.models = ModelController(self.model_view, self.recipe_controls, self.runtime_panel, self)
         self.state = self.models.state
+        self.data_panel = DataPanel(self.models.runner)
         self.results = ResultsPanel()
         self.runs = RunController(self, self.state, self.results, store)
+        self.artifacts = ArtifactsController(self, self.results, self.models.runner, self.settings)
         self._closed = False
         self._build_central()
         self._build_status_bar()
@@ -83,6 +98,7 @@ class MainWindow(QMainWindow):
         layout = QVBoxLayout(panel)
         layout.addWidget(self.recipe_controls)
         layout.addWidget(self.runtime_panel)
+        layout.addWidget(self.data_panel)
         self.run_button = QPushButton("Run  (F5)", objectName="runButton")
         self.run_button.setToolTip("Apply the recipe and measure it in a separate worker process")
         self.run_button.setMinimumHeight(32)
@@ -114,7 +130,7 @@ class MainWindow(QMainWindow):
         self.progress_bar.setFixedWidth(220)
         self.progress_bar.setTextVisible(False)
         self.cancel_button = QPushButton("Cancel (Esc)", objectName="cancelButton")
-        for widget in (self.stage_label, self.progress_bar, self.cancel_button):
+        for widget in (self.stage_label, self.progress_bar, self.cancel_button, self.artifacts.usage_label):
             bar.addPermanentWidget(widget)
         self.runs.attach_status(self.stage_label, self.progress_bar, self.cancel_button, self.run_button)
 
@@ -174,6 +190,9 @@ class MainWindow(QMainWindow):
         menu.addAction(self.run_action)
         menu.addAction(self.cancel_action)
         self.runs.attach_actions(self.run_action, self.cancel_action)
+        menu.addSeparator()
+        self.artifacts.fill_menu(menu)
+        self.artifacts.attach_table(self.results.table, [self.results.io.save_model])
         menu = self.menuBar().addMenu("&Help")
         menu.addAction(self._action("&About AccelStudio", lambda: dialogs.show_about(self, __version__)))
 
@@ -187,6 +206,12 @@ class MainWindow(QMainWindow):
         self.results.restore_requested.connect(self.runs.restore)
         self.state.model_changed.connect(lambda loaded: self.recipe_controls.set_model_kind(model_kind(loaded)))
         self.runs.status.connect(lambda text, ms: self.statusBar().showMessage(text, ms))
+        self.data_panel.data_edited.connect(lambda data, text: self.state.edit(text, data=data))
+        self.state.data_changed.connect(self._data_changed)
+        self.runs.data_problem = self.data_panel.problem
+        self.runs.run_finished.connect(self.artifacts.run_finished)
+        self.artifacts.status.connect(lambda text, ms: self.statusBar().showMessage(text, ms))
+        self.artifacts.refresh_usage()
         if self.runs.store_problem:
             self.statusBar().showMessage(self.runs.store_problem)
 
@@ -212,15 +237,23 @@ class MainWindow(QMainWindow):
         return path
 
     def _model_loaded(self, loaded: LoadedModel) -> None:
-        self.state.set_model(loaded)
+        switched = self.state.model is not None and self.state.model.ref != loaded.ref
+        self.data_panel.set_model(loaded)
+        resets = self.state.set_model(loaded, data=self._remembered_data(loaded), kind=model_kind(loaded))
+        self.data_panel.show_data(self.state.data)
         if not loaded.ref.startswith(EXAMPLE_PREFIX):
             self.add_recent(loaded.ref)
             self.settings.setValue("lastDir", str(Path(loaded.ref).parent))
         self.setWindowTitle(f"{loaded.title} — AccelStudio")
         n = len(loaded.summary.layers)
-        self.statusBar().showMessage(f"Opened {loaded.title}: {n} layers with weights", 6000)
+        reset_text = ("; reset: " + "; ".join(resets)) if resets else ""
+        self.statusBar().showMessage(f"Opened {loaded.title}: {n} layers with weights{reset_text}",
+                                     15000 if resets else 6000)
         self.results.set_current_model(name=loaded.summary.name, path=None if loaded.ref.startswith(
             EXAMPLE_PREFIX) else loaded.ref)
+        if switched:  # the plots, verdict and baseline choice belonged to the previous model's runs
+            self.results.set_baseline_hint(None)
+            self.results.table.clearSelection()
         self.runs.model_ready()
         self.model_loaded.emit(loaded)
 
@@ -235,6 +268,15 @@ class MainWindow(QMainWindow):
             return
         self.statusBar().showMessage(f"Could not open {_short(ref)}", 8000)
         dialogs.show_error(self, "Could not open the model", exc, trace)
+
+    # -- data choices, remembered per model ---------------------------------------------------------------
+    def _remembered_data(self, loaded: LoadedModel) -> DataSettings:
+        return remembered_data(self.settings, loaded)
+
+    def _data_changed(self, data: DataSettings) -> None:
+        self.data_panel.show_data(data)
+        if self.state.model is not None:
+            remember_data(self.settings, self.state.model.ref, data)
 
     # -- recent files -------------------------------------------------------------------------------------
     def recent_files(self) -> list[str]:

@@ -230,6 +230,7 @@ class ResultsPanel(QWidget):
 
     def _refresh_plot(self) -> None:
         only_this = self.scope.currentIndex() == 0 and self._matcher is not None
+        self.proxy.set_run_filter(self._matcher if only_this else None)  # the table lists what the plot shows
         self.tradeoff.set_runs(self.runs(), self._matcher, show_others=not only_this, selected=set(self.selected_ids()))
 
     # --- selection --------------------------------------------------------------------------------------

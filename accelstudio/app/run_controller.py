@@ -11,7 +11,8 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
-from accelstudio.app.state import AppState
+from accelstudio.app.data_panel import spec_input_shapes
+from accelstudio.app.state import AppState, DataSettings
 from accelstudio.core.job import JobSpec, RunResult
 
 from accelstudio.app.job_bridge import JobBridge
@@ -57,6 +58,7 @@ class RunController(QObject):
         self.last_result: RunResult | None = None
         self._widgets: tuple = ()
         self._actions: tuple = ()
+        self.data_problem = lambda: ""  # the window's data panel says why its chosen data cannot be used
 
     def attach_status(self, stage_label, progress_bar, cancel_button, run_button) -> None:
         """The status-bar widgets this controller drives."""
@@ -77,7 +79,10 @@ class RunController(QObject):
         model = self._state.model
         if model is None:
             return None
-        return JobSpec(model=model.ref, recipe=self._state.recipe, runtime=self._state.runtime, trust=model.trust)
+        data, runtime = self._state.data, self._state.runtime
+        return JobSpec(model=model.ref, recipe=self._state.recipe, runtime=runtime, trust=model.trust,
+                       data=data.data, calib_data=data.calib_data, train_data=data.train_data,
+                       input_shapes=spec_input_shapes(data, runtime.batch))
 
     def start_run(self) -> bool:
         """Run the current recipe; False (and a status line) when it cannot start."""
@@ -86,6 +91,10 @@ class RunController(QObject):
         spec = self.job_spec()
         if spec is None:
             self.status.emit("Open a model first.", 5000)
+            return False
+        problem = self.data_problem()
+        if problem:
+            self.status.emit(f"Not started: {problem}", 0)
             return False
         if not self.bridge.start(spec):
             return False  # the bridge said why through `failed`
@@ -108,21 +117,21 @@ class RunController(QObject):
             return
         model = self._state.model
         if model is None or model.ref != spec.model:
-            self._pending_restore = (spec.recipe, spec.runtime, result.run_id)
+            self._pending_restore = (spec.recipe, spec.runtime, result.run_id, restored_data(spec))
             self._window.open_model(spec.model)
             return
-        self._apply_restore(spec.recipe, spec.runtime, result.run_id)
+        self._apply_restore(spec.recipe, spec.runtime, result.run_id, restored_data(spec))
 
     def model_ready(self) -> None:
         """Called when a model finished loading: apply a restore that waited for it."""
         if self._pending_restore is not None:
-            recipe, runtime, run_id = self._pending_restore
+            recipe, runtime, run_id, data = self._pending_restore
             self._pending_restore = None
-            self._apply_restore(recipe, runtime, run_id)
+            self._apply_restore(recipe, runtime, run_id, data)
 
-    def _apply_restore(self, recipe, runtime, run_id) -> None:
+    def _apply_restore(self, recipe, runtime, run_id, data=None) -> None:
         try:
-            self._state.restore(recipe, runtime, f"Restore run {run_id}")
+            self._state.restore(recipe, runtime, f"Restore run {run_id}", data=data)
         except Exception as exc:  # a recipe naming layers this model lacks
             self.status.emit(f"Cannot restore run {run_id}: {exc}", 8000)
             return
@@ -170,6 +179,13 @@ class RunController(QObject):
 
     def _progress_fraction(self) -> float:
         return self._widgets[1].value() / 1000 if self._widgets else 0.0
+
+
+def restored_data(spec: JobSpec) -> DataSettings:
+    """The data choices of a past run's spec (files that are gone are left to the defaults)."""
+    exists = lambda p: p if p and Path(p).exists() else None  # noqa: E731
+    shapes = tuple(sorted((name, tuple(int(d) for d in dims)) for name, dims in (spec.input_shapes or {}).items()))
+    return DataSettings(exists(spec.data), exists(spec.calib_data), exists(spec.train_data), shapes)
 
 
 def stage_text(stage: str, text: str) -> str:

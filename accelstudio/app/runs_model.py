@@ -186,6 +186,15 @@ class RunsSortProxy(QSortFilterProxyModel):
     def __init__(self, parent=None):
         super().__init__(parent)
         self.setSortRole(SORT_ROLE)
+        self._accepts = None
+
+    def set_run_filter(self, accepts) -> None:
+        """Show only runs for which `accepts(run)` is true (None: every run)."""
+        self._accepts = accepts
+        self.invalidateFilter()
+
+    def filterAcceptsRow(self, row: int, parent: Index) -> bool:  # noqa: N802 (Qt API)
+        return self._accepts is None or self._accepts(self.sourceModel().run_at(row))
 
     def lessThan(self, left: Index, right: Index) -> bool:  # noqa: N802
         a, b = left.data(SORT_ROLE), right.data(SORT_ROLE)

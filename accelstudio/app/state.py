@@ -17,6 +17,35 @@ from PySide6.QtGui import QUndoCommand, QUndoStack
 from accelstudio.core.job import RuntimeSettings
 from accelstudio.core.recipe import QuantSpec, Recipe
 
+MODEL_KIND_OTHER = "other"  # recovery_controls.model_kind: a user's model that is not torch (an ONNX graph)
+
+
+@dataclass(frozen=True)
+class DataSettings:
+    """What a run measures on. `data`: a .npz file or image folder (None: the example's test set, or
+    synthesized inputs for a user model); `calib_data`: calibration file (None: split off `data`, or the
+    example's calibration split); `train_data`: labeled .npz for recovery (None: the example's training split);
+    `input_shapes`: (input name, dims) pairs where 0 marks a dimension left to the data or the runtime's batch."""
+
+    data: str | None = None
+    calib_data: str | None = None
+    train_data: str | None = None
+    input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"data": self.data, "calib_data": self.calib_data, "train_data": self.train_data,
+                "input_shapes": {name: list(dims) for name, dims in self.input_shapes}}
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "DataSettings":
+        shapes = tuple((str(k), tuple(int(x) for x in v)) for k, v in dict(d.get("input_shapes") or {}).items())
+        return cls(d.get("data") or None, d.get("calib_data") or None, d.get("train_data") or None, shapes)
+
+    def paths(self) -> list[str]:
+        """The files and folders chosen."""
+        return [p for p in (self.data, self.calib_data, self.train_data) if p]
+
+
 QUANT_GRID_BITS = {"dynamic-int8": 8, "static-int8": 8, "weight-int8": 8, "weight-int4": 4}
 
 
@@ -44,14 +73,16 @@ def default_runtime() -> RuntimeSettings:
 
 
 class Settings:
-    """The pair of values the controls edit together: one undo step restores both."""
+    """The values the controls edit together: one undo step restores all of them."""
 
-    def __init__(self, recipe: Recipe, runtime: RuntimeSettings):
+    def __init__(self, recipe: Recipe, runtime: RuntimeSettings, data: DataSettings | None = None):
         self.recipe = recipe
         self.runtime = runtime
+        self.data = data if data is not None else DataSettings()
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Settings) and (self.recipe, self.runtime) == (other.recipe, other.runtime)
+        return isinstance(other, Settings) and ((self.recipe, self.runtime, self.data)
+                                                == (other.recipe, other.runtime, other.data))
 
 
 class _EditCommand(QUndoCommand):
@@ -83,6 +114,7 @@ class AppState(QObject):
     model_changed = Signal(object)  # LoadedModel or None
     recipe_changed = Signal(object)  # Recipe
     runtime_changed = Signal(object)  # RuntimeSettings
+    data_changed = Signal(object)  # DataSettings
     prediction_changed = Signal(object)  # list of LayerReport, or None when unknown
 
     def __init__(self, parent: QObject | None = None):
@@ -91,23 +123,31 @@ class AppState(QObject):
         self.model: LoadedModel | None = None
         self.recipe = Recipe()
         self.runtime = default_runtime()
+        self.data = DataSettings()
         self.prediction: list | None = None
         self._merge_ids: dict[str, int] = {}
 
     # -- model -------------------------------------------------------------------------------------------
-    def set_model(self, model: LoadedModel) -> None:
-        """Show a newly loaded model; layer-specific recipe entries it lacks are dropped."""
-        old_names = set(self.layer_names())
+    def set_model(self, model: LoadedModel, data: DataSettings | None = None, kind: str = "") -> list[str]:
+        """Show a newly loaded model with `data` (default: its own default data). Recipe entries that do not fit
+        it are reset: overrides/exclusions of layers it lacks, and what its format `kind`
+        (recovery_controls.model_kind) cannot do. Returns one sentence per reset, for the status bar."""
+        old_names, old_ref = set(self.layer_names()), self.model.ref if self.model else None
         self.model = model
         self.prediction = None
         names = {layer.name for layer in model.summary.layers}
-        if names != old_names:
-            self.undo_stack.clear()  # old steps may name layers this model does not have
-        recipe = keep_known_layers(self.recipe, names)
+        recipe, resets = fit_recipe_to_model(self.recipe, names, kind)
+        if names != old_names or model.ref != old_ref or resets:
+            self.undo_stack.clear()  # old steps may name layers, data or methods this model cannot use
         if recipe != self.recipe:
             self.recipe = recipe
             self.recipe_changed.emit(recipe)
+        data = data if data is not None else DataSettings()
+        if data != self.data:
+            self.data = data
+            self.data_changed.emit(data)
         self.model_changed.emit(model)
+        return resets
 
     def layer_names(self) -> list[str]:
         """Names of the open model's weighted layers (empty when none is open)."""
@@ -120,20 +160,22 @@ class AppState(QObject):
 
     # -- edits -------------------------------------------------------------------------------------------
     def edit(self, text: str, *, recipe: Recipe | None = None, runtime: RuntimeSettings | None = None,
-             merge_key: str | None = None) -> bool:
-        """Push an undoable change of the recipe and/or runtime; returns False when nothing changed."""
-        old = Settings(self.recipe, self.runtime)
+             data: DataSettings | None = None, merge_key: str | None = None) -> bool:
+        """Push an undoable change of the recipe, runtime and/or data; returns False when nothing changed."""
+        old = Settings(self.recipe, self.runtime, self.data)
         new = Settings(recipe if recipe is not None else self.recipe,
-                       runtime if runtime is not None else self.runtime)
+                       runtime if runtime is not None else self.runtime,
+                       data if data is not None else self.data)
         if new == old:
             return False
         new.recipe.validate()
         self.undo_stack.push(_EditCommand(self, old, new, text, self._merge_id(merge_key)))
         return True
 
-    def restore(self, recipe: Recipe, runtime: RuntimeSettings, text: str = "Restore run settings") -> None:
-        """Set both recipe and runtime in one undo step (used to restore a past run)."""
-        self.edit(text, recipe=recipe, runtime=runtime)
+    def restore(self, recipe: Recipe, runtime: RuntimeSettings, text: str = "Restore run settings",
+                data: DataSettings | None = None) -> None:
+        """Set recipe, runtime (and data, when given) in one undo step (used to restore a past run)."""
+        self.edit(text, recipe=recipe, runtime=runtime, data=data)
 
     def _merge_id(self, key: str | None) -> int:
         if key is None:
@@ -147,6 +189,9 @@ class AppState(QObject):
         if settings.runtime != self.runtime:
             self.runtime = settings.runtime
             self.runtime_changed.emit(self.runtime)
+        if settings.data != self.data:
+            self.data = settings.data
+            self.data_changed.emit(self.data)
 
 
 # -- recipe rules (plain functions) -----------------------------------------------------------------------
@@ -157,6 +202,25 @@ def keep_known_layers(recipe: Recipe, names: set[str]) -> Recipe:
                     exclude=tuple(n for n in p.exclude if n in names))
     quant = replace(q, exclude=tuple(n for n in q.exclude if n in names))
     return replace(recipe, prune=prune, quantize=quant)
+
+
+def fit_recipe_to_model(recipe: Recipe, names: set[str], kind: str) -> tuple[Recipe, list[str]]:
+    """The recipe made valid for a newly opened model, and one sentence per thing reset: overrides and
+    exclusions of layers it lacks; structured pruning and recovery when it is not a torch model (a user's ONNX
+    graph cannot have channels removed or be trained; bundled examples switch to their torch form themselves)."""
+    resets = []
+    fitted = keep_known_layers(recipe, names)
+    dropped = (len(recipe.prune.overrides) + len(recipe.prune.exclude) + len(recipe.quantize.exclude)
+               - len(fitted.prune.overrides) - len(fitted.prune.exclude) - len(fitted.quantize.exclude))
+    if dropped:
+        resets.append(f"dropped {dropped} per-layer setting(s) naming layers this model lacks")
+    if kind == MODEL_KIND_OTHER and fitted.prune.method == "l1-structured":
+        fitted = replace(fitted, prune=replace(fitted.prune, method="l1-unstructured"))
+        resets.append("structured pruning became l1-unstructured (this model is not a torch model)")
+    if kind == MODEL_KIND_OTHER and fitted.recovery.method != "none":
+        fitted = replace(fitted, recovery=replace(fitted.recovery, method="none"))
+        resets.append("accuracy recovery was turned off (it trains a torch model; this one is not)")
+    return fitted, resets
 
 
 def with_override(recipe: Recipe, names: list[str], amount: float | None) -> Recipe:

@@ -1,13 +1,15 @@
-"""`accelstudio runs list|show|export|delete` and `accelstudio compare A B`: the experiment store from the
+"""`accelstudio runs list|show|export|delete|clean|pin` and `accelstudio compare A B`: the experiment store from the
 command line. Every command takes --store PATH (default: $ACCELSTUDIO_STORE, else the user data folder)."""
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 
 from accelstudio.cli import runs_format as fmt
+from accelstudio.core.artifacts import MB, clean_artifacts, disk_use
 from accelstudio.core.store import RunStore
 from accelstudio.core.store_export import to_json_safe
 
@@ -43,6 +45,23 @@ def register(subparsers) -> None:
     _add_store(p)
     p.set_defaults(func=cmd_delete)
 
+    p = runs_sub.add_parser("clean", help="remove the optimized model files of unpinned runs (runs stay)",
+                            description="Remove the optimized model files (artifacts) that runs keep. The runs "
+                                        "and their numbers stay in the store; pinned runs keep their files.")
+    which = p.add_mutually_exclusive_group()
+    which.add_argument("--keep-mb", type=_non_negative_float, default=None, metavar="N",
+                       help="remove the oldest unpinned artifacts until all artifacts take at most N MB")
+    which.add_argument("--ids", type=int, nargs="+", metavar="ID", help="remove only these runs' artifacts")
+    p.add_argument("--json", action="store_true", help="print a JSON document")
+    _add_store(p)
+    p.set_defaults(func=cmd_clean)
+
+    p = runs_sub.add_parser("pin", help="keep a run's optimized model when artifacts are cleaned")
+    p.add_argument("ids", type=int, nargs="+", metavar="ID")
+    p.add_argument("--unpin", action="store_true", help="stop keeping these runs' optimized models")
+    _add_store(p)
+    p.set_defaults(func=cmd_pin)
+
     p = subparsers.add_parser("compare", help="compare two stored runs side by side",
                               description="Latency, throughput, accuracy, size and a per-layer diff of two runs.")
     p.add_argument("ids", type=int, nargs=2, metavar="ID", help="run A, then run B")
@@ -63,6 +82,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if not value >= 0:
+        raise argparse.ArgumentTypeError("must be 0 or more")
+    return value
+
+
 def _print_json(document) -> None:
     json.dump(to_json_safe(document), sys.stdout, indent=2, allow_nan=False)
     sys.stdout.write("\n")
@@ -72,12 +98,16 @@ def cmd_list(args: argparse.Namespace) -> int:
     """Print the stored runs, newest first."""
     store = RunStore(args.store)
     runs = store.list_runs(limit=args.limit)
+    use = disk_use(store)
     if args.json:
-        _print_json({"store": str(store.path), "runs": [r.to_dict() for r in runs]})
+        _print_json({"store": str(store.path), "runs": [r.to_dict() for r in runs],
+                     "disk_use": {**dataclasses.asdict(use), "total_bytes": use.total_bytes}})
     elif not runs:
         print(f"no runs in {store.path}")
     else:
         print(fmt.list_table(runs))
+    if not args.json:  # on stderr, so the table on stdout stays one run per line for scripts
+        print(f"store {store.path}: {use.describe()}", file=sys.stderr)
     return 0
 
 
@@ -107,6 +137,29 @@ def cmd_delete(args: argparse.Namespace) -> int:
     """Delete one run."""
     RunStore(args.store).delete_run(args.id)
     print(f"deleted run {args.id}")
+    return 0
+
+
+def cmd_clean(args: argparse.Namespace) -> int:
+    """Remove artifacts of unpinned runs (all, the oldest beyond --keep-mb, or --ids); the runs stay."""
+    store = RunStore(args.store)
+    keep = None if args.keep_mb is None else int(args.keep_mb * MB)  # None: every unpinned artifact
+    report = clean_artifacts(store, keep_bytes=keep, run_ids=args.ids)
+    use = disk_use(store)
+    if args.json:
+        _print_json({"removed": list(report.removed), "freed_bytes": report.freed_bytes,
+                     "skipped": [{"id": i, "reason": why} for i, why in report.skipped],
+                     "disk_use": {**dataclasses.asdict(use), "total_bytes": use.total_bytes}})
+    else:
+        print(report.describe())
+        print(f"store {store.path}: {use.describe()}")
+    return 0
+
+
+def cmd_pin(args: argparse.Namespace) -> int:
+    """Pin (or unpin) runs: pinned runs keep their optimized model under every clean-up."""
+    RunStore(args.store).set_pinned(args.ids, not args.unpin)
+    print(f"{'unpinned' if args.unpin else 'pinned'} run(s) {', '.join(map(str, args.ids))}")
     return 0
 
 

@@ -29,3 +29,23 @@ def artifacts_dir() -> Path:
     path = data_dir() / "artifacts"
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def home_override() -> Path | None:
+    """$ACCELSTUDIO_HOME when set: then every file AccelStudio writes (settings included) lives under it."""
+    override = os.environ.get("ACCELSTUDIO_HOME")
+    return Path(override) if override else None
+
+
+def config_dir() -> Path:
+    """Where settings live: $ACCELSTUDIO_HOME/config when set, else the platform's user config folder."""
+    home = home_override()
+    path = home / "config" if home else Path(platformdirs.user_config_dir(APP_NAME, appauthor=False))
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def settings_file() -> Path | None:
+    """The INI file the desktop app keeps its settings in when $ACCELSTUDIO_HOME is set; None otherwise (the
+    platform's usual settings place is used then)."""
+    return config_dir() / "settings.ini" if home_override() else None

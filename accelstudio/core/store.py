@@ -19,7 +19,7 @@ from accelstudio.core.paths import default_store_path
 from accelstudio.core.store_export import (flat_row, recipe_label, to_json_safe, write_csv_atomic,
                                            write_json_atomic)
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: runs.pinned (the user keeps the run's optimized model when artifacts are cleaned)
 BUSY_TIMEOUT_S = 30.0
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
@@ -42,7 +42,8 @@ CREATE TABLE IF NOT EXISTS runs (
     warnings_json TEXT,
     artifact TEXT,
     spec_json TEXT,
-    note TEXT NOT NULL DEFAULT ''
+    note TEXT NOT NULL DEFAULT '',
+    pinned INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS runs_model_sha256 ON runs(model_sha256);
 """
@@ -110,6 +111,9 @@ class RunStore:
                                  f"reads {SCHEMA_VERSION}); upgrade, or pass --store with another path")
             if version == SCHEMA_VERSION:
                 return
+            if version == 1:
+                self._migrate_from_1(conn)
+                return
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
             if tables - {"runs"}:
                 raise self._not_a_store("a SQLite database that is not an AccelStudio run store")
@@ -126,6 +130,19 @@ class RunStore:
             except BaseException:
                 conn.execute("ROLLBACK")
                 raise
+
+    def _migrate_from_1(self, conn: sqlite3.Connection) -> None:
+        """Schema 1 -> 2: add the pinned column (no run is pinned)."""
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            columns = {r[1] for r in conn.execute("PRAGMA table_info(runs)")}
+            if "pinned" not in columns:
+                conn.execute("ALTER TABLE runs ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0")
+            conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
 
     # --- runs --------------------------------------------------------------------------------------------
 
@@ -191,6 +208,43 @@ class RunStore:
         if row is None:
             raise RunNotFoundError(f"{self.path}: no run with id {run_id}")
         return row[0]
+
+    # --- artifacts (the optimized model files runs keep) ------------------------------------------------------
+
+    def set_pinned(self, run_ids: list[int], pinned: bool) -> None:
+        """Keep (or stop keeping) these runs' optimized models when artifacts are cleaned up."""
+        with self._session() as conn:
+            for run_id in run_ids:
+                changed = conn.execute("UPDATE runs SET pinned = ? WHERE id = ?",
+                                       (int(bool(pinned)), int(run_id))).rowcount
+                if not changed:
+                    raise RunNotFoundError(f"{self.path}: no run with id {run_id}")
+
+    def pinned_ids(self) -> set[int]:
+        """Ids of the runs whose optimized model the user keeps."""
+        with self._session() as conn:
+            return {int(r[0]) for r in conn.execute("SELECT id FROM runs WHERE pinned != 0")}
+
+    def artifact_rows(self) -> list[tuple[int, str, str, bool]]:
+        """(run id, created, artifact path, pinned) of every run that names an artifact, oldest first."""
+        with self._session() as conn:
+            rows = conn.execute("SELECT id, created, artifact, pinned FROM runs "
+                                "WHERE artifact IS NOT NULL AND artifact != '' ORDER BY id").fetchall()
+        return [(int(r[0]), str(r[1]), str(r[2]), bool(r[3])) for r in rows]
+
+    def forget_artifact(self, run_id: int) -> None:
+        """Record that a run's optimized model was removed; the run itself stays."""
+        with self._session() as conn:
+            conn.execute("UPDATE runs SET artifact = NULL WHERE id = ?", (int(run_id),))
+
+    def database_bytes(self) -> int:
+        """Bytes of the store's files on disk (the database and its WAL journal)."""
+        total = 0
+        for suffix in ("", "-wal", "-shm"):
+            path = self.path.with_name(self.path.name + suffix)
+            if path.is_file():
+                total += path.stat().st_size
+        return total
 
     def integrity_ok(self) -> bool:
         """True when SQLite's integrity check passes."""

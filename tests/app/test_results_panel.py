@@ -89,9 +89,12 @@ def test_pareto_front_keeps_only_undominated_points():
     assert rm.pareto_front([(1.0, 50.0), (1.0, 60.0)]) == [1]  # same latency: the more accurate one
 
 
-def test_table_lists_every_run_and_plot_only_finished_runs_of_this_model(panel, filled):
-    assert panel.table.model().rowCount() == 6
+def test_table_and_plot_list_this_models_runs_plot_only_finished_ones(panel, filled):
+    assert panel.table.model().rowCount() == 5  # "Show: This model" hides the other model's run
     base, int8, prune, both, failed, other = filled
+    panel.scope.setCurrentIndex(1)
+    assert panel.table.model().rowCount() == 6
+    panel.scope.setCurrentIndex(0)
     assert plotted_ids(panel) == {base, int8, prune, both}
     assert [p.data() for p in panel.tradeoff.baseline_item.points()] == [base]
     assert panel.tradeoff.front_ids == [both, int8, base]
@@ -131,6 +134,7 @@ def test_verdict_line_says_noise_or_real_drop(panel, filled):
 
 
 def test_sorting_by_latency_puts_failed_runs_last(panel, filled):
+    panel.scope.setCurrentIndex(1)  # all models' runs
     column = COLUMN_INDEX["p50 ms"]
     panel.table.sortByColumn(column, Qt.SortOrder.AscendingOrder)
     ids = [panel.proxy.index(r, 0).data() for r in range(panel.proxy.rowCount())]

@@ -261,3 +261,35 @@ def test_csv_cells_cannot_become_spreadsheet_formulas(tmp_path):
     with open(tmp_path / "r.csv", newline="") as fh:
         row = next(csv.DictReader(fh))
     assert row["model"] == "'=HYPERLINK(\"x\")"
+
+
+def test_schema_1_store_gains_pinned_column_and_keeps_its_runs(tmp_path):
+    path = tmp_path / "runs.sqlite"
+    store = RunStore(path)
+    run_id = store.add_run(make_run(1))
+    conn = sqlite3.connect(path)  # turn it back into a schema-1 store: no pinned column
+    conn.execute("ALTER TABLE runs DROP COLUMN pinned")
+    conn.execute("PRAGMA user_version=1")
+    conn.commit()
+    conn.close()
+    reopened = RunStore(path)
+    assert reopened.get_run(run_id).metrics["p50_ms"] == 2.0
+    assert reopened.pinned_ids() == set()
+    reopened.set_pinned([run_id], True)
+    assert reopened.pinned_ids() == {run_id}
+
+
+def test_pins_and_forgetting_an_artifact_keep_the_run(tmp_path):
+    store = RunStore(tmp_path / "runs.sqlite")
+    ids = [store.add_run(make_run(i)) for i in range(3)]
+    store.set_pinned([ids[0], ids[2]], True)
+    store.set_pinned([ids[2]], False)
+    assert store.pinned_ids() == {ids[0]}
+    with pytest.raises(RunNotFoundError):
+        store.set_pinned([999], True)
+    assert [row[0] for row in store.artifact_rows()] == ids
+    store.forget_artifact(ids[1])
+    assert store.get_run(ids[1]).artifact is None and store.get_run(ids[1]).metrics["p50_ms"] == 2.0
+    assert [row[0] for row in store.artifact_rows()] == [ids[0], ids[2]]
+    assert store.count() == 3
+    assert store.database_bytes() >= (tmp_path / "runs.sqlite").stat().st_size > 0
