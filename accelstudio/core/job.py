@@ -49,6 +49,7 @@ class JobSpec:
     # Concrete shapes chosen by the user per input name, e.g. {"x": [1, 3, 640, 640]}; dims not given are taken
     # from the data, else filled by documented guesses (and the guess is recorded in the run's metrics).
     input_shapes: dict[str, list[int]] = field(default_factory=dict)
+    allow_train_overlap: bool = False  # run even when train_data shares samples with data (a loud note is kept)
     trust: bool = False
     evaluate: bool = True
     max_eval_samples: int = 2000
