@@ -7,7 +7,7 @@ import json
 from dataclasses import asdict
 from pathlib import Path
 
-from accelstudio.cli.recipe_args import add_recipe_arguments, recipe_from_args
+from accelstudio.cli.recipe_args import add_data_arguments, add_recipe_arguments, recipe_from_args
 from accelstudio.core.errors import AccelStudioError
 from accelstudio.core.recipe import Recipe
 
@@ -38,7 +38,7 @@ def register(subparsers) -> None:
     p.add_argument("--example", metavar="NAME", help="use a bundled example instead of a file")
     p.add_argument("--out", required=True, metavar="PATH", help="output file: .onnx, .pt or .safetensors")
     add_recipe_arguments(p)
-    p.add_argument("--calib", metavar="FILE.npz", help="calibration inputs for static-int8")
+    add_data_arguments(p, evaluates=False)
     p.add_argument("--trust", action="store_true",
                    help="allow formats that can run code when loaded (TorchScript, torch.export, pickle)")
     p.add_argument("--backend", choices=("torch", "onnx"), help="form to transform (see above)")
@@ -136,11 +136,16 @@ def _open(args, backend: str | None):
 
 
 def _read_calib(args, handle, recipe: Recipe):
+    """The --calib inputs, shaped as --input-shape says (an image folder is resized to it)."""
+    from accelstudio.cli.recipe_args import shapes_from_args
+    from accelstudio.core.input_shapes import plan_shapes
+
+    plan = plan_shapes(handle, 1, shapes_from_args(args))  # validates the shapes even without --calib
     if not args.calib:
         return None
     from accelstudio.core.datasets import load_dataset
 
-    return load_dataset(args.calib, handle, max_samples=recipe.quantize.calib_samples).inputs
+    return load_dataset(args.calib, handle, max_samples=recipe.quantize.calib_samples, plan=plan).inputs
 
 
 def _document(handle, recipe: Recipe, backend: str, result, written) -> dict:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from accelstudio.cli import runs_format as fmt
-from accelstudio.cli.recipe_args import add_recipe_arguments, recipe_from_args
+from accelstudio.cli.recipe_args import add_data_arguments, add_recipe_arguments, recipe_from_args, shapes_from_args
 from accelstudio.core.errors import AccelStudioError
 from accelstudio.core.job import DEVICES, RUNTIMES, JobSpec, RunResult, RuntimeSettings
 
@@ -53,6 +53,7 @@ def register(subparsers) -> None:
     g.add_argument("--timeout", type=float, default=600.0, metavar="S", help="per-stage time limit")
     g.add_argument("--memory-limit", type=int, default=8192, metavar="MB", help="worker memory cap (0 = none)")
     p.add_argument("--data", metavar="FILE", help="labeled .npz (arrays per input + labels) or image folder")
+    add_data_arguments(p)
     p.add_argument("--max-samples", type=int, default=2000, metavar="N", help="evaluate at most N samples")
     p.add_argument("--no-eval", action="store_true", help="measure latency only")
     p.add_argument("--no-artifact", action="store_true", help="do not keep the optimized model file")
@@ -100,9 +101,37 @@ def build_spec(args: argparse.Namespace) -> JobSpec:
                                warmup=args.warmup, repeats=args.repeats, time_budget_s=args.time_budget,
                                streams=args.streams, provider=args.provider)
     train_data = str(Path(args.train_data).resolve()) if getattr(args, "train_data", None) else None
-    return JobSpec(model=model, recipe=recipe_from_args(args), runtime=settings, data=args.data,
-                   train_data=train_data, trust=args.trust, evaluate=not args.no_eval, max_eval_samples=args.max_samples,
-                   timeout_s=args.timeout, memory_limit_mb=args.memory_limit, keep_artifact=not args.no_artifact)
+    calib = str(Path(args.calib).resolve()) if getattr(args, "calib", None) else None
+    spec = JobSpec(model=model, recipe=recipe_from_args(args), runtime=settings, data=args.data,
+                   train_data=train_data, calib_data=calib, input_shapes=shapes_from_args(args),
+                   allow_train_overlap=bool(getattr(args, "allow_train_overlap", False)), trust=args.trust,
+                   evaluate=not args.no_eval, max_eval_samples=args.max_samples, timeout_s=args.timeout,
+                   memory_limit_mb=args.memory_limit, keep_artifact=not args.no_artifact)
+    return precheck_spec(spec)
+
+
+def precheck_spec(spec: JobSpec) -> JobSpec:
+    """Refuse, before the worker starts, what can be known from the file alone: a recipe the model's format
+    cannot take (feasibility.py), and for ONNX files input shapes or a batch the graph cannot take. A shape
+    given without a name is bound to the model's single input. Everything is checked again in the worker."""
+    from dataclasses import replace
+
+    from accelstudio.core.feasibility import check_job_feasible, sniff_model_format
+
+    fmt = sniff_model_format(spec.model)
+    if fmt is not None:
+        backend = "onnx" if fmt == "onnx" else "torch"
+        check_job_feasible(fmt, backend, spec.runtime.runtime, spec.runtime.device, spec.recipe)
+    if fmt == "onnx":
+        from accelstudio.core.feasibility import onnx_file_inputs
+        from accelstudio.core.input_shapes import name_unnamed, plan_shapes
+
+        handle = onnx_file_inputs(spec.model)
+        if handle is not None:
+            shapes = name_unnamed(spec.input_shapes, [s.name for s in handle.inputs])
+            plan_shapes(handle, spec.runtime.batch, shapes)
+            spec = replace(spec, input_shapes={k: list(v) for k, v in shapes.items()})
+    return spec
 
 
 def default_runtime(model: str) -> str:

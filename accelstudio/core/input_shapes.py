@@ -15,8 +15,8 @@ The rule, in one place (the CLI's --input-shape help and the README point here):
    - anything else -> 64.
 
 The first dimension is the batch (samples per call). Three layouts follow from the model's inputs:
-"batched" (every first dimension symbolic: the batch is free), "fixed" (every first dimension fixed at the
-same k: each call takes k rows, and only --batch 1 or k is honoured) and "per-call" (first dimensions that
+"batched" (every first dimension symbolic: the batch is free), "fixed" (every fixed first dimension is the
+same k, symbolic ones follow it: each call takes k rows, and only --batch 1 or k is honoured) and "per-call" (first dimensions that
 disagree, such as a MatMul of [2,3] by [3,4]: one sample is one whole call, with symbolic first dimensions
 set to the batch). A batch the model cannot honour raises BatchShapeError before any work.
 """
@@ -124,12 +124,13 @@ def name_unnamed(shapes: dict[str, Any], input_names: Sequence[str]) -> dict[str
 # --- batch layout ------------------------------------------------------------------------------------------
 
 def batch_layout(inputs: Sequence[InputSpec]) -> tuple[str, int | None]:
-    """("batched", None), ("fixed", k) or ("per-call", None) for the models' inputs."""
+    """("batched", None), ("fixed", k) or ("per-call", None) for the model's inputs. Inputs whose first
+    dimension is symbolic follow a fixed one when every fixed first dimension agrees."""
     firsts = [s.shape[0] if s.shape else 0 for s in inputs]
     if not firsts or all(d is None for d in firsts):
         return "batched", None
     fixed = {d for d in firsts if d is not None}
-    if None not in firsts and len(fixed) == 1 and 0 not in fixed:
+    if len(fixed) == 1 and 0 not in fixed:
         return "fixed", next(iter(fixed))
     return "per-call", None
 
@@ -166,6 +167,7 @@ def plan_shapes(handle: ModelHandle, batch: int, given: dict[str, Sequence[int]]
     (first axis = samples). Raises InputShapeError, BatchShapeError."""
     from accelstudio.core.inspect import InputShapeError
 
+    handle = replace(handle, inputs=declared_inputs(handle))
     given = name_unnamed(dict(given or {}), [s.name for s in handle.inputs])
     layout, _ = batch_layout(handle.inputs)
     _validate_given(handle, given)
@@ -187,6 +189,22 @@ def plan_shapes(handle: ModelHandle, batch: int, given: dict[str, Sequence[int]]
         specs.append(replace(spec, shape=tuple(dims)))
     guessed, notes, compact = _guess_missing(specs, rows)
     return ShapePlan(layout, rows, tuple(guessed), tuple(notes), tuple(compact), tuple(specs))
+
+
+def declared_inputs(handle: ModelHandle) -> tuple[InputSpec, ...]:
+    """The inputs as the model really declares them. A loader that had to guess an input from the first
+    layer (TorchScript, pickled modules: metadata "input_guessed") knows its channels but not its image size,
+    so those dims are symbolic here and come from the data, the user or the documented guess."""
+    if not handle.metadata.get("input_guessed"):
+        return handle.inputs
+    return tuple(replace(s, shape=s.shape[:2] + (None,) * (len(s.shape) - 2)) if len(s.shape) == 4 else s
+                 for s in handle.inputs)
+
+
+def with_plan(handle: ModelHandle, plan: ShapePlan) -> ModelHandle:
+    """`handle` declaring the plan's concrete non-batch dims, so that tracing, export, calibration and
+    inspection all see the shapes the run measures."""
+    return replace(handle, inputs=plan.inputs)
 
 
 def _validate_given(handle: ModelHandle, given: dict[str, Sequence[int]]) -> None:

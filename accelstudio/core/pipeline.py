@@ -67,12 +67,14 @@ def run_job(spec: JobSpec, progress: ProgressCallback | None = None,
 
     st.emit("load", 0.0, f"opening {spec.model}")
     base, load_ms, identity = _load(spec)
+    _check_feasible(spec, base)
     check_runtime(settings, base)
     st.emit("load", 1.0, f"opened {identity['name']} in {load_ms:.0f} ms", {"model_identity": identity})
     check_cancel(cancel)
 
     st.emit("data", 0.0, "loading data")
     run_data = _load_data(spec, base)
+    base = _with_shapes(base, run_data.plan)
     dataset = run_data.eval
     notes.extend(run_data.notes)
     st.emit("data", 1.0, f"{dataset.num_samples} samples from {dataset.source}; input shapes "
@@ -136,6 +138,13 @@ def _load(spec: JobSpec):
     return handle, load_ms, identity
 
 
+def _check_feasible(spec: JobSpec, handle) -> None:
+    """Refuse a recipe the model's format cannot take here, in one sentence, before any work."""
+    from accelstudio.core.feasibility import check_handle_feasible
+
+    check_handle_feasible(handle, spec.runtime.runtime, spec.runtime.device, spec.recipe)
+
+
 def _needs_torch(recipe: Recipe) -> bool:
     """Structured pruning and recovery (training) need the torch form of a bundled example."""
     return (recipe.prune.active and recipe.prune.method == "l1-structured") or recipe.recovery.active
@@ -146,6 +155,13 @@ def _load_data(spec: JobSpec, handle):
     from accelstudio.core.run_data import prepare_run_data
 
     return prepare_run_data(spec, handle)
+
+
+def _with_shapes(handle, plan):
+    """The model declaring the run's concrete input dims (tracing, export, calibration, FLOPs see them)."""
+    from accelstudio.core.input_shapes import with_plan
+
+    return with_plan(handle, plan)
 
 
 def _compress(spec: JobSpec, base, run_data, progress, cancel):
@@ -161,18 +177,31 @@ def _compress(spec: JobSpec, base, run_data, progress, cancel):
     if not to_onnx:
         res = apply_recipe(base, recipe, calib=calib, progress=progress, cancel=cancel, train_data=train_data)
         return res.handle, res.layers, res.warnings
-    from accelstudio.core.export import to_onnx_handle
-
     handle, layers, warnings = base, (), ()
     if recipe.prune.active or recipe.recovery.active:  # in torch; quantization follows on the ONNX form
         res = apply_recipe(base, replace(recipe, quantize=QuantSpec()), progress=progress, cancel=cancel,
                            train_data=train_data)
         handle, layers, warnings = res.handle, res.layers, res.warnings
-    handle = to_onnx_handle(handle)
+    handle = _exported(handle, base.source_format)
     if recipe.quantize.active:
         res = apply_recipe(handle, Recipe(quantize=recipe.quantize), calib=calib, progress=progress, cancel=cancel)
         handle, warnings = res.handle, tuple(warnings) + tuple(res.warnings)
     return handle, layers, warnings
+
+
+def _exported(handle, source_format: str):
+    """The ONNX form of a torch handle; a TorchScript model that cannot be exported gets a plain sentence."""
+    from accelstudio.core.errors import CompressionError
+    from accelstudio.core.export import to_onnx_handle
+
+    try:
+        return to_onnx_handle(handle)
+    except CompressionError as exc:
+        if source_format != "torchscript":
+            raise
+        from accelstudio.core.feasibility import torchscript_export_error
+
+        raise torchscript_export_error(exc.__context__ or exc) from None
 
 
 def _save_artifact(handle, runtime: str, recipe: Recipe, notes: list[str]) -> Path | None:
