@@ -87,6 +87,10 @@ class RunController(QObject):
         if spec is None:
             self.status.emit("Open a model first.", 5000)
             return False
+        refusal = feasibility_refusal(self._state.model.handle, spec)
+        if refusal:
+            self.status.emit(f"Cannot run: {refusal}", 0)
+            return False
         if not self.bridge.start(spec):
             return False  # the bridge said why through `failed`
         self._set_running(True)
@@ -170,6 +174,18 @@ class RunController(QObject):
 
     def _progress_fraction(self) -> float:
         return self._widgets[1].value() / 1000 if self._widgets else 0.0
+
+
+def feasibility_refusal(handle, spec: JobSpec) -> str | None:
+    """Why the model's format cannot take this recipe on this runtime (core/feasibility.py), or None."""
+    from accelstudio.core.feasibility import RecipeNotPossible, check_job_feasible
+
+    try:
+        check_job_feasible(handle.source_format, handle.backend, spec.runtime.runtime, spec.runtime.device,
+                           spec.recipe, getattr(handle, "inputs", None), getattr(handle, "name", None))
+    except RecipeNotPossible as exc:
+        return str(exc)
+    return None
 
 
 def stage_text(stage: str, text: str) -> str:

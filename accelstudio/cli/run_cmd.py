@@ -21,7 +21,7 @@ JSON_METRICS = ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "iqr_ms", "mi
                 "spread_ratio", "throughput", "throughput_concurrent", "cold_start_ms", "load_ms", "accuracy",
                 "accuracy_top5", "baseline_accuracy", "accuracy_delta", "accuracy_delta_ci", "delta_significant",
                 "n_eval", "fidelity", "nonfinite_outputs", "size_bytes", "baseline_size_bytes", "artifact_bytes",
-                "params", "baseline_params", "flops", "baseline_flops", "sparsity", "notes")
+                "params", "baseline_params", "flops", "baseline_flops", "sparsity", "notes", "data")
 
 
 class UsageError(AccelStudioError):
@@ -121,7 +121,8 @@ def precheck_spec(spec: JobSpec) -> JobSpec:
     fmt = sniff_model_format(spec.model)
     if fmt is not None:
         backend = "onnx" if fmt == "onnx" else "torch"
-        check_job_feasible(fmt, backend, spec.runtime.runtime, spec.runtime.device, spec.recipe)
+        check_job_feasible(fmt, backend, spec.runtime.runtime, spec.runtime.device, spec.recipe,
+                           model_name=Path(spec.model).name)
     if fmt == "onnx":
         from accelstudio.core.feasibility import onnx_file_inputs
         from accelstudio.core.input_shapes import name_unnamed, plan_shapes
@@ -201,6 +202,7 @@ def format_result(result: RunResult) -> str:
         tput += f"   {fmt.fmt_rate(m['throughput_concurrent'])} samples/s with {m.get('streams')} streams"
     lines.append(tput)
     lines.append(f"cold start  {fmt.fmt_ms(m.get('cold_start_ms'))} ms (model load {fmt.fmt_ms(m.get('load_ms'))} ms)")
+    lines.extend(data_lines(m.get("data")))
     lines.extend(_quality_lines(m))
     lines.append(f"size        {fmt.fmt_bytes(m.get('size_bytes'))} (baseline {fmt.fmt_bytes(m.get('baseline_size_bytes'))})"
                  f"   params {fmt.fmt_count(m.get('params'))} (baseline {fmt.fmt_count(m.get('baseline_params'))})"
@@ -212,6 +214,25 @@ def format_result(result: RunResult) -> str:
     if result.artifact:
         lines.append(f"optimized model: {result.artifact}")
     return "\n".join(lines)
+
+
+def data_lines(data: dict[str, Any] | None) -> list[str]:
+    """What the run was fed: input shapes (guesses marked), evaluation, calibration and training sets."""
+    if not data:
+        return []
+    shapes = ", ".join(f"{k} {'x'.join(str(d) for d in v)}" for k, v in (data.get("input_shapes") or {}).items())
+    guessed = data.get("guessed_dims") or []
+    lines = [f"inputs      {shapes or '-'}" + (f"   GUESSED: {', '.join(guessed)} (set --input-shape)" if guessed else "")]
+    ev = data.get("eval") or {}
+    what = "random inputs: fidelity only" if ev.get("synthesized") else ("labeled" if ev.get("labeled") else "unlabeled")
+    text = f"data        eval {ev.get('n')} samples from {ev.get('source')} ({what})"
+    for key in ("calib", "train"):
+        part = data.get(key)
+        if part:
+            text += f"; {key} {part.get('n')} from {part.get('source')}"
+            if part.get("overlap_with_eval"):
+                text += f" ({part['overlap_with_eval']} ALSO EVALUATED)"
+    return lines + [text]
 
 
 def _quality_lines(m: dict[str, Any]) -> list[str]:

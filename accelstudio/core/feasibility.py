@@ -40,16 +40,17 @@ class RecipeNotPossible(AccelStudioError):
 
 
 def check_job_feasible(model_format: str, backend: str, runtime: str, device: str, recipe: Recipe,
-                       inputs: Sequence[InputSpec] | None = None) -> None:
+                       inputs: Sequence[InputSpec] | None = None, model_name: str | None = None) -> None:
     """Raise RecipeNotPossible when `recipe` cannot run on a model of `model_format` ("onnx", "safetensors",
     "state_dict", "torchscript", "export", "pickle" or "example") and `backend` ("torch"/"onnx") measured on
     `runtime` and `device`; return None when it can. With `inputs` (the model's declared inputs), also refuse
-    what a fixed batch dimension rules out. Cheap and free of side effects: call it before any work."""
+    what a fixed batch dimension rules out; `model_name` starts the message. Cheap and free of side effects:
+    call it before any work."""
     reason = _refusal(model_format, backend, runtime, device, recipe)
     if reason is None and inputs is not None:
         reason = _batch_refusal(inputs, runtime, recipe)
     if reason is not None:
-        raise RecipeNotPossible(reason)
+        raise RecipeNotPossible(f"{model_name}: {reason}" if model_name else reason)
 
 
 def _refusal(fmt: str, backend: str, runtime: str, device: str, recipe: Recipe) -> str | None:
@@ -107,7 +108,7 @@ def _batch_refusal(inputs: Sequence[InputSpec], runtime: str, recipe: Recipe) ->
 
 def check_handle_feasible(handle: ModelHandle, runtime: str, device: str, recipe: Recipe) -> None:
     """check_job_feasible for an opened model (its format, backend and declared inputs)."""
-    check_job_feasible(handle.source_format, handle.backend, runtime, device, recipe, handle.inputs)
+    check_job_feasible(handle.source_format, handle.backend, runtime, device, recipe, handle.inputs, handle.name)
 
 
 def torchscript_export_error(exc: Exception) -> RecipeNotPossible:
