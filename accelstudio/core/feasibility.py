@@ -6,9 +6,10 @@ torch, TorchScript and ONNX Runtime, with every quantization mode, pruning metho
 
 - an ONNX graph runs only on ONNX Runtime, cannot lose channels (structured pruning) and cannot be trained
   (recovery): those need the torch form;
-- TorchScript and torch.export programs are frozen graphs without nn.Linear/nn.Conv modules to remove
-  channels from, and TorchScript cannot be trained; torch.ao static int8 cannot trace TorchScript, and the
-  fp16/bf16 casts cannot hook into it;
+- TorchScript and torch.export programs are frozen graphs without nn.Linear/nn.Conv modules: there are no
+  channels to remove, and torch's dynamic int8, weight-only int8/int4 and simulated quantization, which swap
+  those modules, leave the model unchanged; TorchScript cannot be trained, torch.ao static int8 cannot trace
+  it, and the fp16/bf16 casts cannot hook into it;
 - ONNX Runtime's CPU provider has no bf16 kernels for Conv, Gemm or MatMul;
 - torch.ao's int8 kernels (static and dynamic) run on the CPU only;
 - a graph whose batch is fixed at k cannot be trained or calibrated by torch in other batch sizes.
@@ -30,6 +31,7 @@ MODEL_FORMATS = ("onnx", "safetensors", "state_dict", "torchscript", "export", "
 FROZEN_GRAPHS = {"torchscript": "a TorchScript file", "export": "a torch.export program"}
 TORCH_RUNTIMES = ("torch", "torchscript")
 TORCH_AO_MODES = ("static-int8", "dynamic-int8")
+MODULE_SWAP_MODES = ("dynamic-int8", "weight-int8", "weight-int4", "sim")  # replace or wrap nn modules
 
 
 class RecipeNotPossible(AccelStudioError):
@@ -75,6 +77,10 @@ def _refusal(fmt: str, backend: str, runtime: str, device: str, recipe: Recipe) 
         if fmt == "torchscript" and recipe.recovery.active:
             return ("a TorchScript file cannot be trained, so recovery is not possible; open the model's "
                     "Python or safetensors form, or turn recovery off")
+        if torch_side and quant.mode in MODULE_SWAP_MODES:
+            return (f"{quant.mode} in torch swaps nn.Linear/Conv modules, which {what} does not have (the "
+                    "model would run unchanged); measure it on onnxruntime, where the graph is exported and "
+                    "quantized, or open the model's Python or safetensors form")
         if fmt == "torchscript" and torch_side and quant.mode == "static-int8":
             return ("torch's static int8 cannot trace a TorchScript file; measure it on onnxruntime (static "
                     "int8 then runs in ONNX Runtime), or choose dynamic-int8")

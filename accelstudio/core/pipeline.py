@@ -67,8 +67,8 @@ def run_job(spec: JobSpec, progress: ProgressCallback | None = None,
 
     st.emit("load", 0.0, f"opening {spec.model}")
     base, load_ms, identity = _load(spec)
-    _check_feasible(spec, base)
     check_runtime(settings, base)
+    _check_feasible(spec, base)
     st.emit("load", 1.0, f"opened {identity['name']} in {load_ms:.0f} ms", {"model_identity": identity})
     check_cancel(cancel)
 

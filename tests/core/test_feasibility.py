@@ -58,6 +58,8 @@ def test_every_pair_is_refused_with_one_sentence_or_accepted():
     ("torchscript", "torchscript", "cpu", {"quantize": {"mode": "fp16"}}, "TorchScript file in torch"),
     ("export", "onnxruntime", "cpu", {"prune": {"amount": 0.5, "method": "l1-structured"}}, "frozen graph"),
     ("safetensors", "onnxruntime", "cpu", {"quantize": {"mode": "bf16"}}, "no bf16 kernels"),
+    ("torchscript", "torch", "cpu", {"quantize": {"mode": "dynamic-int8"}}, "would run unchanged"),
+    ("export", "torchscript", "cpu", {"quantize": {"mode": "weight-int4"}}, "would run unchanged"),
     ("safetensors", "torch", "cuda", {"quantize": {"mode": "static-int8"}}, "run only on the CPU"),
     ("pickle", "torchscript", "cuda", {"quantize": {"mode": "dynamic-int8"}}, "run only on the CPU"),
 ])
@@ -135,6 +137,7 @@ def test_accepted_pairs_really_run(formats, fmt, runtime, recipe):
 @pytest.mark.parametrize("fmt,runtime,recipe", [
     ("torchscript", "torch", {"quantize": {"mode": "static-int8", "calib_samples": 16}}),
     ("export", "torch", {"prune": {"amount": 0.5, "method": "l1-structured"}}),
+    ("torchscript", "torch", {"quantize": {"mode": "weight-int8"}}),
     ("onnx", "onnxruntime", {"recovery": {"method": "finetune", "epochs": 1}}),
 ])
 def test_refused_pairs_are_refused_by_the_pipeline_before_any_work(formats, fmt, runtime, recipe):
