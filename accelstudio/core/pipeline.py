@@ -95,11 +95,12 @@ def run_job(spec: JobSpec, progress: ProgressCallback | None = None,
 
     metrics: dict[str, Any] = {"load_ms": load_ms, "data": run_data.record}
     per_call = run_data.plan.layout == "per-call"
-    bench_inputs = _batch_inputs(dataset, 1 if per_call else run_data.plan.batch)
+    measured = replace(settings, batch=1 if per_call else run_data.plan.batch)  # rows per call, as fed
+    bench_inputs = _batch_inputs(dataset, measured.batch)
     if per_call:  # one sample is one whole call: drop the sample axis
         bench_inputs = {k: v[0] for k, v in bench_inputs.items()}
-    predictor, first_out = _cold_start(comp, settings, bench_inputs, metrics, st)
-    metrics.update(_benchmark(predictor, bench_inputs, settings, st, cancel))
+    predictor, first_out = _cold_start(comp, measured, bench_inputs, metrics, st)
+    metrics.update(_benchmark(predictor, bench_inputs, measured, st, cancel))
     latencies = metrics.pop("samples_ms")
 
     if spec.evaluate:

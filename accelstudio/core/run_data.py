@@ -67,6 +67,9 @@ def prepare_run_data(spec, handle: ModelHandle) -> RunData:
         full = load_dataset(spec.data, handle, max_samples=(limit + extra) if limit else None, plan=plan)
         plan = plan_shapes(handle, spec.runtime.batch, spec.input_shapes, _data_shapes(full))
     notes.extend(plan.guessed)
+    if plan.layout == "fixed" and plan.batch != spec.runtime.batch:
+        notes.append(f"the model's batch dimension is fixed at {plan.batch}: each call runs {plan.batch} rows "
+                     f"(batch {spec.runtime.batch} was asked)")
     evaluation, calib, calib_record = _calibration(spec, handle, full, plan, needs_calib, notes)
     evaluation = subset(evaluation, limit)
     train, train_record = _training(spec, handle, evaluation, plan, notes)
