@@ -20,6 +20,7 @@ from accelstudio.core.model import InputSpec, ModelHandle
 SYNTH_SEED = 0
 CALIB_SYNTH_SEED = 1  # synthesized calibration inputs are drawn apart from the synthesized fidelity set
 SUBSET_SEED = 0
+SYNTH_MAX_BYTES = 512 * 2**20  # synthesized data sets are cut to this size (fewer samples, at least one)
 LABELS_KEY = "labels"
 SINGLE_INPUT_KEY = "x"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm"}
@@ -145,11 +146,25 @@ def synthesize_inputs(handle: ModelHandle, n: int, plan=None, seed: int = SYNTH_
         plan = plan_shapes(handle, 1)
     rng = np.random.default_rng(seed)
     vocab = token_vocab_sizes(handle)
+    specs = data_handle(handle, plan, guessed=True).inputs
+    n = _affordable_samples(handle, specs, n)
     inputs = {}
-    for spec in data_handle(handle, plan, guessed=True).inputs:
+    for spec in specs:
         shape = (n, *(int(d) for d in spec.shape[1:]))
         inputs[spec.name] = synth_values(spec, shape, rng, vocab.get(spec.name))
     return Dataset(inputs, None, "synthesized", True, n)
+
+
+def _affordable_samples(handle: ModelHandle, specs, n: int) -> int:
+    """`n`, or fewer samples when n of these shapes would exceed SYNTH_MAX_BYTES; DatasetError when even one
+    sample would (absurd shapes fail here, not by exhausting memory)."""
+    per_sample = sum(int(np.prod([int(d) for d in s.shape[1:]], dtype=np.float64)) * _np_dtype(s, None).itemsize
+                     for s in specs)
+    if per_sample > SYNTH_MAX_BYTES:
+        listing = ", ".join(f"{s.name} {'x'.join(str(d) for d in s.shape[1:])}" for s in specs)
+        raise DatasetError(handle.source, f"one input sample of these shapes ({listing}) takes "
+                                          f"{per_sample / 2**30:.1f} GiB; give smaller --input-shape values")
+    return max(1, min(n, SYNTH_MAX_BYTES // max(per_sample, 1)))
 
 
 # --- .npz files ------------------------------------------------------------------------------------------

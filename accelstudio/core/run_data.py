@@ -108,7 +108,7 @@ def _calibration(spec, handle, full: Dataset, plan: ShapePlan, needs: bool, note
     if full.synthesized:
         calib = synthesize_inputs(handle, n, plan, seed=CALIB_SYNTH_SEED)
         return full, calib.inputs, {"source": f"synthesized (seed {CALIB_SYNTH_SEED}, apart from the fidelity set)",
-                                    "n": n, "split_from_eval": False}
+                                    "n": int(calib.num_samples), "split_from_eval": False}
     evaluation, calib = split_calibration(full, n)
     notes.append(f"calibrated on {calib.num_samples} samples split off {full.source} (never evaluated); the "
                  f"other {evaluation.num_samples} are evaluated. Give --calib FILE to calibrate on other data")

@@ -105,3 +105,14 @@ def test_guess_rules_per_kind():
                                       InputSpec("ids", (None, None), "int64"), InputSpec("seq", (None, None, 16))))
     shapes = plan_shapes(h, 1).call_shapes()
     assert shapes == {"img": [1, 224, 224, 3], "feat": [1, 64], "ids": [1, 128], "seq": [1, 128, 16]}
+
+
+def test_synthesized_data_stays_within_memory(tmp_path):
+    from accelstudio.core.datasets import SYNTH_MAX_BYTES
+    from accelstudio.core.errors import DatasetError
+
+    h = ModelHandle("onnx", "onnx", (InputSpec("x", (None, 3, None, None)),))
+    big = synthesize_inputs(h, 64, plan_shapes(h, 1, {"x": [1, 3, 2000, 2000]}))
+    assert 1 <= big.num_samples < 64 and big.inputs["x"].nbytes <= SYNTH_MAX_BYTES
+    with pytest.raises(DatasetError, match="GiB; give smaller --input-shape"):
+        synthesize_inputs(h, 64, plan_shapes(h, 1, {"x": [1, 3, 100000, 100000]}))
