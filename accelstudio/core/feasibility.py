@@ -1,6 +1,6 @@
 """Which recipe a model format can take on which runtime, decided before any work.
 
-Every refusal here was found by running the pair (a digits CNN and a small transformer in each format:
+Every refusal here but one was found by running the pair (a digits CNN and a small transformer in each format:
 ONNX, safetensors weights of a bundled architecture, TorchScript, torch.export .pt2 and a pickled module, on
 torch, TorchScript and ONNX Runtime, with every quantization mode, pruning method and recovery), not guessed:
 
@@ -11,7 +11,8 @@ torch, TorchScript and ONNX Runtime, with every quantization mode, pruning metho
   those modules, leave the model unchanged; TorchScript cannot be trained, torch.ao static int8 cannot trace
   it, and the fp16/bf16 casts cannot hook into it;
 - ONNX Runtime's CPU provider has no bf16 kernels for Conv, Gemm or MatMul;
-- torch.ao's int8 kernels (static and dynamic) run on the CPU only;
+- torch.ao's int8 kernels (static and dynamic) run on the CPU only (fbgemm/qnnpack, as torch's quantization
+  documentation says; the one rule here taken from documentation, as no GPU was at hand to run it);
 - a graph whose batch is fixed at k cannot be trained or calibrated by torch in other batch sizes.
 
 A TorchScript model that ONNX export cannot handle (many traced transformers) is known only when the export
