@@ -99,7 +99,7 @@ def run_job(spec: JobSpec, progress: ProgressCallback | None = None,
     bench_inputs = _batch_inputs(dataset, measured.batch)
     if per_call:  # one sample is one whole call: drop the sample axis
         bench_inputs = {k: v[0] for k, v in bench_inputs.items()}
-    predictor, first_out = _cold_start(comp, measured, bench_inputs, metrics, st)
+    predictor, first_out = _first_call(comp, measured, bench_inputs, metrics, st, run_data.plan)
     metrics.update(_benchmark(predictor, bench_inputs, measured, st, cancel))
     latencies = metrics.pop("samples_ms")
 
@@ -230,6 +230,26 @@ def _batch_inputs(dataset, batch: int) -> dict[str, np.ndarray]:
     n = dataset.num_samples
     idx = np.arange(batch) % n
     return {k: np.ascontiguousarray(v[idx]) for k, v in dataset.inputs.items()}
+
+
+def _first_call(handle, settings, inputs, metrics: dict, st: _Stages, plan):
+    """_cold_start; a model that fails on guessed input dims gets the guess named and how to set the dims."""
+    from accelstudio.core.errors import AccelStudioError
+    from accelstudio.core.inspect import InputShapeError
+
+    try:
+        return _cold_start(handle, settings, inputs, metrics, st)
+    except AccelStudioError:
+        raise
+    except Exception as exc:
+        if not plan.guessed_dims:
+            raise
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        first = text if len(text) <= 300 else f"{text[:140]} ... {text[-150:]}"
+        shapes = ", ".join(f"{k} {'x'.join(map(str, v))}" for k, v in plan.call_shapes().items())
+        raise InputShapeError(f"the model failed on input shapes that were guessed ({shapes}; guessed "
+                              f"{', '.join(plan.guessed_dims)}): {first}; give the sizes it takes with "
+                              "--input-shape NAME=DIMS, or data with --data") from None
 
 
 def _cold_start(handle, settings, inputs, metrics: dict, st: _Stages):

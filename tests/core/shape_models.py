@@ -53,3 +53,12 @@ def token_model(path, vocab=50, width=8):
                            helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["N", "S"])],
                           [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", width])], [table] + consts)
     return _save(g, path)
+
+
+def fixed_width_add(path, width=16):
+    """y = x + c with x declared [N, "D"] but c of shape [width]: only D = width (or 1) runs."""
+    c = helper.make_tensor("c", TensorProto.FLOAT, [width], np.ones(width, dtype=np.float32))
+    g = helper.make_graph([helper.make_node("Add", ["x", "c"], ["y"])], "add",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", "D"])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", width])], [c])
+    return _save(g, path)

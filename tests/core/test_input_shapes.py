@@ -15,7 +15,7 @@ from accelstudio.core.job import JobSpec, RuntimeSettings
 from accelstudio.core.loading import load_model
 from accelstudio.core.model import InputSpec, ModelHandle
 from accelstudio.core.pipeline import run_job
-from shape_models import conv, fixed_matmul, token_model
+from shape_models import conv, fixed_matmul, fixed_width_add, token_model
 
 FAST = RuntimeSettings(threads=1, warmup=2, repeats=20, time_budget_s=0.5)
 
@@ -116,3 +116,10 @@ def test_synthesized_data_stays_within_memory(tmp_path):
     assert 1 <= big.num_samples < 64 and big.inputs["x"].nbytes <= SYNTH_MAX_BYTES
     with pytest.raises(DatasetError, match="GiB; give smaller --input-shape"):
         synthesize_inputs(h, 64, plan_shapes(h, 1, {"x": [1, 3, 100000, 100000]}))
+
+
+def test_a_model_failing_on_guessed_dims_names_the_guess(tmp_path):
+    path = fixed_width_add(tmp_path / "add.onnx", width=16)
+    with pytest.raises(InputShapeError, match=r"guessed x\[1\]=64 \(dim 1\)\).*--input-shape NAME=DIMS"):
+        _run(path)
+    assert _run(path, input_shapes={"x": [1, 16]}).metrics["data"]["input_shapes"] == {"x": [1, 16]}
