@@ -118,9 +118,14 @@ def check_handle_feasible(handle: ModelHandle, runtime: str, device: str, recipe
     check_job_feasible(handle.source_format, handle.backend, runtime, device, recipe, handle.inputs, handle.name)
 
 
-def torchscript_export_error(exc: Exception) -> RecipeNotPossible:
-    """The sentence for a TorchScript model that ONNX export could not convert."""
+def torchscript_export_error(exc: Exception, guessed: Sequence[str] = ()) -> RecipeNotPossible:
+    """The sentence for a TorchScript model that ONNX export could not convert; `guessed` names input dims
+    that were guessed (a wrong guess is the likelier cause then)."""
     detail = str(exc).strip().splitlines()[0][:200] if str(exc).strip() else type(exc).__name__
+    if guessed:
+        return RecipeNotPossible(f"this TorchScript file could not be exported to ONNX at guessed input sizes "
+                                 f"({', '.join(guessed)}): {detail}; give its real sizes with --input-shape, "
+                                 "or measure it on the torch or torchscript runtime")
     return RecipeNotPossible(f"this TorchScript file cannot be exported to ONNX ({detail}); measure it on the "
                              "torch or torchscript runtime, or open its ONNX form")
 

@@ -183,14 +183,14 @@ def _compress(spec: JobSpec, base, run_data, progress, cancel):
         res = apply_recipe(base, replace(recipe, quantize=QuantSpec()), progress=progress, cancel=cancel,
                            train_data=train_data)
         handle, layers, warnings = res.handle, res.layers, res.warnings
-    handle = _exported(handle, base.source_format)
+    handle = _exported(handle, base.source_format, run_data.plan.guessed_dims)
     if recipe.quantize.active:
         res = apply_recipe(handle, Recipe(quantize=recipe.quantize), calib=calib, progress=progress, cancel=cancel)
         handle, warnings = res.handle, tuple(warnings) + tuple(res.warnings)
     return handle, layers, warnings
 
 
-def _exported(handle, source_format: str):
+def _exported(handle, source_format: str, guessed=()):
     """The ONNX form of a torch handle; a TorchScript model that cannot be exported gets a plain sentence."""
     from accelstudio.core.errors import CompressionError
     from accelstudio.core.export import to_onnx_handle
@@ -202,7 +202,7 @@ def _exported(handle, source_format: str):
             raise
         from accelstudio.core.feasibility import torchscript_export_error
 
-        raise torchscript_export_error(exc.__context__ or exc) from None
+        raise torchscript_export_error(exc.__context__ or exc, guessed) from None
 
 
 def _save_artifact(handle, runtime: str, recipe: Recipe, notes: list[str]) -> Path | None:

@@ -81,3 +81,21 @@ def test_apply_takes_the_shared_data_flags(tmp_path):
     assert out.returncode == 2 and "--input-shape x=a" in out.stderr
     help_text = _cli("--help", command="apply").stdout
     assert "--calib" in help_text and "--input-shape" in help_text
+
+
+def test_apply_exports_torchscript_at_the_given_shape_and_refuses_noop_pairs(tmp_path):
+    import torch
+
+    from accelstudio.core.loading import load_example
+
+    scripted = tmp_path / "cnn_ts.pt"
+    torch.jit.trace(load_example("digits-cnn").module.eval(), torch.rand(2, 1, 8, 8)).save(str(scripted))
+    base = [str(scripted), "--trust", "--quantize", "dynamic-int8"]
+    out = _cli(*base, "--out", str(tmp_path / "guessed.onnx"), command="apply")
+    assert out.returncode == 2 and "at guessed input sizes (x[2]=224 (H), x[3]=224 (W))" in out.stderr
+    assert "--input-shape" in out.stderr and "Traceback" not in out.stderr
+    out = _cli(*base, "--input-shape", "x=1x1x8x8", "--out", str(tmp_path / "m.onnx"), command="apply")
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "m.onnx").is_file()
+    out = _cli(*base, "--out", str(tmp_path / "m.pt"), command="apply")
+    assert out.returncode == 2 and "would run unchanged" in out.stderr and not (tmp_path / "m.pt").exists()
