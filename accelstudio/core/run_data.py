@@ -89,6 +89,8 @@ def _data_shapes(ds: Dataset) -> dict[str, tuple[int, ...]]:
 def _calibration(spec, handle, full: Dataset, plan: ShapePlan, needs: bool, notes: list[str]):
     """(evaluation set, calibration inputs, calibration record)."""
     if not needs:
+        if spec.calib_data is not None:
+            notes.append(f"calibration data {spec.calib_data} was not used: only static-int8 calibrates")
         return full, None, None
     n = spec.recipe.quantize.calib_samples
     if spec.calib_data is not None:

@@ -123,3 +123,16 @@ def test_a_model_failing_on_guessed_dims_names_the_guess(tmp_path):
     with pytest.raises(InputShapeError, match=r"guessed x\[1\]=64 \(dim 1\)\).*--input-shape NAME=DIMS"):
         _run(path)
     assert _run(path, input_shapes={"x": [1, 16]}).metrics["data"]["input_shapes"] == {"x": [1, 16]}
+
+
+def test_image_folder_is_resized_to_the_given_shape(tmp_path):
+    PIL_Image = pytest.importorskip("PIL.Image")
+    for cls, value in (("a", 0), ("b", 255)):
+        (tmp_path / "imgs" / cls).mkdir(parents=True)
+        for i in range(3):
+            PIL_Image.new("RGB", (8, 8), (value, i, 0)).save(tmp_path / "imgs" / cls / f"{i}.png")
+    model = conv(tmp_path / "d.onnx", ["N", 3, "H", "W"])
+    result = _run(model, data=str(tmp_path / "imgs"), input_shapes={"x": [1, 3, 16, 12]})
+    assert result.metrics["data"]["input_shapes"] == {"x": [1, 3, 16, 12]}
+    assert result.metrics["data"]["eval"]["n"] == 6 and result.metrics["data"]["eval"]["labeled"]
+    assert _run(model, data=str(tmp_path / "imgs")).metrics["data"]["input_shapes"] == {"x": [1, 3, 8, 8]}
