@@ -330,9 +330,11 @@ def _evaluate(spec: JobSpec, base, predictor, dataset, progress, cancel, notes: 
 
 def _eval_batch(handle) -> tuple[int, bool]:
     """Evaluation batch size: the model's fixed batch dimension if it has one (pad the last batch)."""
-    first = handle.inputs[0].shape[0] if handle.inputs and handle.inputs[0].shape else None
-    if isinstance(first, int) and first > 0:
-        return first, True
+    from accelstudio.core.input_shapes import batch_layout
+
+    layout, fixed = batch_layout(handle.inputs)
+    if layout == "fixed":
+        return fixed, True
     return EVAL_BATCH, False
 
 

@@ -136,3 +136,21 @@ def test_image_folder_is_resized_to_the_given_shape(tmp_path):
     assert result.metrics["data"]["input_shapes"] == {"x": [1, 3, 16, 12]}
     assert result.metrics["data"]["eval"]["n"] == 6 and result.metrics["data"]["eval"]["labeled"]
     assert _run(model, data=str(tmp_path / "imgs")).metrics["data"]["input_shapes"] == {"x": [1, 3, 8, 8]}
+
+
+def test_symbolic_first_dims_follow_a_fixed_one(tmp_path):
+    import onnx
+    from onnx import TensorProto, helper
+
+    g = helper.make_graph([helper.make_node("Add", ["x", "s"], ["y"])], "mix",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 4]),
+                           helper.make_tensor_value_info("s", TensorProto.FLOAT, [1, 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", 4])])
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.save(model, str(tmp_path / "mix.onnx"))
+    result = _run(tmp_path / "mix.onnx")
+    assert result.metrics["data"]["input_shapes"] == {"x": [1, 4], "s": [1, 4]}
+    assert result.metrics["fidelity"]["n_compared"] == 32
+    with pytest.raises(BatchShapeError, match="fixed at 1"):
+        _run(tmp_path / "mix.onnx", batch=4)
