@@ -96,6 +96,10 @@ class RunController(QObject):
         if problem:
             self.status.emit(f"Not started: {problem}", 0)
             return False
+        refusal = feasibility_refusal(self._state.model.handle, spec)
+        if refusal:
+            self.status.emit(f"Cannot run: {refusal}", 0)
+            return False
         if not self.bridge.start(spec):
             return False  # the bridge said why through `failed`
         self._set_running(True)
@@ -186,6 +190,18 @@ def restored_data(spec: JobSpec) -> DataSettings:
     exists = lambda p: p if p and Path(p).exists() else None  # noqa: E731
     shapes = tuple(sorted((name, tuple(int(d) for d in dims)) for name, dims in (spec.input_shapes or {}).items()))
     return DataSettings(exists(spec.data), exists(spec.calib_data), exists(spec.train_data), shapes)
+
+
+def feasibility_refusal(handle, spec: JobSpec) -> str | None:
+    """Why the model's format cannot take this recipe on this runtime (core/feasibility.py), or None."""
+    from accelstudio.core.feasibility import RecipeNotPossible, check_job_feasible
+
+    try:
+        check_job_feasible(handle.source_format, handle.backend, spec.runtime.runtime, spec.runtime.device,
+                           spec.recipe, getattr(handle, "inputs", None), getattr(handle, "name", None))
+    except RecipeNotPossible as exc:
+        return str(exc)
+    return None
 
 
 def stage_text(stage: str, text: str) -> str:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
-from accelstudio.cli.recipe_args import add_recipe_arguments, recipe_from_args
+from accelstudio.cli.recipe_args import add_data_arguments, add_recipe_arguments, recipe_from_args
 from accelstudio.core.errors import AccelStudioError
 from accelstudio.core.recipe import Recipe
 
@@ -38,7 +39,7 @@ def register(subparsers) -> None:
     p.add_argument("--example", metavar="NAME", help="use a bundled example instead of a file")
     p.add_argument("--out", required=True, metavar="PATH", help="output file: .onnx, .pt or .safetensors")
     add_recipe_arguments(p)
-    p.add_argument("--calib", metavar="FILE.npz", help="calibration inputs for static-int8")
+    add_data_arguments(p, evaluates=False)
     p.add_argument("--trust", action="store_true",
                    help="allow formats that can run code when loaded (TorchScript, torch.export, pickle)")
     p.add_argument("--backend", choices=("torch", "onnx"), help="form to transform (see above)")
@@ -60,15 +61,24 @@ def run_apply(args: argparse.Namespace) -> int:
         raise CompressionError(f"--out {out}: unknown output format '{out.suffix or '(none)'}'; "
                                f"allowed extensions: {', '.join(EXPORT_FORMATS)}")
     handle = _open(args, _preferred_backend(args, recipe, out))
-    calib = _read_calib(args, handle, recipe)
+    _check_feasible(handle, recipe, out)
+    handle, plan = _shaped(args, handle)
+    calib = _read_calib(args, handle, recipe, plan)
     train_data = args.train_data
-    if _split_to_onnx(args, handle, recipe, out):
-        result, backend = _prune_then_onnx_quantize(handle, recipe, calib, train_data), "onnx"
-    else:
-        result, backend = apply_recipe(handle, recipe, calib, train_data=train_data), handle.backend
-    from accelstudio.core.export import export_model
+    try:
+        if _split_to_onnx(args, handle, recipe, out):
+            result, backend = _prune_then_onnx_quantize(handle, recipe, calib, train_data), "onnx"
+        else:
+            result, backend = apply_recipe(handle, recipe, calib, train_data=train_data), handle.backend
+        from accelstudio.core.export import export_model
 
-    written = export_model(result.handle, out, recipe)
+        written = export_model(result.handle, out, recipe)
+    except CompressionError as exc:
+        if handle.source_format == "torchscript" and out.suffix.lower() == ".onnx":
+            from accelstudio.core.feasibility import torchscript_export_error
+
+            raise torchscript_export_error(exc.__context__ or exc, plan.guessed_dims) from None
+        raise
     if args.json:
         print(json.dumps(_document(handle, recipe, backend, result, written), indent=2))
     else:
@@ -135,12 +145,35 @@ def _open(args, backend: str | None):
     return handle
 
 
-def _read_calib(args, handle, recipe: Recipe):
+def _check_feasible(handle, recipe: Recipe, out: Path) -> None:
+    """Refuse, before any work, a recipe the model's format cannot take (core/feasibility.py); the runtime
+    that would run the written file stands for the runtime."""
+    from accelstudio.core.feasibility import check_handle_feasible
+
+    runtime = "onnxruntime" if out.suffix.lower() == ".onnx" or handle.backend == "onnx" else "torch"
+    check_handle_feasible(handle, runtime, "cpu", recipe)
+
+
+def _shaped(args, handle):
+    """The handle declaring the concrete input dims (--input-shape, else the documented guesses, each printed
+    as a warning): a torch model is traced and exported at these sizes. Returns (handle, plan)."""
+    from accelstudio.cli.recipe_args import shapes_from_args
+    from accelstudio.core.input_shapes import plan_shapes, with_plan
+
+    plan = plan_shapes(handle, 1, shapes_from_args(args))
+    if handle.backend == "torch":
+        for note in plan.guessed:
+            print(f"warning: {note}", file=sys.stderr)
+    return with_plan(handle, plan), plan
+
+
+def _read_calib(args, handle, recipe: Recipe, plan):
+    """The --calib inputs, shaped as --input-shape says (an image folder is resized to it)."""
     if not args.calib:
         return None
     from accelstudio.core.datasets import load_dataset
 
-    return load_dataset(args.calib, handle, max_samples=recipe.quantize.calib_samples).inputs
+    return load_dataset(args.calib, handle, max_samples=recipe.quantize.calib_samples, plan=plan).inputs
 
 
 def _document(handle, recipe: Recipe, backend: str, result, written) -> dict:

@@ -7,7 +7,10 @@ import json
 import sys
 
 from accelstudio.core.errors import AccelStudioError
-from accelstudio.core.inspect import InputShapeError, ModelSummary, inspect_model, summary_to_dict
+from accelstudio.core.input_shapes import parse_input_shapes
+from accelstudio.core.inspect import ModelSummary, inspect_model, summary_to_dict
+
+__all__ = ["format_summary", "human_bytes", "open_handle", "parse_input_shapes", "register", "run_inspect"]
 
 
 class UnknownExampleError(AccelStudioError):
@@ -23,8 +26,8 @@ def register(subparsers) -> None:
     p.add_argument("model", nargs="?", help="model file (.onnx, .pt, .pt2, .safetensors, ...) or example:NAME")
     p.add_argument("--example", metavar="NAME", help="inspect a bundled example instead of a file")
     p.add_argument("--backend", choices=("torch", "onnx"), help="form of a bundled example to inspect")
-    p.add_argument("--input-shape", action="append", default=[], metavar="[NAME=]D0,D1,...",
-                   help="input shape, e.g. x=1,3,32,32 or 1,3,32,32 for the first input (repeatable)")
+    p.add_argument("--input-shape", action="append", default=[], metavar="[NAME=]D0xD1x...",
+                   help="input shape, e.g. x=1x3x32x32 (or 1x3x32x32 for a single-input model; repeatable)")
     p.add_argument("--batch", type=int, default=1, help="batch size for dynamic first dimensions (default 1)")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of a table")
     p.add_argument("--trust", action="store_true",
@@ -66,25 +69,6 @@ class UsageError(AccelStudioError):
     """The command line names no model, or names it twice."""
 
     category = "usage"
-
-
-def parse_input_shapes(values: list[str], input_names: list[str]) -> dict[str, tuple[int, ...]]:
-    """`NAME=1,3,32,32` or `1,3,32,32` (the first input) into {name: shape}."""
-    shapes: dict[str, tuple[int, ...]] = {}
-    for value in values:
-        name, _, dims = value.rpartition("=")
-        if not name:
-            if not input_names:
-                raise InputShapeError(f"--input-shape {value}: the model has no inputs to shape")
-            name = input_names[0]
-        try:
-            shape = tuple(int(d) for d in dims.replace("x", ",").split(",") if d.strip())
-        except ValueError:
-            raise InputShapeError(f"--input-shape {value}: use NAME=1,3,32,32 or 1,3,32,32") from None
-        if not shape:
-            raise InputShapeError(f"--input-shape {value}: no dimensions given")
-        shapes[name] = shape
-    return shapes
 
 
 def human_bytes(n: int | None) -> str:

@@ -1,5 +1,6 @@
 """The recipe flags shared by the commands that take a recipe (`apply`, `run`): --recipe FILE, then flags that
-override its fields, and --train-data for accuracy recovery."""
+override its fields, and --train-data for accuracy recovery; and the data flags they share (--calib,
+--input-shape, --allow-train-overlap)."""
 
 from __future__ import annotations
 
@@ -35,6 +36,31 @@ def add_recipe_arguments(parser: argparse.ArgumentParser) -> None:
     g.add_argument("--train-data", metavar="FILE.npz",
                    help="labeled training data for --finetune/--distill: arrays named after the inputs (or x) "
                         "and labels; bundled examples use their own training split")
+
+
+def add_data_arguments(parser: argparse.ArgumentParser, evaluates: bool = True) -> None:
+    """Add --calib, --input-shape and (for commands that evaluate) --allow-train-overlap to `parser`."""
+    g = parser.add_argument_group("data", "calibration data and the concrete input shapes")
+    g.add_argument("--calib", metavar="FILE",
+                   help="calibration data for static-int8: a .npz (arrays per input, or x) or an image folder"
+                        + ("; default: a part split off --data that is never evaluated (bundled examples use "
+                           "their training split)" if evaluates else "; bundled examples use their own"))
+    g.add_argument("--input-shape", action="append", default=[], metavar="[NAME=]D0xD1x...",
+                   help="concrete shape of an input, e.g. x=1x3x640x640 (the name may be left out when the model "
+                        "has one input; repeatable). Dims not given come from the data, else are guessed and "
+                        "reported: images 224x224, token sequences 128")
+    if evaluates:
+        g.add_argument("--allow-train-overlap", action="store_true",
+                       help="run even when --train-data shares samples with --data (refused otherwise); the run "
+                            "records the overlap and a warning")
+
+
+def shapes_from_args(args: argparse.Namespace) -> dict[str, list[int]]:
+    """--input-shape values as {name: dims}; a shape given without a name is stored under "" until the model's
+    single input is known (input_shapes.name_unnamed)."""
+    from accelstudio.core.input_shapes import parse_input_shapes
+
+    return {name: list(dims) for name, dims in parse_input_shapes(getattr(args, "input_shape", []) or []).items()}
 
 
 def recipe_from_args(args: argparse.Namespace) -> Recipe:

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from accelstudio.cli import runs_format as fmt
-from accelstudio.cli.recipe_args import add_recipe_arguments, recipe_from_args
+from accelstudio.cli.recipe_args import add_data_arguments, add_recipe_arguments, recipe_from_args, shapes_from_args
 from accelstudio.core.errors import AccelStudioError
 from accelstudio.core.job import DEVICES, RUNTIMES, JobSpec, RunResult, RuntimeSettings
 
@@ -21,7 +21,7 @@ JSON_METRICS = ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "iqr_ms", "mi
                 "spread_ratio", "throughput", "throughput_concurrent", "cold_start_ms", "load_ms", "accuracy",
                 "accuracy_top5", "baseline_accuracy", "accuracy_delta", "accuracy_delta_ci", "delta_significant",
                 "n_eval", "fidelity", "nonfinite_outputs", "size_bytes", "baseline_size_bytes", "artifact_bytes",
-                "params", "baseline_params", "flops", "baseline_flops", "sparsity", "notes")
+                "params", "baseline_params", "flops", "baseline_flops", "sparsity", "notes", "data")
 
 
 class UsageError(AccelStudioError):
@@ -53,6 +53,7 @@ def register(subparsers) -> None:
     g.add_argument("--timeout", type=float, default=600.0, metavar="S", help="per-stage time limit")
     g.add_argument("--memory-limit", type=int, default=8192, metavar="MB", help="worker memory cap (0 = none)")
     p.add_argument("--data", metavar="FILE", help="labeled .npz (arrays per input + labels) or image folder")
+    add_data_arguments(p)
     p.add_argument("--max-samples", type=int, default=2000, metavar="N", help="evaluate at most N samples")
     p.add_argument("--no-eval", action="store_true", help="measure latency only")
     p.add_argument("--no-artifact", action="store_true", help="do not keep the optimized model file")
@@ -100,9 +101,38 @@ def build_spec(args: argparse.Namespace) -> JobSpec:
                                warmup=args.warmup, repeats=args.repeats, time_budget_s=args.time_budget,
                                streams=args.streams, provider=args.provider)
     train_data = str(Path(args.train_data).resolve()) if getattr(args, "train_data", None) else None
-    return JobSpec(model=model, recipe=recipe_from_args(args), runtime=settings, data=args.data,
-                   train_data=train_data, trust=args.trust, evaluate=not args.no_eval, max_eval_samples=args.max_samples,
-                   timeout_s=args.timeout, memory_limit_mb=args.memory_limit, keep_artifact=not args.no_artifact)
+    calib = str(Path(args.calib).resolve()) if getattr(args, "calib", None) else None
+    spec = JobSpec(model=model, recipe=recipe_from_args(args), runtime=settings, data=args.data,
+                   train_data=train_data, calib_data=calib, input_shapes=shapes_from_args(args),
+                   allow_train_overlap=bool(getattr(args, "allow_train_overlap", False)), trust=args.trust,
+                   evaluate=not args.no_eval, max_eval_samples=args.max_samples, timeout_s=args.timeout,
+                   memory_limit_mb=args.memory_limit, keep_artifact=not args.no_artifact)
+    return precheck_spec(spec)
+
+
+def precheck_spec(spec: JobSpec) -> JobSpec:
+    """Refuse, before the worker starts, what can be known from the file alone: a recipe the model's format
+    cannot take (feasibility.py), and for ONNX files input shapes or a batch the graph cannot take. A shape
+    given without a name is bound to the model's single input. Everything is checked again in the worker."""
+    from dataclasses import replace
+
+    from accelstudio.core.feasibility import check_job_feasible, sniff_model_format
+
+    fmt = sniff_model_format(spec.model)
+    if fmt is not None:
+        backend = "onnx" if fmt == "onnx" else "torch"
+        check_job_feasible(fmt, backend, spec.runtime.runtime, spec.runtime.device, spec.recipe,
+                           model_name=Path(spec.model).name)
+    if fmt == "onnx":
+        from accelstudio.core.feasibility import onnx_file_inputs
+        from accelstudio.core.input_shapes import name_unnamed, plan_shapes
+
+        handle = onnx_file_inputs(spec.model)
+        if handle is not None:
+            shapes = name_unnamed(spec.input_shapes, [s.name for s in handle.inputs])
+            plan_shapes(handle, spec.runtime.batch, shapes)
+            spec = replace(spec, input_shapes={k: list(v) for k, v in shapes.items()})
+    return spec
 
 
 def default_runtime(model: str) -> str:
@@ -172,6 +202,7 @@ def format_result(result: RunResult) -> str:
         tput += f"   {fmt.fmt_rate(m['throughput_concurrent'])} samples/s with {m.get('streams')} streams"
     lines.append(tput)
     lines.append(f"cold start  {fmt.fmt_ms(m.get('cold_start_ms'))} ms (model load {fmt.fmt_ms(m.get('load_ms'))} ms)")
+    lines.extend(data_lines(m.get("data")))
     lines.extend(_quality_lines(m))
     lines.append(f"size        {fmt.fmt_bytes(m.get('size_bytes'))} (baseline {fmt.fmt_bytes(m.get('baseline_size_bytes'))})"
                  f"   params {fmt.fmt_count(m.get('params'))} (baseline {fmt.fmt_count(m.get('baseline_params'))})"
@@ -183,6 +214,25 @@ def format_result(result: RunResult) -> str:
     if result.artifact:
         lines.append(f"optimized model: {result.artifact}")
     return "\n".join(lines)
+
+
+def data_lines(data: dict[str, Any] | None) -> list[str]:
+    """What the run was fed: input shapes (guesses marked), evaluation, calibration and training sets."""
+    if not data:
+        return []
+    shapes = ", ".join(f"{k} {'x'.join(str(d) for d in v)}" for k, v in (data.get("input_shapes") or {}).items())
+    guessed = data.get("guessed_dims") or []
+    lines = [f"inputs      {shapes or '-'}" + (f"   GUESSED: {', '.join(guessed)} (set --input-shape)" if guessed else "")]
+    ev = data.get("eval") or {}
+    what = "random inputs: fidelity only" if ev.get("synthesized") else ("labeled" if ev.get("labeled") else "unlabeled")
+    text = f"data        eval {ev.get('n')} samples from {ev.get('source')} ({what})"
+    for key in ("calib", "train"):
+        part = data.get(key)
+        if part:
+            text += f"; {key} {part.get('n')} from {part.get('source')}"
+            if part.get("overlap_with_eval"):
+                text += f" ({part['overlap_with_eval']} ALSO EVALUATED)"
+    return lines + [text]
 
 
 def _quality_lines(m: dict[str, Any]) -> list[str]:

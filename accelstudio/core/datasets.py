@@ -18,9 +18,9 @@ from accelstudio.core.examples import get_example
 from accelstudio.core.model import InputSpec, ModelHandle
 
 SYNTH_SEED = 0
+CALIB_SYNTH_SEED = 1  # synthesized calibration inputs are drawn apart from the synthesized fidelity set
 SUBSET_SEED = 0
-SYNTH_DYNAMIC_DIM = 32  # size given to a dynamic non-batch dimension when inputs are synthesized
-SYNTH_INT_RANGE = (0, 10)
+SYNTH_MAX_BYTES = 512 * 2**20  # synthesized data sets are cut to this size (fewer samples, at least one)
 LABELS_KEY = "labels"
 SINGLE_INPUT_KEY = "x"
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm", ".ppm", ".pbm"}
@@ -49,21 +49,25 @@ class Dataset:
 
 
 def load_dataset(path: str | Path | None, handle: ModelHandle, max_samples: int | None = None,
-                 synth_samples: int = 64) -> Dataset:
+                 synth_samples: int = 64, plan=None) -> Dataset:
     """Load the data set a model is evaluated on.
 
     `path` None: the bundled example's labeled test set when `handle.example` is set, else `synth_samples`
     synthesized inputs (labels None, synthesized True). Otherwise a .npz whose arrays are named after the
     model's inputs (or `x` for a single-input model) with optional integer `labels`, or a folder with one
     sub-folder of images per class. With `max_samples`, a fixed-seed subset of that size is kept (not the
-    first rows, which are often sorted by class). Raises DatasetError naming the file and the problem.
+    first rows, which are often sorted by class). `plan` (an input_shapes.ShapePlan) gives the dims the user
+    set, which data must match (image folders are resized to them), and the shapes synthesized inputs take.
+    Raises DatasetError naming the file and the problem.
     """
+    if plan is not None:
+        handle = data_handle(handle, plan)
     if path is None:
         if handle.example:
             data_path = get_example(handle.example).data_path
             ds = _load_npz(data_path, handle, source=f"example:{handle.example}")
         else:
-            ds = synthesize_inputs(handle, synth_samples)
+            ds = synthesize_inputs(handle, synth_samples, plan)
     else:
         p = Path(path)
         if not p.exists():
@@ -94,40 +98,73 @@ def subset_indices(n: int, k: int) -> np.ndarray:
     return np.sort(rng.choice(n, size=k, replace=False))
 
 
+def data_handle(handle: ModelHandle, plan, guessed: bool = False) -> ModelHandle:
+    """`handle` with the inputs as data sets hold them under `plan`: the dims the user set (and, with
+    `guessed`, the guessed ones) made concrete; in the per-call layout a sample axis is put in front."""
+    from dataclasses import replace
+
+    specs = plan.sample_inputs() if guessed else plan.known_sample_inputs()
+    if plan.layout == "per-call":
+        specs = tuple(replace(s, shape=(None, *s.shape)) for s in specs)
+    return replace(handle, inputs=specs)
+
+
+def example_calibration(handle: ModelHandle, n: int) -> Dataset | None:
+    """Up to `n` calibration inputs of a bundled example (its calib.npz, drawn from the training split), or
+    None when `handle` is no example or the example has none."""
+    if not handle.example:
+        return None
+    calib_path = get_example(handle.example).calib_path
+    if not calib_path.exists():
+        return None
+    ds = _load_npz(calib_path, handle, source=f"example:{handle.example} calib.npz (training split)",
+                   labels_allowed=False)
+    return ds.take(n)
+
+
 def calibration_inputs(handle: ModelHandle, dataset: Dataset | None, n: int) -> dict[str, np.ndarray]:
-    """Up to `n` calibration samples: the example's calib.npz (training split) for a bundled example,
-    else the first `n` samples of `dataset`."""
-    if handle.example:
-        calib_path = get_example(handle.example).calib_path
-        if calib_path.exists():
-            ds = _load_npz(calib_path, handle, source=f"example:{handle.example}", labels_allowed=False)
-            return ds.take(n).inputs
+    """Up to `n` calibration samples: the example's calib.npz (training split) for a bundled example, else
+    the first `n` samples of `dataset` (the caller keeps them out of evaluation), else `n` synthesized inputs
+    drawn with their own seed."""
+    example = example_calibration(handle, n)
+    if example is not None:
+        return example.inputs
     if dataset is None:
-        dataset = synthesize_inputs(handle, n)
+        dataset = synthesize_inputs(handle, n, seed=CALIB_SYNTH_SEED)
     return dataset.take(n).inputs
 
 
-def synthesize_inputs(handle: ModelHandle, n: int) -> Dataset:
-    """`n` fixed-seed random samples that fit the model's inputs: floats uniform in the input's value range
-    (or [0, 1]), integers in a small range, booleans at random."""
+def synthesize_inputs(handle: ModelHandle, n: int, plan=None, seed: int = SYNTH_SEED) -> Dataset:
+    """`n` fixed-seed random samples that fit the model's inputs at the shapes of `plan` (default: the
+    documented guesses of input_shapes.plan_shapes at batch 1): floats uniform in the input's value range (or
+    [0, 1]), token ids below the vocabulary size, masks all ones (input_shapes.synth_values)."""
+    from accelstudio.core.input_shapes import plan_shapes, synth_values, token_vocab_sizes
+
     if not handle.inputs:
         raise DatasetError(handle.source, "the model declares no inputs, so no data can be synthesized")
-    rng = np.random.default_rng(SYNTH_SEED)
-    inputs = {spec.name: _synth_one(spec, n, rng) for spec in handle.inputs}
+    if plan is None:
+        plan = plan_shapes(handle, 1)
+    rng = np.random.default_rng(seed)
+    vocab = token_vocab_sizes(handle)
+    specs = data_handle(handle, plan, guessed=True).inputs
+    n = _affordable_samples(handle, specs, n)
+    inputs = {}
+    for spec in specs:
+        shape = (n, *(int(d) for d in spec.shape[1:]))
+        inputs[spec.name] = synth_values(spec, shape, rng, vocab.get(spec.name))
     return Dataset(inputs, None, "synthesized", True, n)
 
 
-def _synth_one(spec: InputSpec, n: int, rng: np.random.Generator) -> np.ndarray:
-    dims = tuple(d if d is not None else SYNTH_DYNAMIC_DIM for d in spec.shape[1:])
-    shape = (n, *dims)
-    dtype = _np_dtype(spec, None)
-    if dtype.kind == "b":
-        return rng.random(shape) < 0.5
-    if dtype.kind in "iu":
-        lo, hi = spec.value_range or SYNTH_INT_RANGE
-        return rng.integers(int(lo), max(int(hi), int(lo) + 1), size=shape).astype(dtype)
-    lo, hi = spec.value_range or (0.0, 1.0)
-    return rng.uniform(lo, hi, size=shape).astype(dtype)
+def _affordable_samples(handle: ModelHandle, specs, n: int) -> int:
+    """`n`, or fewer samples when n of these shapes would exceed SYNTH_MAX_BYTES; DatasetError when even one
+    sample would (absurd shapes fail here, not by exhausting memory)."""
+    per_sample = sum(int(np.prod([int(d) for d in s.shape[1:]], dtype=np.float64)) * _np_dtype(s, None).itemsize
+                     for s in specs)
+    if per_sample > SYNTH_MAX_BYTES:
+        listing = ", ".join(f"{s.name} {'x'.join(str(d) for d in s.shape[1:])}" for s in specs)
+        raise DatasetError(handle.source, f"one input sample of these shapes ({listing}) takes "
+                                          f"{per_sample / 2**30:.1f} GiB; give smaller --input-shape values")
+    return max(1, min(n, SYNTH_MAX_BYTES // max(per_sample, 1)))
 
 
 # --- .npz files ------------------------------------------------------------------------------------------

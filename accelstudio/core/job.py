@@ -49,6 +49,7 @@ class JobSpec:
     # Concrete shapes chosen by the user per input name, e.g. {"x": [1, 3, 640, 640]}; dims not given are taken
     # from the data, else filled by documented guesses (and the guess is recorded in the run's metrics).
     input_shapes: dict[str, list[int]] = field(default_factory=dict)
+    allow_train_overlap: bool = False  # run even when train_data shares samples with data (a loud note is kept)
     trust: bool = False
     evaluate: bool = True
     max_eval_samples: int = 2000
@@ -79,9 +80,11 @@ class RunResult:
 
     Keys that describe what was measured on (each optional; readers must tolerate their absence in older runs):
       data: {"eval": {"source": str, "n": int, "synthesized": bool, "labeled": bool},
-             "calib": {"source": str, "n": int, "split_from_eval": bool} | None,
+             "calib": {"source": str, "n": int, "split_from_eval": bool, "overlap_with_eval": int (--calib only)}
+                      | None,
              "train": {"source": str, "n": int, "overlap_with_eval": int} | None,
-             "input_shapes": {input name: [dims]}, "guessed_dims": [str, ...]}
+             "input_shapes": {input name: [dims]} (one call's shapes), "guessed_dims": [str, ...] ("x[2]=224 (H)"),
+             "layout": "batched" | "fixed" | "per-call"}  (see core/input_shapes.py and core/run_data.py)
       machine: {"load_1min": float, "other_cpu_pct": float, "busy": bool}
       execution: {"device": str, "providers": [str, ...], "threads": int}  (what actually ran)"""
 

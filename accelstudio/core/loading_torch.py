@@ -297,13 +297,17 @@ def exported_inputs(program) -> tuple[InputSpec, ...]:
 
 
 def guess_inputs(module: nn.Module) -> tuple[tuple[InputSpec, ...], dict]:
-    """An input spec from the first Linear (N, in) or Conv2d (N, C, 32, 32) layer; the guess is noted."""
+    """An input spec from the first Embedding (N, S) int64 token ids, Linear (N, in) or Conv2d (N, C, 32, 32)
+    layer; the guess is noted."""
     name = _first_argument(module)
     for layer_name, layer in module.named_modules():
         kind = getattr(layer, "original_name", None) or type(layer).__name__
         weight = getattr(layer, "weight", None)
         if not isinstance(weight, torch.Tensor):
             continue
+        if kind == "Embedding" and weight.dim() == 2:  # a model that starts by looking up token ids
+            note = f"guessed from the first Embedding layer '{layer_name or 'root'}'"
+            return (InputSpec(name, (None, None), "int64"),), {"input_guessed": True, "input_guess": note}
         if kind == "Linear" and weight.dim() == 2:
             shape: tuple[int | None, ...] = (None, int(weight.shape[1]))
         elif kind == "Conv2d" and weight.dim() == 4:

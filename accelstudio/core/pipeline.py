@@ -68,16 +68,21 @@ def run_job(spec: JobSpec, progress: ProgressCallback | None = None,
     st.emit("load", 0.0, f"opening {spec.model}")
     base, load_ms, identity = _load(spec)
     check_runtime(settings, base)
+    _check_feasible(spec, base)
     st.emit("load", 1.0, f"opened {identity['name']} in {load_ms:.0f} ms", {"model_identity": identity})
     check_cancel(cancel)
 
     st.emit("data", 0.0, "loading data")
-    dataset = _load_data(spec, base)
-    st.emit("data", 1.0, f"{dataset.num_samples} samples from {dataset.source}")
+    run_data = _load_data(spec, base)
+    base = _with_shapes(base, run_data.plan)
+    dataset = run_data.eval
+    notes.extend(run_data.notes)
+    st.emit("data", 1.0, f"{dataset.num_samples} samples from {dataset.source}; input shapes "
+            + ", ".join(f"{k} {'x'.join(map(str, v))}" for k, v in run_data.plan.call_shapes().items()))
     check_cancel(cancel)
 
     st.emit("compress", 0.0, spec.recipe.describe())
-    comp, layers, warnings = _compress(spec, base, dataset, st.within("compress"), cancel)
+    comp, layers, warnings = _compress(spec, base, run_data, st.within("compress"), cancel)
     st.emit("compress", 1.0, "done")
     check_cancel(cancel)
 
@@ -88,14 +93,19 @@ def run_job(spec: JobSpec, progress: ProgressCallback | None = None,
         st.emit("export", 1.0, str(artifact) if artifact else "not saved")
         check_cancel(cancel)
 
-    metrics: dict[str, Any] = {"load_ms": load_ms}
-    bench_inputs = _batch_inputs(dataset, settings.batch)
-    predictor, first_out = _cold_start(comp, settings, bench_inputs, metrics, st)
-    metrics.update(_benchmark(predictor, bench_inputs, settings, st, cancel))
+    metrics: dict[str, Any] = {"load_ms": load_ms, "data": run_data.record}
+    per_call = run_data.plan.layout == "per-call"
+    measured = replace(settings, batch=1 if per_call else run_data.plan.batch)  # rows per call, as fed
+    bench_inputs = _batch_inputs(dataset, measured.batch)
+    if per_call:  # one sample is one whole call: drop the sample axis
+        bench_inputs = {k: v[0] for k, v in bench_inputs.items()}
+    predictor, first_out = _first_call(comp, measured, bench_inputs, metrics, st, run_data.plan)
+    metrics.update(_benchmark(predictor, bench_inputs, measured, st, cancel))
     latencies = metrics.pop("samples_ms")
 
     if spec.evaluate:
-        metrics.update(_evaluate(spec, base, predictor, dataset, st.within("evaluate"), cancel, notes))
+        evaluated = _PerCall(predictor) if per_call else predictor
+        metrics.update(_evaluate(spec, base, evaluated, dataset, st.within("evaluate"), cancel, notes, per_call))
     else:
         from accelstudio.core.evaluate import nonfinite_rows
 
@@ -129,44 +139,70 @@ def _load(spec: JobSpec):
     return handle, load_ms, identity
 
 
+def _check_feasible(spec: JobSpec, handle) -> None:
+    """Refuse a recipe the model's format cannot take here, in one sentence, before any work."""
+    from accelstudio.core.feasibility import check_handle_feasible
+
+    check_handle_feasible(handle, spec.runtime.runtime, spec.runtime.device, spec.recipe)
+
+
 def _needs_torch(recipe: Recipe) -> bool:
     """Structured pruning and recovery (training) need the torch form of a bundled example."""
     return (recipe.prune.active and recipe.prune.method == "l1-structured") or recipe.recovery.active
 
 
 def _load_data(spec: JobSpec, handle):
-    from accelstudio.core.datasets import load_dataset
+    """Evaluation, calibration and training data kept apart, and the concrete input shapes (run_data.py)."""
+    from accelstudio.core.run_data import prepare_run_data
 
-    limit = spec.max_eval_samples if spec.max_eval_samples and spec.max_eval_samples > 0 else None
-    return load_dataset(spec.data, handle, max_samples=limit)
+    return prepare_run_data(spec, handle)
 
 
-def _compress(spec: JobSpec, base, dataset, progress, cancel):
+def _with_shapes(handle, plan):
+    """The model declaring the run's concrete input dims (tracing, export, calibration, FLOPs see them)."""
+    from accelstudio.core.input_shapes import with_plan
+
+    return with_plan(handle, plan)
+
+
+def _compress(spec: JobSpec, base, run_data, progress, cancel):
     """The compressed handle (on the runtime's format), per-layer reports and warnings."""
     from accelstudio.core.compress import apply_recipe
-    from accelstudio.core.datasets import calibration_inputs
 
     recipe = spec.recipe
     to_onnx = base.backend == "torch" and spec.runtime.runtime == "onnxruntime"
     if recipe.is_identity and not to_onnx:
         return base, (), ()
-    calib = calibration_inputs(base, dataset, recipe.quantize.calib_samples) if recipe.quantize.active else None
-    train_data = spec.train_data
+    calib = run_data.calib
+    train_data = run_data.train if run_data.train is not None else spec.train_data
     if not to_onnx:
         res = apply_recipe(base, recipe, calib=calib, progress=progress, cancel=cancel, train_data=train_data)
         return res.handle, res.layers, res.warnings
-    from accelstudio.core.export import to_onnx_handle
-
     handle, layers, warnings = base, (), ()
     if recipe.prune.active or recipe.recovery.active:  # in torch; quantization follows on the ONNX form
         res = apply_recipe(base, replace(recipe, quantize=QuantSpec()), progress=progress, cancel=cancel,
                            train_data=train_data)
         handle, layers, warnings = res.handle, res.layers, res.warnings
-    handle = to_onnx_handle(handle)
+    handle = _exported(handle, base.source_format, run_data.plan.guessed_dims)
     if recipe.quantize.active:
         res = apply_recipe(handle, Recipe(quantize=recipe.quantize), calib=calib, progress=progress, cancel=cancel)
         handle, warnings = res.handle, tuple(warnings) + tuple(res.warnings)
     return handle, layers, warnings
+
+
+def _exported(handle, source_format: str, guessed=()):
+    """The ONNX form of a torch handle; a TorchScript model that cannot be exported gets a plain sentence."""
+    from accelstudio.core.errors import CompressionError
+    from accelstudio.core.export import to_onnx_handle
+
+    try:
+        return to_onnx_handle(handle)
+    except CompressionError as exc:
+        if source_format != "torchscript":
+            raise
+        from accelstudio.core.feasibility import torchscript_export_error
+
+        raise torchscript_export_error(exc.__context__ or exc, guessed) from None
 
 
 def _save_artifact(handle, runtime: str, recipe: Recipe, notes: list[str]) -> Path | None:
@@ -196,6 +232,26 @@ def _batch_inputs(dataset, batch: int) -> dict[str, np.ndarray]:
     return {k: np.ascontiguousarray(v[idx]) for k, v in dataset.inputs.items()}
 
 
+def _first_call(handle, settings, inputs, metrics: dict, st: _Stages, plan):
+    """_cold_start; a model that fails on guessed input dims gets the guess named and how to set the dims."""
+    from accelstudio.core.errors import AccelStudioError
+    from accelstudio.core.inspect import InputShapeError
+
+    try:
+        return _cold_start(handle, settings, inputs, metrics, st)
+    except AccelStudioError:
+        raise
+    except Exception as exc:
+        if not plan.guessed_dims:
+            raise
+        text = " ".join(str(exc).split()) or type(exc).__name__
+        first = text if len(text) <= 300 else f"{text[:140]} ... {text[-150:]}"
+        shapes = ", ".join(f"{k} {'x'.join(map(str, v))}" for k, v in plan.call_shapes().items())
+        raise InputShapeError(f"the model failed on input shapes that were guessed ({shapes}; guessed "
+                              f"{', '.join(plan.guessed_dims)}): {first}; give the sizes it takes with "
+                              "--input-shape NAME=DIMS, or data with --data") from None
+
+
 def _cold_start(handle, settings, inputs, metrics: dict, st: _Stages):
     """Create the predictor and run it once; cold_start_ms covers both."""
     from accelstudio.core.runtimes import make_predictor
@@ -220,18 +276,41 @@ def _benchmark(predictor, inputs, settings, st: _Stages, cancel) -> dict[str, An
     return out
 
 
-def _evaluate(spec: JobSpec, base, predictor, dataset, progress, cancel, notes: list[str]) -> dict[str, Any]:
-    """Outputs of the compressed and the uncompressed model on the same samples and runtime, compared."""
-    from accelstudio.core.evaluate import accuracy_metrics, fidelity_metrics, run_batches
+def _predictor(handle, settings, per_call: bool):
+    """make_predictor, fed one sample at a time when a sample is one whole call (input_shapes.py)."""
     from accelstudio.core.runtimes import make_predictor
 
-    batch, pad = _eval_batch(base)
+    predictor = make_predictor(handle, settings)
+    return _PerCall(predictor) if per_call else predictor
+
+
+class _PerCall:
+    """A predictor for models whose inputs have no common batch axis: the data holds a sample axis in
+    front of each call's inputs, so each sample is run on its own and the outputs stacked."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def run(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        n = len(next(iter(inputs.values())))
+        return np.stack([np.asarray(self.inner.run({k: v[i] for k, v in inputs.items()})) for i in range(n)])
+
+
+def _evaluate(spec: JobSpec, base, predictor, dataset, progress, cancel, notes: list[str],
+              per_call: bool = False) -> dict[str, Any]:
+    """Outputs of the compressed and the uncompressed model on the same samples and runtime, compared."""
+    from accelstudio.core.evaluate import accuracy_metrics, fidelity_metrics, run_batches
+
+    batch, pad = (EVAL_BATCH, False) if per_call else _eval_batch(base)
     half = progress if spec.recipe.is_identity else _scaled(progress, 0.0, 0.5)
     outputs = run_batches(predictor.run, dataset, batch, cancel, half, pad_last=pad)
     if spec.recipe.is_identity:
         base_outputs = outputs
     else:
-        base_predictor = make_predictor(base, replace(spec.runtime, batch=batch))
+        base_predictor = _predictor(base, replace(spec.runtime, batch=batch), per_call)
         base_outputs = run_batches(base_predictor.run, dataset, batch, cancel, _scaled(progress, 0.5, 1.0),
                                    pad_last=pad)
         del base_predictor
@@ -251,9 +330,11 @@ def _evaluate(spec: JobSpec, base, predictor, dataset, progress, cancel, notes: 
 
 def _eval_batch(handle) -> tuple[int, bool]:
     """Evaluation batch size: the model's fixed batch dimension if it has one (pad the last batch)."""
-    first = handle.inputs[0].shape[0] if handle.inputs and handle.inputs[0].shape else None
-    if isinstance(first, int) and first > 0:
-        return first, True
+    from accelstudio.core.input_shapes import batch_layout
+
+    layout, fixed = batch_layout(handle.inputs)
+    if layout == "fixed":
+        return fixed, True
     return EVAL_BATCH, False
 
 
