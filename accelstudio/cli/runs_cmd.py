@@ -8,6 +8,8 @@ import json
 import sys
 
 from accelstudio.cli import runs_format as fmt
+from accelstudio.core.baseline import find_baseline
+from accelstudio.core.report import build_report
 from accelstudio.core.store import RunStore
 from accelstudio.core.store_export import to_json_safe
 
@@ -77,17 +79,20 @@ def cmd_list(args: argparse.Namespace) -> int:
     elif not runs:
         print(f"no runs in {store.path}")
     else:
-        print(fmt.list_table(runs))
+        print(fmt.list_table(runs, runs if args.limit is None else store.list_runs()))
     return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    """Print one run."""
-    run = RunStore(args.store).get_run(args.id)
+    """Print one run, read through its report against its like-for-like baseline in the store."""
+    store = RunStore(args.store)
+    run = store.get_run(args.id)
+    pool = store.list_runs()
     if args.json:
-        _print_json(run.to_dict())
+        base = find_baseline(pool, run)
+        _print_json({**run.to_dict(), "report": build_report(run, base).to_dict()})
     else:
-        print(fmt.show_text(run))
+        print(fmt.show_text(run, pool))
     return 0
 
 

@@ -101,7 +101,8 @@ class Speedup:
         if self.verdict == "faster":
             return f"{self.ratio:.2f}x faster{ci}"
         if self.verdict == "slower":
-            return f"{1 / self.ratio:.2f}x slower{ci}"
+            slow_ci = f" (95% CI {1 / self.interval.hi:.2f}-{1 / self.interval.lo:.2f}x)" if self.interval else ci
+            return f"{1 / self.ratio:.2f}x slower{slow_ci}"
         if self.verdict == "within noise":
             return f"same speed within noise: {self.ratio:.2f}x{ci}"
         return f"{self.ratio:.2f}x speed-up{ci}"
@@ -365,6 +366,18 @@ def speedup_of(run: RunResult, baseline: RunResult) -> Speedup | None:
     return Speedup(b / a, None, "", "ratio of p50 latencies (no per-call timings stored)")
 
 
+def compare_speed(a: RunResult, b: RunResult) -> tuple[Speedup | None, str]:
+    """B's speed-up over A (> 1: B is faster) when the two runs are like-for-like (same model identity, runtime,
+    device, resolved threads and batch; the recipes may differ); else None and the reason."""
+    differs = bl.mismatches(b, a)
+    if differs:
+        return None, f"not like-for-like (differs in {', '.join(differs)}): no ratio"
+    if a.status != "done" or b.status != "done":
+        return None, "both runs must be finished"
+    speed = speedup_of(b, a)
+    return speed, "" if speed is not None else "no latencies recorded"
+
+
 def read_latency(m: dict) -> Latency:
     """The latency figures of a metrics dict."""
     stable = m.get("stable")
@@ -426,7 +439,9 @@ def read_quality(m: dict) -> Quality:
     reason = str(fid.get("output_reason") or "")
     if kind is None and acc is None and fid:
         kind, reason = "class_scores", "output kind not recorded (older run): read as class scores"
-    common = dict(output_kind=kind if acc is None else "class_scores", output_reason=reason,
+    if acc is not None:
+        kind, reason = "class_scores", reason or "labels are given, so the outputs are class scores"
+    common = dict(output_kind=kind, output_reason=reason,
                   agreement=number(fid.get("top1_agreement")), cosine=number(fid.get("cosine")),
                   max_abs_error=number(fid.get("max_abs_error")), kl_divergence=number(fid.get("kl_divergence")),
                   n_compared=_int(fid.get("n_compared")), nonfinite_outputs=_int(m.get("nonfinite_outputs")),
@@ -478,5 +493,5 @@ def read_change(m: dict) -> AccuracyChange | None:
 
 
 __all__ = ["AccuracyChange", "BaselineInfo", "Broken", "DataRecord", "Interval", "Latency", "Quality", "RunReport",
-           "SYNTHESIZED_BADGE", "Sizes", "Speedup", "baseline_info", "build_report", "number", "read_quality",
+           "SYNTHESIZED_BADGE", "Sizes", "Speedup", "baseline_info", "build_report", "compare_speed", "number", "read_quality",
            "speedup_of", "mcnemar_exact", "speed_verdict"]

@@ -71,7 +71,9 @@ def test_show_table_and_json(filled_store):
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert out.startswith(f"Run {fast}: done")
-    assert "0.200 / 0.240 / 0.300" in out and "-0.28 [-0.90, +0.20]" in out and "on 360 samples" in out
+    assert "0.200 / 0.240 / 0.300" in out and "-0.28 pts (95% CI -0.90..+0.20: within noise)" in out
+    assert "on 360 samples" in out
+    assert f"vs baseline run {base} (onnxruntime on cpu, 2 threads, batch 8): 2.00x faster" in out
     assert "Test CPU" in out and "conv1" in out and "int8" in out
 
     result = run_cli("runs", "show", str(base), "--json", "--store", str(path))
