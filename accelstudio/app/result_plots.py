@@ -119,6 +119,17 @@ class ThemedPlot(pg.PlotWidget):
         self.placeholder = None
 
 
+def quality_axis_label(kinds: set[str]) -> str:
+    """The trade-off plot's y label for the quality headlines shown (accuracy, fidelity agreement or cosine)."""
+    if kinds <= {"accuracy"}:
+        return "Accuracy (%)"
+    if kinds == {"agreement"}:
+        return "Fidelity: top-1 agreement with the original (%)"
+    if kinds == {"cosine"}:
+        return "Fidelity: cosine to the original (x100)"
+    return "Accuracy / fidelity (%)"
+
+
 class TradeoffPlot(ThemedPlot):
     """p50 latency (x, from 0) against accuracy (y) with 95% error bars, the baseline as a star, the Pareto front
     as a step line, each point labelled with its run id (as in the runs table). Runs of the open model are
@@ -173,9 +184,7 @@ class TradeoffPlot(ThemedPlot):
         c = self.colors
         runs = self.visible_runs()
         current = [r for r in runs if self.is_current(r)]
-        kinds = {rm.quality(r).kind for r in runs}
-        self.plotItem.setLabel("left", "Top-1 agreement with baseline (%)" if kinds == {"agreement"}
-                               else "Accuracy (%)" if kinds <= {"accuracy"} else "Accuracy / agreement (%)")
+        self.plotItem.setLabel("left", quality_axis_label({rm.quality(r).kind for r in runs}))
         if not runs:
             self.scatter = self._points([], c.accent, "o", 11, "runs")
             self.baseline_item = self._points([], BASELINE_COLOR, "star", 18, "baseline (unchanged model)")
@@ -294,9 +303,13 @@ class TradeoffPlot(ThemedPlot):
         if run is None:
             return ""
         q = rm.quality(run)
-        what = "accuracy" if q.kind == "accuracy" else "top-1 agreement"
         lines = [f"run {run.run_id}: {rm.recipe_label(run)}", f"{rm.model_name(run)} · {rm.runtime_label(run)}",
-                 f"p50 {x:.3g} ms", f"{what} {y:.1f}% (95% CI {q.lo:.1f}..{q.hi:.1f}, {q.interval})"]
+                 f"p50 {x:.3g} ms"]
+        if q.kind == "cosine":
+            lines.append(f"fidelity: cosine {y / 100:.4f}")
+        else:
+            what = "accuracy" if q.kind == "accuracy" else "fidelity: top-1 agreement"
+            lines.append(f"{what} {y:.1f}% (95% CI {q.lo:.1f}..{q.hi:.1f}, {q.interval})")
         delta, _ = rm.delta_text(run)
         if delta:
             lines.append(f"Δ {delta}")

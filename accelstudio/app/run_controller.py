@@ -50,6 +50,8 @@ class RunController(QObject):
         results.set_store(store)
         self.bridge = JobBridge(store, self)
         results.connect_bridge(self.bridge)
+        if hasattr(results, "run_baseline_requested"):
+            results.run_baseline_requested.connect(self.start_job)
         self.bridge.progress.connect(self._progress)
         self.bridge.finished.connect(self._finished)
         self.bridge.failed.connect(self._bridge_failed)
@@ -86,6 +88,13 @@ class RunController(QObject):
         spec = self.job_spec()
         if spec is None:
             self.status.emit("Open a model first.", 5000)
+            return False
+        return self.start_job(spec)
+
+    def start_job(self, spec: JobSpec) -> bool:
+        """Run a given job (e.g. the like-for-like baseline the results panel asks for); False when busy."""
+        if self.is_running():
+            self.status.emit("A run is in progress; start the baseline when it has finished.", 5000)
             return False
         if not self.bridge.start(spec):
             return False  # the bridge said why through `failed`
