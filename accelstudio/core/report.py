@@ -93,7 +93,7 @@ class Speedup:
     ratio: float
     interval: Interval | None
     verdict: str
-    method: str = "ratio of medians, moving-block bootstrap 95% interval"
+    method: str = "ratio of medians; 95% interval: union of moving-block bootstrap and batch medians"
 
     def text(self) -> str:
         """'2.01x faster (95% CI 1.95-2.07x)', 'within noise: 1.03x (95% CI 0.91-1.18x)', '1.3x slower (...)'."""

@@ -115,30 +115,6 @@ def test_four_lost_none_gained_is_within_noise_with_the_exact_p_shown():
     assert drop.verdict == "real drop" and drop.interval.hi < 0 and drop.p_value < 0.05
 
 
-def _simulate(rng, n, p_lost, p_gained, p_both, trials):
-    counts = rng.multinomial(n, [p_both, p_lost, p_gained, 1 - p_both - p_lost - p_gained], size=trials)
-    from accelstudio.core.stats import paired_accuracy_change
-    return [paired_accuracy_change(*map(int, c)) for c in counts]
-
-
-@pytest.mark.parametrize("n,p_disc", [(60, 0.05), (360, 0.02), (360, 0.1), (2000, 0.01)])
-def test_no_change_is_called_real_at_most_five_percent_of_the_time(n, p_disc):
-    rng = np.random.default_rng(12)
-    results = _simulate(rng, n, p_disc / 2, p_disc / 2, 0.9 - p_disc, 2000)
-    false_positive = np.mean([r.verdict != "within noise" for r in results])
-    assert false_positive <= 0.05 + 0.012  # nominal rate + Monte Carlo error
-
-
-@pytest.mark.parametrize("n,p_lost,p_gained", [(360, 0.03, 0.01), (360, 0.02, 0.0), (1000, 0.05, 0.02),
-                                               (100, 0.1, 0.05)])
-def test_paired_interval_covers_the_true_change(n, p_lost, p_gained):
-    rng = np.random.default_rng(7)
-    truth = (p_gained - p_lost) * 100
-    results = _simulate(rng, n, p_lost, p_gained, 0.85, 2000)
-    coverage = np.mean([r.lo_pts <= truth <= r.hi_pts for r in results])
-    assert coverage >= 0.93
-
-
 def test_unlabeled_class_scores_report_agreement_as_fidelity():
     metrics = {"fidelity": {"top1_agreement": 0.97, "cosine": 0.998, "max_abs_error": 0.1, "kl_divergence": 0.001,
                             "n_compared": 200, "output_kind": "class_scores", "output_reason": "10 values"},
