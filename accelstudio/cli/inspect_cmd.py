@@ -8,6 +8,7 @@ import sys
 
 from accelstudio.core.errors import AccelStudioError
 from accelstudio.core.inspect import InputShapeError, ModelSummary, inspect_model, summary_to_dict
+from accelstudio.core.units import format_bytes
 
 
 class UnknownExampleError(AccelStudioError):
@@ -88,15 +89,8 @@ def parse_input_shapes(values: list[str], input_names: list[str]) -> dict[str, t
 
 
 def human_bytes(n: int | None) -> str:
-    """1536 -> '1.5 KiB'."""
-    if n is None:
-        return "-"
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{int(size)} B" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GiB"
+    """Sizes in decimal units, the one rule of accelstudio.core.units.format_bytes: 1536 -> '1.54 kB'."""
+    return format_bytes(n)
 
 
 def format_summary(summary: ModelSummary) -> str:
