@@ -216,8 +216,9 @@ def describe_outputs(outputs: np.ndarray, labeled: bool) -> dict[str, Any]:
         return _kind("class_scores", shape, "labels are given, so the outputs are class scores")
     if int(np.prod(shape)) <= 1:
         return _kind("embedding", shape, "one value per sample: a regression output")
-    if len(shape) > 1:
-        return _kind("embedding", shape, f"{len(shape)} dims per sample ({'x'.join(map(str, shape))}): "
+    core = [d for d in shape if d != 1]  # [1000, 1, 1] is one score per class, laid out as a map
+    if len(core) > 1:
+        return _kind("embedding", shape, f"{len(core)} dims per sample ({'x'.join(map(str, shape))}): "
                                          "a sequence or map, not one score per class")
     rows = _rows(arr).astype(np.float64, copy=False)
     rows = rows[np.isfinite(rows).all(axis=1)]
@@ -225,7 +226,7 @@ def describe_outputs(outputs: np.ndarray, labeled: bool) -> dict[str, Any]:
         return _kind("embedding", shape, "every output row has unit length: a normalized embedding")
     if rows.shape[0] and _looks_like_probs(rows.T):
         return _kind("class_scores", shape, "output rows are probabilities: class scores")
-    return _kind("class_scores", shape, f"{shape[0]} values per sample, read as class scores")
+    return _kind("class_scores", shape, f"{int(np.prod(shape))} values per sample, read as class scores")
 
 
 def _kind(kind: str, shape: list[int], reason: str) -> dict[str, Any]:

@@ -156,6 +156,7 @@ def test_describe_outputs_tells_embeddings_from_class_scores():
     assert describe_outputs(unit, labeled=False)["output_kind"] == "embedding"
     assert describe_outputs(rng.normal(size=(5, 16, 64)), labeled=False)["output_kind"] == "embedding"
     assert describe_outputs(rng.normal(size=(5, 1)), labeled=False)["output_kind"] == "embedding"
+    assert describe_outputs(rng.normal(size=(5, 1000, 1, 1)), labeled=False)["output_kind"] == "class_scores"
     assert describe_outputs(rng.normal(size=(5, 16, 64)), labeled=True)["output_kind"] == "class_scores"
 
 
