@@ -155,7 +155,7 @@ class ResultsPanel(QWidget):
         bar.addWidget(self.compare_button)
         bar.addWidget(self.export_button)
         info = QHBoxLayout()
-        info.addWidget(self.badge)
+        info.addWidget(self.badge, 0, Qt.AlignmentFlag.AlignTop)
         info.addWidget(self.details, 1)
         table_box = QWidget()
         table_layout = QVBoxLayout(table_box)

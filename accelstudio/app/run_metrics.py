@@ -137,8 +137,6 @@ def details_lines(rep: RunReport) -> list[str]:
                                                else "")]
     if rep.data.calib:
         lines.append(f"Calibration: {rep.data.calib}")
-    if q.headline and q.headline != "accuracy":
-        lines.append(f"{q.headline_text()} (no labels: fidelity to the uncompressed model)")
     fid = []
     if q.agreement is not None:
         fid.append(f"top-1 agreement {q.agreement:.1%}")
@@ -147,7 +145,8 @@ def details_lines(rep: RunReport) -> list[str]:
     if q.max_abs_error is not None:
         fid.append(f"max error {q.max_abs_error:.3g}")
     if fid:
-        lines.append("Fidelity: " + ", ".join(fid))
+        unlabeled = " (no labels: fidelity to the uncompressed model)" if q.headline != "accuracy" else ""
+        lines.append(f"Fidelity{unlabeled}: " + ", ".join(fid))
     lines.extend(f"⚠ {w}" for w in rep.warnings)
     return lines
 

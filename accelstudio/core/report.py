@@ -283,9 +283,8 @@ class RunReport:
             parts.append(self.quality.headline_text())
         if self.sizes.ratio is not None and not self.is_baseline:
             r = self.sizes.ratio
-            parts.append(f"{r:.1f}x smaller" if r >= 1 else f"{1 / r:.2f}x the size")
-        if self.data.badge:
-            parts.append(self.data.badge)
+            parts.append(f"{r:.1f}x smaller" if r >= 1.05 else f"{1 / r:.2f}x the size" if r <= 0.95 else
+                         "about the same size")
         return "; ".join(parts)
 
     def to_dict(self) -> dict[str, Any]:
