@@ -3,6 +3,8 @@ quality headline for unlabeled and embedding models, the broken verdict, data ba
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -179,3 +181,34 @@ def test_one_byte_formatter_in_decimal_units():
     assert format_bytes(None) == "-" and format_bytes(999) == "999 B"
     assert format_bytes(1536) == "1.54 kB" and format_bytes(4_000_000) == "4.00 MB"
     assert format_bytes(3e9) == "3.00 GB"
+
+
+def test_pipeline_identity_is_the_example_name_whatever_form_and_the_hash_for_user_files(tmp_path):
+    import shutil
+
+    from accelstudio.core.examples import get_example
+    from accelstudio.core.job import JobSpec
+    from accelstudio.core.loading import file_sha256
+    from accelstudio.core.pipeline import _load
+
+    _, _, onnx_form = _load(JobSpec("example:digits-cnn"))
+    _, _, torch_form = _load(JobSpec("example:digits-cnn", recipe=PRUNE))
+    assert onnx_form["path"].endswith("model.onnx") and torch_form["path"].endswith("model.safetensors")
+    assert onnx_form["key"] == torch_form["key"] == "example:digits-cnn"
+    user = Path(shutil.copy(get_example("digits-mlp").onnx_path, tmp_path / "mine.onnx"))
+    _, _, ident = _load(JobSpec(str(user)))
+    assert ident["key"] == f"sha256:{file_sha256(user)}" and ident["sha256"] == file_sha256(user)
+
+
+def test_an_unlabeled_user_model_run_reads_as_fidelity_with_the_random_inputs_badge(tmp_path):
+    from accelstudio.core.job import JobSpec
+    from accelstudio.core.pipeline import run_job
+    from tests import factories as fx
+
+    path = fx.onnx_mlp(tmp_path)
+    settings = RuntimeSettings(threads=1, warmup=2, repeats=20, time_budget_s=1.0)
+    result = run_job(JobSpec(str(path), runtime=settings, keep_artifact=False))
+    assert result.metrics["fidelity"]["output_kind"] == "class_scores"
+    report = build_report(result)
+    assert report.quality.headline == "agreement" and report.quality.label.startswith("Fidelity")
+    assert report.data.badge == "random inputs: fidelity only" and report.broken is None
