@@ -33,9 +33,23 @@ class QualityPoint:
     interval: str
 
 
+_REPORTS: dict[tuple[int, int], tuple[RunResult, RunResult | None, RunReport]] = {}
+_MAX_CACHED = 512
+
+
 def report(result: RunResult, baseline: RunResult | None = None) -> RunReport:
-    """The core run report of `result` against `baseline`."""
-    return build_report(result, baseline)
+    """The core run report of `result` against `baseline`. Kept per pair of run objects (the views hold each
+    stored run as one object; the table asks per cell, and a speed-up interval costs tens of milliseconds).
+    The cache holds the objects themselves, so an id is never reused while its entry lives."""
+    key = (id(result), id(baseline))
+    hit = _REPORTS.get(key)
+    if hit is not None and hit[0] is result and hit[1] is baseline:
+        return hit[2]
+    if len(_REPORTS) >= _MAX_CACHED:
+        _REPORTS.pop(next(iter(_REPORTS)))
+    built = build_report(result, baseline)
+    _REPORTS[key] = (result, baseline, built)
+    return built
 
 
 def metric(result: RunResult, key: str) -> float | None:
@@ -45,7 +59,7 @@ def metric(result: RunResult, key: str) -> float | None:
 
 def quality(result: RunResult) -> QualityPoint | None:
     """The report's quality headline as a plot point; None when the run measured none."""
-    q = build_report(result).quality
+    q = report(result).quality
     if q.value is None:
         return None
     if q.headline == "cosine":
@@ -119,7 +133,7 @@ def find_baseline(result: RunResult, runs: Iterable[RunResult]) -> RunResult | N
 def delta_text(result: RunResult) -> tuple[str, str]:
     """The report's accuracy change and its verdict key: ('-1.11 pts (95% CI ...; 4 lost, 0 gained, exact
     p = 0.125: within noise)', 'noise'); verdict keys 'noise', 'drop', 'gain', or ('', '') without one."""
-    change = build_report(result).quality.change
+    change = report(result).quality.change
     if change is None:
         return "", ""
     return change.text(), VERDICT_KEYS.get(change.verdict, "")

@@ -120,7 +120,8 @@ def list_table(runs: list[RunResult], pool: list[RunResult] | None = None) -> st
     rows = []
     for r in runs:
         base = bl.find_baseline(pool, r)
-        f, rep = flat_row(r, base), build_report(r, base)
+        rep = build_report(r, base)
+        f = flat_row(r, report=rep)
         runtime = f"{f['runtime'] or NONE}/{f['device'] or NONE}"
         rows.append([f["id"], fmt_created(f["created"]), f["status"], f["model"], f["recipe"], runtime,
                      fmt_ms(f["p50_ms"]), speed_cell(rep), fmt_rate(f["throughput"]), quality_cell(rep),
@@ -135,7 +136,7 @@ def show_text(r: RunResult, pool: list[RunResult] | None = None) -> str:
 
     base = bl.find_baseline(pool or [], r)
     rep = build_report(r, base)
-    m, f = r.metrics or {}, flat_row(r, base)
+    m, f = r.metrics or {}, flat_row(r, report=rep)
     lines = [f"Run {r.run_id}: {r.status}" + (f" ({r.reason})" if r.reason else "")]
     if rep.broken is not None:
         lines.append(f"*** {rep.broken.text()} ***")

@@ -48,14 +48,15 @@ def recipe_text(result: RunResult) -> str | None:
     return recipe_label((result.spec or {}).get("recipe"))
 
 
-def flat_row(result: RunResult, baseline: RunResult | None = None) -> dict[str, Any]:
+def flat_row(result: RunResult, baseline: RunResult | None = None, report=None) -> dict[str, Any]:
     """One run as a flat dict with the CSV_COLUMNS keys (missing values None): the stored figures and the
-    report's reading of them (accelstudio.core.report) against `baseline`, the run's like-for-like baseline."""
+    report's reading of them (accelstudio.core.report) against `baseline`, the run's like-for-like baseline
+    (or the given `report`, already built)."""
     from accelstudio.core.report import build_report
 
     m = result.metrics or {}
     runtime = (result.spec or {}).get("runtime", {}) or {}
-    report = build_report(result, baseline)
+    report = report if report is not None else build_report(result, baseline)
     row: dict[str, Any] = {
         "id": result.run_id, "created": result.created, "status": result.status, "reason": result.reason,
         "model": (result.model_identity or {}).get("name"), "model_key": report.model_key,
