@@ -49,6 +49,11 @@ def likely_cause(recipe: dict, nonfinite: bool) -> str:
     quant = _dict(recipe.get("quantize"))
     prune = _dict(recipe.get("prune"))
     mode = quant.get("mode") or "none"
+    amount = prune.get("amount")
+    pruned = isinstance(amount, (int, float)) and amount > 0
+    if mode == "none" and not pruned and (_dict(recipe.get("recovery")).get("method") or "none") == "none":
+        return ("the unchanged model itself gives NaN/Inf or no comparable output on these inputs: check the "
+                "input data (range, dtype, shapes)")
     if mode == "static-int8":
         return ("static int8 activation ranges on attention/LayerNorm/Softmax or residual adds: keep those in "
                 "float (exclude them), calibrate on more real samples, or use dynamic int8")
@@ -61,8 +66,7 @@ def likely_cause(recipe: dict, nonfinite: bool) -> str:
         return "per-tensor int8 weights saturate: use per-channel weights"
     if mode in ("weight-int4", "sim") or (mode != "none" and quant.get("bits", 8) < 8):
         return "too few bits for these weights: use 8 bits or keep the sensitive layers in float"
-    amount = prune.get("amount")
-    if isinstance(amount, (int, float)) and amount > 0:
+    if pruned:
         return (f"pruning {amount:.0%} removed too much: lower the amount, exclude the sensitive layers, or "
                 "recover accuracy by fine-tuning")
     if mode != "none":

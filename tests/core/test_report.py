@@ -145,6 +145,13 @@ def test_nonfinite_outputs_are_broken():
     assert "10 of 100 outputs hold NaN or Inf" in broken.text() and "fp16" in broken.cause
 
 
+def test_a_baseline_with_nan_outputs_blames_the_inputs_not_a_compression():
+    metrics = {"fidelity": {"top1_agreement": None, "cosine": None, "n_compared": 0}, "nonfinite_outputs": 64,
+               "n_eval": 64}
+    broken = build_report(run(metrics=metrics)).broken
+    assert broken is not None and "unchanged model itself" in broken.cause
+
+
 def test_busy_machine_is_warned():
     report = build_report(run(metrics={"machine": {"busy": True, "other_cpu_pct": 55.0, "load_1min": 3.0}}))
     assert any("busy machine: other processes used 55% of the CPU" in w for w in report.warnings)
