@@ -272,7 +272,7 @@ class RunReport:
             return f"Run {self.run_id} {self.status}: {self.reason or 'no reason given'}"
         parts = []
         if self.is_baseline:
-            parts.append(f"Run {self.run_id} is the baseline ({self.settings})")
+            parts.append(f"the baseline run for {self.settings}")
         elif self.speedup is not None and self.baseline is not None:
             parts.append(f"vs baseline {self.baseline.describe()}: {self.speedup.text()}")
         else:
@@ -311,7 +311,7 @@ def build_report(run: RunResult, baseline: RunResult | None = None) -> RunReport
         run_id=run.run_id, status=run.status, reason=run.reason or "", model=_model_name(run),
         model_key=bl.model_key(run), recipe=_recipe_label(run), settings=bl.describe_settings(run),
         is_baseline=bl.is_baseline_run(run), latency=read_latency(m), quality=quality, sizes=read_sizes(m),
-        data=read_data(m), baseline=info, baseline_note=note, speedup=speedup,
+        data=read_data(m, _dict(run.spec)), baseline=info, baseline_note=note, speedup=speedup,
         broken=broken_check(run, quality) if run.status == "done" else None,
         warnings=tuple(run_warnings(run, base_metrics)),
         notes=tuple(str(n) for n in m.get("notes") or ()),
@@ -393,8 +393,9 @@ def read_sizes(m: dict) -> Sizes:
     return Sizes(*(_int(m.get(k)) for k in keys), sparsity=number(m.get("sparsity")))
 
 
-def read_data(m: dict) -> DataRecord:
-    """The data record; runs older than it say "synthesized inputs" only in their notes."""
+def read_data(m: dict, spec: dict | None = None) -> DataRecord:
+    """The data record; for runs older than it, what the spec and the notes tell (the --data file, an example's
+    own test set, or "synthesized inputs" in the notes)."""
     data = _dict(m.get("data"))
     ev = _dict(data.get("eval"))
     shapes = {str(k): [int(d) for d in v] for k, v in _dict(data.get("input_shapes")).items()
@@ -407,7 +408,12 @@ def read_data(m: dict) -> DataRecord:
     notes = " ".join(str(n) for n in m.get("notes") or ())
     synthesized = True if "synthesized inputs" in notes else None
     labeled = True if m.get("accuracy") is not None else (False if "no labels" in notes else None)
-    source = "synthesized inputs" if synthesized else None
+    ref, given = _dict(spec).get("model"), _dict(spec).get("data")
+    source = "synthesized inputs" if synthesized else given if isinstance(given, str) and given else None
+    if source is None and isinstance(ref, str) and ref.startswith(bl.EXAMPLE_PREFIX):
+        source = f"{ref[len(bl.EXAMPLE_PREFIX):]} test set"
+    if source is not None and synthesized is None:
+        synthesized = False
     return DataRecord(source, _int(m.get("n_eval")), synthesized, labeled, input_shapes=shapes, guessed_dims=guessed)
 
 
