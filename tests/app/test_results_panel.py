@@ -297,7 +297,9 @@ def test_unlabeled_run_shows_fidelity_badge_and_no_accuracy_heading(qtbot, store
 
 
 def test_broken_run_is_shown_in_red_with_its_cause(qtbot, store):
-    store.add_run(make_run(acc=None, extra=COLLAPSED))
+    healthy = {**COLLAPSED, "fidelity": {**COLLAPSED["fidelity"], "top1_agreement": 1.0, "cosine": 1.0,
+                                          "max_abs_error": 0.0}}
+    store.add_run(make_run(acc=None, extra=healthy))
     static = store.add_run(make_run(Recipe(quantize=QuantSpec(mode="static-int8")), p50=0.6, acc=None,
                                     extra=COLLAPSED))
     panel = ResultsPanel(store)
@@ -309,5 +311,8 @@ def test_broken_run_is_shown_in_red_with_its_cause(qtbot, store):
     assert text.startswith("BROKEN: cosine 0.390") and "static int8" in text and "dynamic int8" in text
     assert "#d62728" in panel.broken_label.styleSheet()
     assert "Fidelity: cosine 0.3900" in panel.summary.text()
+    assert panel.tradeoff.broken_ids == [static] and static not in panel.tradeoff.front_ids
+    spot_tip = panel.tradeoff.tooltip(0.6, 39.0, static)
+    assert "BROKEN" in spot_tip and "fidelity: cosine 0.3900" in spot_tip
     flags = panel.model.index(panel.model.row_of(static), COLUMN_INDEX["Flags"])
     assert flags.data() == "BROKEN" and flags.data(Qt.ItemDataRole.ForegroundRole) == QColor("#d62728")
