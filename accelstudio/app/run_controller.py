@@ -210,4 +210,8 @@ def outcome_text(result: RunResult) -> str:
     if m.get("size_bytes"):
         parts.append(f"size {m['size_bytes'] / 1e6:.3f} MB")
     name = Path(str(result.model_identity.get("name", ""))).name
-    return f"{run} done{f' ({name})' if name else ''}: " + ", ".join(parts)
+    from accelstudio.core.report import build_report
+
+    broken = build_report(result).broken
+    verdict = f" — {broken.text()}" if broken is not None else ""
+    return f"{run} done{f' ({name})' if name else ''}: " + ", ".join(parts) + verdict

@@ -33,3 +33,15 @@ def test_run_baseline_button_runs_the_like_for_like_baseline(window, qtbot):
     text = panel.summary.text()
     assert f"vs baseline run {base.run_id} (onnxruntime on cpu, 1 thread, batch 1)" in text
     assert not panel.run_baseline_button.isVisible()
+
+
+def test_status_line_of_a_broken_run_says_broken():
+    from accelstudio.app.run_controller import outcome_text
+    from accelstudio.core.job import RunResult
+
+    run = RunResult("done", spec={"recipe": {"quantize": {"mode": "static-int8"}}}, run_id=7,
+                    metrics={"p50_ms": 1.0, "fidelity": {"cosine": 0.4, "top1_agreement": 0.1, "n_compared": 10,
+                                                          "output_kind": "embedding"}},
+                    model_identity={"name": "enc.onnx"})
+    text = outcome_text(run)
+    assert text.startswith("Run 7 done (enc.onnx): p50 1.000 ms") and "BROKEN: cosine 0.400" in text
