@@ -10,6 +10,7 @@ from typing import Any, Iterable
 from accelstudio.core import baseline as bl
 from accelstudio.core.job import RunResult
 from accelstudio.core.report import RunReport, build_report, compare_speed
+from accelstudio.core.stats import unpaired_difference_interval
 from accelstudio.core.stats import speedup_interval
 from accelstudio.core.store_export import flat_row, recipe_text
 from accelstudio.core.units import format_bytes
@@ -289,14 +290,16 @@ def _discordant(rep: RunReport) -> str:
 
 
 def _acc_change(ma: dict[str, Any], mb: dict[str, Any]) -> str:
+    """B - A accuracy in points with Newcombe's unpaired 95% interval (two runs' per-sample results are not
+    stored, so they cannot be paired)."""
     if ma.get("accuracy") is None or mb.get("accuracy") is None:
         return NONE
     pa, pb = ma["accuracy"], mb["accuracy"]
     na, nb = ma.get("n_eval"), mb.get("n_eval")
     bar = ""
-    if na and nb:  # unpaired 95% half-width: per-sample results are not stored, so this is conservative
-        half = 196.0 * (pa * (1 - pa) / na + pb * (1 - pb) / nb) ** 0.5
-        bar = f" (+-{half:.2f} pts 95%, unpaired)"
+    if na and nb:
+        lo, hi = unpaired_difference_interval(round(pb * nb), nb, round(pa * na), na)
+        bar = f" (95% CI {100 * lo:+.2f}..{100 * hi:+.2f}, unpaired)"
     return f"{100 * (pb - pa):+.2f} pts{bar}"
 
 

@@ -100,6 +100,16 @@ def newcombe_paired_interval(both: int, lost: int, gained: int, neither: int) ->
     return max(-1.0, delta - down), min(1.0, delta + up)
 
 
+def unpaired_difference_interval(k_new: int, n_new: int, k_base: int, n_base: int) -> tuple[float, float]:
+    """95% interval for p_new - p_base of two independent proportions (Newcombe 1998's hybrid score method 10,
+    from the two Wilson intervals), as fractions. For runs whose per-sample results are not paired."""
+    p1, p2 = k_new / n_new, k_base / n_base
+    l1, u1 = wilson_interval(k_new, n_new)
+    l2, u2 = wilson_interval(k_base, n_base)
+    d = p1 - p2
+    return d - math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2), d + math.sqrt((u1 - p1) ** 2 + (p2 - l2) ** 2)
+
+
 def paired_accuracy_change(both: int, lost: int, gained: int, neither: int) -> PairedChange:
     """The paired accuracy change with Newcombe's interval, McNemar's exact p and the verdict (see module doc)."""
     n = both + lost + gained + neither

@@ -88,3 +88,15 @@ def test_block_length_grows_with_serial_correlation():
     rng = np.random.default_rng(0)
     assert block_length(_timings(rng, 200, 0.0)) <= 8
     assert block_length(_timings(rng, 200, 0.9)) > 10
+
+
+def test_unpaired_interval_covers_the_true_difference():
+    from accelstudio.core.stats import unpaired_difference_interval
+
+    rng = np.random.default_rng(9)
+    hits = []
+    for _ in range(2000):
+        k1, k2 = rng.binomial(360, 0.95), rng.binomial(360, 0.97)
+        lo, hi = unpaired_difference_interval(int(k1), 360, int(k2), 360)
+        hits.append(lo <= -0.02 <= hi)
+    assert np.mean(hits) >= 0.93
