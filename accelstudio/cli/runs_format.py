@@ -11,7 +11,6 @@ from accelstudio.core import baseline as bl
 from accelstudio.core.job import RunResult
 from accelstudio.core.report import RunReport, build_report, compare_speed
 from accelstudio.core.stats import unpaired_difference_interval
-from accelstudio.core.stats import speedup_interval
 from accelstudio.core.store_export import flat_row, recipe_text
 from accelstudio.core.units import format_bytes
 

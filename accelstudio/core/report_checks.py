@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from accelstudio.core.job import RunResult
+from accelstudio.core.report_model import Broken, Quality
 
 BROKEN_COSINE = 0.9
 BROKEN_AGREEMENT = 0.5
@@ -20,10 +21,8 @@ def _dict(value: Any) -> dict:
     return value if isinstance(value, dict) else {}
 
 
-def broken_check(run: RunResult, quality) -> Any:
-    """A report.Broken when the run's fidelity collapsed, else None."""
-    from accelstudio.core.report import Broken
-
+def broken_check(run: RunResult, quality: Quality) -> Broken | None:
+    """A Broken verdict when the run's fidelity collapsed, else None."""
     reasons = []
     nonfinite = quality.nonfinite_outputs or 0
     if nonfinite:
