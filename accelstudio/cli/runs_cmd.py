@@ -11,7 +11,7 @@ from accelstudio.cli import runs_format as fmt
 from accelstudio.core.baseline import find_baseline
 from accelstudio.core.report import build_report
 from accelstudio.core.store import RunStore
-from accelstudio.core.store_export import to_json_safe
+from accelstudio.core.store_export import runs_document, to_json_safe
 
 
 def register(subparsers) -> None:
@@ -75,7 +75,8 @@ def cmd_list(args: argparse.Namespace) -> int:
     store = RunStore(args.store)
     runs = store.list_runs(limit=args.limit)
     if args.json:
-        _print_json({"store": str(store.path), "runs": [r.to_dict() for r in runs]})
+        pool = runs if args.limit is None else store.list_runs()
+        _print_json({"store": str(store.path), "runs": runs_document(runs, pool)["runs"]})
     elif not runs:
         print(f"no runs in {store.path}")
     else:

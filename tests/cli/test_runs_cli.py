@@ -63,6 +63,7 @@ def test_list_table_and_json(filled_store):
     assert result.returncode == 0, result.stderr
     doc = json.loads(result.stdout)
     assert [r["run_id"] for r in doc["runs"]] == [failed, fast] and doc["store"] == str(path)
+    assert doc["runs"][1]["report"]["baseline"]["run_id"] == base  # found beyond the listed runs
 
 
 def test_show_table_and_json(filled_store):
