@@ -145,6 +145,9 @@ class CompareDialog(QDialog):
         head = [f"A: run {a.run_id}", f"B: run {b.run_id}"]
         self.metrics_table = _table(["", *head], [list(r) for r in metric_rows(a, b)])
         _mark_broken(self.metrics_table)
+        for column in (1, 2):  # both runs get the same width
+            self.metrics_table.horizontalHeader().setSectionResizeMode(column, QHeaderView.ResizeMode.Stretch)
+        self.metrics_table.resizeRowsToContents()
         layer_rows = [[d.name] + [_fmt(f, side.get(f)) for f, _ in LAYER_FIELDS for side in (d.a, d.b)]
                       for d in self.diffs]
         layer_head = ["Layer"] + [f"{f} {s}" for f, _ in LAYER_FIELDS for s in ("A", "B")]
