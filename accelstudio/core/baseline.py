@@ -1,5 +1,5 @@
 """Which run a result is compared with: a baseline of the same model identity, runtime, device, threads and batch
-(and input shapes, when both runs record them), never another.
+(and input shapes and CPU, when both runs record them), never another.
 
 Model identity (`model_key`): a bundled example is "example:<name>" whatever form its recipe needed (the ONNX
 file for a plain ONNX Runtime run, the torch weights for structured pruning or recovery); a user's file is
@@ -80,14 +80,23 @@ def comparison_key(run: RunResult) -> dict[str, Any]:
 
 
 def mismatches(run: RunResult, other: RunResult) -> list[str]:
-    """The like-for-like fields in which `other` differs from `run` (empty: comparable). Input shapes count
-    only when both runs record them."""
+    """The like-for-like fields in which `other` differs from `run` (empty: comparable). Input shapes and the
+    CPU count only when both runs record them (a store copied from another machine holds foreign runs)."""
     mine, theirs = comparison_key(run), comparison_key(other)
     out = [f for f in MATCH_FIELDS if mine[f] != theirs[f] or mine[f] in (None, "")]
     a, b = input_shapes(run), input_shapes(other)
     if a is not None and b is not None and a != b:
         out.append("input shapes")
+    cpu_a, cpu_b = cpu_model(run), cpu_model(other)
+    if cpu_a and cpu_b and cpu_a != cpu_b:
+        out.append("machine (CPU)")
     return out
+
+
+def cpu_model(run: RunResult) -> str | None:
+    """The CPU the run was measured on, from its environment record."""
+    model = _dict(_dict(run.environment).get("cpu")).get("model")
+    return model if isinstance(model, str) and model else None
 
 
 def is_baseline_run(run: RunResult) -> bool:

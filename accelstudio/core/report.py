@@ -40,14 +40,14 @@ def build_report(run: RunResult, baseline: RunResult | None = None) -> RunReport
     m = _dict(run.metrics)
     quality = read_quality(m)
     speedup, info, note = _compare(run, baseline)
-    base_metrics = _dict(baseline.metrics) if baseline is not None and info is not None else None
+    compared = baseline if baseline is not None and info is not None else None
     return RunReport(
         run_id=run.run_id, status=run.status, reason=run.reason or "", model=_model_name(run),
         model_key=bl.model_key(run), recipe=_recipe_label(run), settings=bl.describe_settings(run),
         is_baseline=bl.is_baseline_run(run), latency=read_latency(m), quality=quality, sizes=read_sizes(m),
         data=read_data(m, _dict(run.spec)), baseline=info, baseline_note=note, speedup=speedup,
         broken=broken_check(run, quality) if run.status == "done" else None,
-        warnings=tuple(run_warnings(run, base_metrics)),
+        warnings=tuple(run_warnings(run, compared)),
         notes=tuple(str(n) for n in m.get("notes") or ()),
     )
 

@@ -73,9 +73,11 @@ def likely_cause(recipe: dict, nonfinite: bool) -> str:
     return "the compressed model no longer follows the original; compare the layers' errors"
 
 
-def run_warnings(run: RunResult, baseline_metrics: dict | None = None) -> list[str]:
-    """Warnings from the run's machine, execution and data records (and the baseline's machine record)."""
+def run_warnings(run: RunResult, baseline: RunResult | None = None) -> list[str]:
+    """Warnings from the run's machine, execution and data records (and its baseline run's machine record and
+    library versions)."""
     m = _dict(run.metrics)
+    baseline_metrics = _dict(baseline.metrics) if baseline is not None else None
     out = []
     busy = _busy_text(_dict(m.get("machine")))
     if busy:
@@ -86,6 +88,12 @@ def run_warnings(run: RunResult, baseline_metrics: dict | None = None) -> list[s
         if base_busy:
             out.append(f"the baseline was measured on a busy machine ({base_busy}); the speed-up is not "
                        "trustworthy")
+    if baseline is not None:
+        mine, theirs = _dict(run.environment).get("versions"), _dict(baseline.environment).get("versions")
+        if mine and theirs and mine != theirs:
+            changed = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
+            out.append(f"the baseline ran with other library versions ({', '.join(changed)}): part of the "
+                       "difference may come from them")
     out.extend(_device_warnings(run))
     data = _dict(m.get("data"))
     guessed = [str(g) for g in data.get("guessed_dims") or ()]

@@ -63,6 +63,16 @@ def test_a_baseline_of_other_settings_is_refused(change):
     assert "not a like-for-like baseline" in report.baseline_note
 
 
+def test_a_baseline_from_another_cpu_is_refused_and_other_versions_are_warned():
+    here = {"threads": 2, "cpu": {"model": "AMD EPYC 9454"}, "versions": {"onnxruntime": "1.32.0"}}
+    elsewhere = {**here, "cpu": {"model": "Intel Xeon"}}
+    pruned = run(PRUNE, 0.5, run_id=3, environment=here)
+    assert find_baseline([run(run_id=1, environment=elsewhere)], pruned) is None
+    older = run(run_id=2, environment={**here, "versions": {"onnxruntime": "1.31.0"}})
+    assert find_baseline([older], pruned) is older
+    assert any("other library versions (onnxruntime)" in w for w in build_report(pruned, older).warnings)
+
+
 def test_threads_compare_as_resolved_and_the_nearest_baseline_is_used():
     env = {"threads": 2}
     all_cores = run(run_id=1, threads=0, environment=env)
