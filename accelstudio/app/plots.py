@@ -17,6 +17,7 @@ from PySide6.QtGui import QCursor, QFont, QFontMetrics
 from PySide6.QtWidgets import QToolTip
 
 from accelstudio.app.theme import LIGHT, TITLE_SIZE, PlotColors, style_plot
+from accelstudio.core.units import format_bytes
 
 SPARSITY_CMAP = "viridis"
 DENSE_GRID = 32  # more quantization levels than this are drawn as short ticks
@@ -39,12 +40,8 @@ def fit_title(options: list[str], plot: pg.PlotItem, width: float, point_size: i
 
 
 def human_bytes(n: float) -> str:
-    """'12.3 KB' style sizes (powers of 1000, as file managers show)."""
-    for unit in ("B", "KB", "MB", "GB"):
-        if abs(n) < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
-        n /= 1000.0
-    return f"{n:.1f} GB"
+    """Sizes in decimal units, the one rule of accelstudio.core.units.format_bytes."""
+    return format_bytes(n)
 
 
 class LayerAxis(pg.AxisItem):

@@ -20,6 +20,7 @@ from accelstudio.core.job import RunResult
 
 BASELINE_COLOR = QColor("#e69f00")  # orange: readable on light and dark backgrounds
 LIVE_COLOR = QColor("#009e73")
+BROKEN_COLOR = "#d62728"  # the same red as the results panel's broken line
 ID_LABEL_POINT_SIZE = 8
 X_HEADROOM = 1.12  # room right of the slowest point for its id label
 MIN_Y_SPAN = 2.0  # accuracy points
@@ -119,6 +120,17 @@ class ThemedPlot(pg.PlotWidget):
         self.placeholder = None
 
 
+def quality_axis_label(kinds: set[str]) -> str:
+    """The trade-off plot's y label for the quality headlines shown (accuracy, fidelity agreement or cosine)."""
+    if kinds <= {"accuracy"}:
+        return "Accuracy (%)"
+    if kinds == {"agreement"}:
+        return "Fidelity: top-1 agreement with the original (%)"
+    if kinds == {"cosine"}:
+        return "Fidelity: cosine to the original (x100)"
+    return "Accuracy / fidelity (%)"
+
+
 class TradeoffPlot(ThemedPlot):
     """p50 latency (x, from 0) against accuracy (y) with 95% error bars, the baseline as a star, the Pareto front
     as a step line, each point labelled with its run id (as in the runs table). Runs of the open model are
@@ -135,6 +147,7 @@ class TradeoffPlot(ThemedPlot):
         self._show_others = True
         self._selected: set[int] = set()
         self.front_ids: list[int] = []
+        self.broken_ids: list[int] = []
         self.scatter: pg.ScatterPlotItem | None = None
         self.baseline_item: pg.ScatterPlotItem | None = None
         self.id_labels: dict[int, pg.TextItem] = {}
@@ -173,13 +186,11 @@ class TradeoffPlot(ThemedPlot):
         c = self.colors
         runs = self.visible_runs()
         current = [r for r in runs if self.is_current(r)]
-        kinds = {rm.quality(r).kind for r in runs}
-        self.plotItem.setLabel("left", "Top-1 agreement with baseline (%)" if kinds == {"agreement"}
-                               else "Accuracy (%)" if kinds <= {"accuracy"} else "Accuracy / agreement (%)")
+        self.plotItem.setLabel("left", quality_axis_label({rm.quality(r).kind for r in runs}))
         if not runs:
             self.scatter = self._points([], c.accent, "o", 11, "runs")
             self.baseline_item = self._points([], BASELINE_COLOR, "star", 18, "baseline (unchanged model)")
-            self.front_ids, self.id_labels = [], {}
+            self.front_ids, self.id_labels, self.broken_ids = [], {}, []
             self.set_title_options([""])
             self.show_placeholder("no finished runs yet: press Run (F5)")
             return
@@ -193,7 +204,8 @@ class TradeoffPlot(ThemedPlot):
         if plain:
             self.plotItem.addItem(self.scatter)
         self._draw_baselines([r for r in current if rm.is_baseline(r)])
-        self._draw_front(current)
+        self._draw_front([r for r in current if rm.report(r).broken is None])  # a broken run is no trade-off
+        self._draw_broken([r for r in runs if rm.report(r).broken is not None])
         self._draw_selection(runs)
         self._draw_id_labels(runs)
         self._fit_range(runs)
@@ -279,6 +291,16 @@ class TradeoffPlot(ThemedPlot):
         pen = pg.mkPen(self.colors.text, width=1.5, style=Qt.PenStyle.DashLine)
         self.plotItem.addItem(pg.PlotDataItem(xs, ys, pen=pen, name="Pareto front (best trade-offs)"))
 
+    def _draw_broken(self, runs: list[RunResult]) -> None:
+        """A red cross over each broken run (fidelity collapsed); they never join the Pareto front."""
+        self.broken_ids = [r.run_id for r in runs]
+        if not runs:
+            return
+        spots = [{"pos": (rm.metric(r, "p50_ms"), rm.quality(r).value)} for r in runs]
+        red = QColor(BROKEN_COLOR)
+        self.plotItem.addItem(pg.ScatterPlotItem(spots=spots, symbol="x", size=16, brush=pg.mkBrush(red),
+                                                 pen=pg.mkPen(red, width=1)))
+
     def _draw_selection(self, runs: list[RunResult]) -> None:
         chosen = [r for r in runs if r.run_id in self._selected]
         if not chosen:
@@ -294,12 +316,19 @@ class TradeoffPlot(ThemedPlot):
         if run is None:
             return ""
         q = rm.quality(run)
-        what = "accuracy" if q.kind == "accuracy" else "top-1 agreement"
         lines = [f"run {run.run_id}: {rm.recipe_label(run)}", f"{rm.model_name(run)} · {rm.runtime_label(run)}",
-                 f"p50 {x:.3g} ms", f"{what} {y:.1f}% (95% CI {q.lo:.1f}..{q.hi:.1f}, {q.interval})"]
+                 f"p50 {x:.3g} ms"]
+        if q.kind == "cosine":
+            lines.append(f"fidelity: cosine {y / 100:.4f}")
+        else:
+            what = "accuracy" if q.kind == "accuracy" else "fidelity: top-1 agreement"
+            lines.append(f"{what} {y:.1f}% (95% CI {q.lo:.1f}..{q.hi:.1f}, {q.interval})")
         delta, _ = rm.delta_text(run)
         if delta:
             lines.append(f"Δ {delta}")
+        broken = rm.report(run).broken
+        if broken is not None:
+            lines.append(broken.text())
         return "\n".join(lines)
 
     def on_points_clicked(self, item: object, points: list, event: object = None) -> None:

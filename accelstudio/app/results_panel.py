@@ -4,6 +4,7 @@ compare and export. It only shows runs and sends commands (restore a run's setti
 
 from __future__ import annotations
 
+import html
 from pathlib import Path
 from typing import Any, Callable
 
@@ -17,12 +18,14 @@ from accelstudio.app import results_io
 from accelstudio.app.compare_dialog import CompareDialog
 from accelstudio.app.result_plots import LatencyHistogram, SizeBars, TradeoffPlot
 from accelstudio.app.runs_model import RUN_ID_ROLE, RunsSortProxy, RunsTableModel
+from accelstudio.core import baseline as bl
 from accelstudio.core.job import RunResult
 
 LIVE_REDRAW_MS = 150  # at most ~7 histogram redraws a second while a run streams latencies
 MIN_TABLE_ROWS = 4  # the runs table never shrinks below this many visible rows
 MAX_COLUMN_WIDTH = 260
 VERDICT_COLORS = {"drop": "#d55e00", "gain": "#009e73"}
+BROKEN_COLOR = "#d62728"
 
 
 def identity_matcher(sha256: str | None = None, name: str | None = None,
@@ -53,10 +56,12 @@ def table_height(table: QTableView, rows: int) -> int:
 
 class ResultsPanel(QWidget):
     """Runs from a RunStore, plotted and tabulated. Signals: restore_requested(RunResult) when the user clicks
-    a point (the window restores that run's recipe and runtime), selection_changed(list of run ids)."""
+    a point (the window restores that run's recipe and runtime), selection_changed(list of run ids),
+    run_baseline_requested(JobSpec) when the user asks for the missing like-for-like baseline of a run."""
 
     restore_requested = Signal(object)
     selection_changed = Signal(list)
+    run_baseline_requested = Signal(object)
 
     def __init__(self, store=None, parent: QWidget | None = None):
         super().__init__(parent)
@@ -64,6 +69,7 @@ class ResultsPanel(QWidget):
         self.store = None
         self._matcher: Callable[[RunResult], bool] | None = None
         self._baseline_hint: int | None = None
+        self._baseline_wanted: RunResult | None = None
         self._live: list[float] | None = None
         self._live_timer = QTimer(self, singleShot=True, interval=LIVE_REDRAW_MS)
         self._live_timer.timeout.connect(self._draw_live)
@@ -85,6 +91,25 @@ class ResultsPanel(QWidget):
         self.summary.setObjectName("resultsSummary")
         self.summary.setWordWrap(True)
         self.summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.broken_label = QLabel()
+        self.broken_label.setObjectName("resultsBroken")
+        self.broken_label.setWordWrap(True)
+        self.broken_label.setStyleSheet(f"color: {BROKEN_COLOR}; font-weight: bold;")
+        self.broken_label.hide()
+        self.details = QLabel()
+        self.details.setObjectName("resultsDetails")
+        self.details.setWordWrap(True)
+        self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.badge = QLabel()
+        self.badge.setObjectName("resultsBadge")
+        self.badge.setStyleSheet("background: #f0e442; color: #000; padding: 1px 6px; border-radius: 3px;")
+        self.badge.hide()
+        self.run_baseline_button = QPushButton("Run baseline")
+        self.run_baseline_button.setObjectName("runBaselineButton")
+        self.run_baseline_button.setToolTip("Measure the unchanged model with this run's runtime, device, threads "
+                                            "and batch, so the run has a like-for-like baseline")
+        self.run_baseline_button.clicked.connect(self.request_baseline)
+        self.run_baseline_button.hide()
         self.scope = QComboBox()
         self.scope.setObjectName("modelScope")
         self.scope.addItems(["This model", "All models"])
@@ -126,12 +151,18 @@ class ResultsPanel(QWidget):
         bar.addWidget(self.scope)
         bar.addSpacing(12)
         bar.addWidget(self.summary, 1)
+        bar.addWidget(self.run_baseline_button)
         bar.addWidget(self.compare_button)
         bar.addWidget(self.export_button)
+        info = QHBoxLayout()
+        info.addWidget(self.badge, 0, Qt.AlignmentFlag.AlignTop)
+        info.addWidget(self.details, 1)
         table_box = QWidget()
         table_layout = QVBoxLayout(table_box)
         table_layout.setContentsMargins(0, 0, 0, 0)
         table_layout.addLayout(bar)
+        table_layout.addWidget(self.broken_label)
+        table_layout.addLayout(info)
         table_layout.addWidget(self.table)
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(self.plots)
@@ -221,10 +252,11 @@ class ResultsPanel(QWidget):
         self._on_table_selection()
 
     def baseline_for(self, result: RunResult) -> RunResult | None:
-        """The run a result is compared with: the hinted run, else the matching baseline run."""
+        """The run a result is compared with: the hinted run when it is a like-for-like baseline, else the
+        like-for-like baseline found in the store (accelstudio.core.baseline); never another."""
         if self._baseline_hint is not None:
             hinted = self.run(self._baseline_hint)
-            if hinted is not None and rm.model_key(hinted) == rm.model_key(result):
+            if hinted is not None and rm.is_baseline(hinted) and not bl.mismatches(result, hinted):
                 return hinted
         return rm.find_baseline(result, self.runs())
 
@@ -293,11 +325,22 @@ class ResultsPanel(QWidget):
                                                 f"{rm.model_name(run)} · {rm.runtime_label(run)}")
 
     def _show_comparison(self, primary: RunResult | None, chosen: list[RunResult]) -> None:
+        self._baseline_wanted = None
         if primary is None:
             self.sizes.set_bars([])
-            self.summary.setText("Select a run to compare it with its baseline.")
+            self._show_report_text("Select a run to compare it with its baseline.", "", None)
             return
         baseline = self.baseline_for(primary)
+        self.sizes.set_bars(self._size_bars(primary, baseline, chosen))
+        rep = rm.report(primary, baseline)
+        verdict = "broken" if rep.broken is not None else rm.VERDICT_KEYS.get(rep.accuracy_verdict, "")
+        text = rep.verdict_line()
+        if primary.status == "done" and not rep.is_baseline and baseline is None:
+            self._baseline_wanted = primary
+        self._show_report_text(text if primary.status != "done" else f"Run {primary.run_id}: {text}", verdict, rep)
+
+    def _size_bars(self, primary: RunResult, baseline: RunResult | None,
+                   chosen: list[RunResult]) -> list[tuple[str, float, bool]]:
         bars: list[tuple[str, float, bool]] = []
         if baseline is not None and rm.size_mb(baseline) is not None:
             bars.append((f"baseline #{baseline.run_id}", rm.size_mb(baseline), True))
@@ -306,12 +349,38 @@ class ResultsPanel(QWidget):
         for run in chosen[:6]:
             if rm.size_mb(run) is not None and (baseline is None or run.run_id != baseline.run_id):
                 bars.append((f"#{run.run_id}", rm.size_mb(run), rm.is_baseline(run)))
-        self.sizes.set_bars(bars)
-        text, verdict = rm.summary_line(primary, baseline)
-        color = VERDICT_COLORS.get(verdict)
+        return bars
+
+    def _show_report_text(self, text: str, verdict: str, rep) -> None:
+        """The verdict line (coloured by the accuracy verdict), the broken line in red, the data badge, the
+        data/fidelity/warning details and the Run baseline offer."""
         self.summary.setProperty("verdict", verdict)
-        prefix = f"Run {primary.run_id} vs baseline: " if baseline is not None and primary.status == "done" else ""
-        self.summary.setText(f'<span style="color:{color}">{prefix}{text}</span>' if color else prefix + text)
+        color = VERDICT_COLORS.get(verdict)
+        safe = html.escape(text)
+        self.summary.setText(f'<span style="color:{color}">{safe}</span>' if color else safe)
+        broken = rep.broken.text() if rep is not None and rep.broken is not None else ""
+        self.broken_label.setText(broken)
+        self.broken_label.setVisible(bool(broken))
+        badge = rep.data.badge if rep is not None and rep.status == "done" else ""
+        self.badge.setText(badge)
+        self.badge.setVisible(bool(badge))
+        self.details.setText("\n".join(rm.details_lines(rep)) if rep is not None and rep.status == "done" else "")
+        self.run_baseline_button.setVisible(self._baseline_wanted is not None)
+        if self._baseline_wanted is not None:
+            self.run_baseline_button.setToolTip(f"Measure the unchanged model with {rep.settings} (the like-for-like "
+                                                "baseline this run lacks)")
+
+    def request_baseline(self) -> None:
+        """Ask for the selected run's missing like-for-like baseline: emits run_baseline_requested(JobSpec)."""
+        run = self._baseline_wanted
+        if run is None:
+            return
+        try:
+            spec = bl.baseline_spec(run)
+        except Exception as exc:  # an old or damaged record cannot be run again
+            self.summary.setText(html.escape(f"Cannot run the baseline of run {run.run_id}: {exc}"))
+            return
+        self.run_baseline_requested.emit(spec)
 
     def _update_controls(self) -> None:
         chosen = self.selected_runs()

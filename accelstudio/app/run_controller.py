@@ -51,6 +51,8 @@ class RunController(QObject):
         results.set_store(store)
         self.bridge = JobBridge(store, self)
         results.connect_bridge(self.bridge)
+        if hasattr(results, "run_baseline_requested"):
+            results.run_baseline_requested.connect(self.start_job)
         self.bridge.progress.connect(self._progress)
         self.bridge.finished.connect(self._finished)
         self.bridge.failed.connect(self._bridge_failed)
@@ -99,6 +101,13 @@ class RunController(QObject):
         refusal = feasibility_refusal(self._state.model.handle, spec)
         if refusal:
             self.status.emit(f"Cannot run: {refusal}", 0)
+            return False
+        return self.start_job(spec)
+
+    def start_job(self, spec: JobSpec) -> bool:
+        """Run a given job (e.g. the like-for-like baseline the results panel asks for); False when busy."""
+        if self.is_running():
+            self.status.emit("A run is in progress; start the baseline when it has finished.", 5000)
             return False
         if not self.bridge.start(spec):
             return False  # the bridge said why through `failed`
@@ -233,4 +242,8 @@ def outcome_text(result: RunResult) -> str:
     if m.get("size_bytes"):
         parts.append(f"size {m['size_bytes'] / 1e6:.3f} MB")
     name = Path(str(result.model_identity.get("name", ""))).name
-    return f"{run} done{f' ({name})' if name else ''}: " + ", ".join(parts)
+    from accelstudio.core.report import build_report
+
+    broken = build_report(result).broken
+    verdict = f" — {broken.text()}" if broken is not None else ""
+    return f"{run} done{f' ({name})' if name else ''}: " + ", ".join(parts) + verdict

@@ -1,25 +1,30 @@
-"""Plain functions that read the numbers the results views show from a RunResult. No Qt, so testable alone.
-
-Accuracy and agreement are fractions in the run's metrics; everything here returns percent (points) for display.
+"""What the results views show of a run, read through the core run report (accelstudio.core.report). No Qt
+and no statistics here: intervals, verdicts and baselines all come from the core, so the GUI says what the CLI
+and the exports say. Percent values are for display (accuracy and agreement are fractions in the metrics).
 """
 
 from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any, Iterable, Sequence
+from typing import Iterable, Sequence
 
+from accelstudio.core import baseline as bl
 from accelstudio.core.job import RunResult
+from accelstudio.core.report import RunReport, build_report, number
+from accelstudio.core.store_export import recipe_text
+from accelstudio.core.units import megabytes
 
-Z95 = 1.959963984540054
+VERDICT_KEYS = {"real drop": "drop", "real gain": "gain", "within noise": "noise"}
 
 
 @dataclass(frozen=True)
 class QualityPoint:
     """A run's quality for the trade-off plot: value and 95% interval in percent, and what it measures.
 
-    `kind` is "accuracy" (labels known) or "agreement" (top-1 agreement with the baseline model);
-    `interval` says how the bar was computed ("paired vs baseline" or "Wilson")."""
+    `kind` is the report's headline: "accuracy" (labels known), "agreement" (top-1 agreement with the
+    uncompressed model) or "cosine" (mean cosine x 100, for embedding outputs; no interval);
+    `interval` says how the bar was computed ("paired vs baseline", "Wilson" or "none")."""
 
     value: float
     lo: float
@@ -28,90 +33,59 @@ class QualityPoint:
     interval: str
 
 
-def wilson_pct(p: float, n: int) -> tuple[float, float]:
-    """95% Wilson score interval of a proportion `p` over `n` trials, in percent."""
-    if n <= 0:
-        return 0.0, 100.0
-    z2 = Z95 ** 2
-    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
-    half = Z95 * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
-    return max(0.0, centre - half) * 100.0, min(1.0, centre + half) * 100.0
+_REPORTS: dict[tuple[int, int], tuple[RunResult, RunResult | None, RunReport]] = {}
+_MAX_CACHED = 512
 
 
-def _number(value: Any) -> float | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    return float(value) if math.isfinite(value) else None
+def report(result: RunResult, baseline: RunResult | None = None) -> RunReport:
+    """The core run report of `result` against `baseline`. Kept per pair of run objects (the views hold each
+    stored run as one object; the table asks per cell, and a speed-up interval costs tens of milliseconds).
+    The cache holds the objects themselves, so an id is never reused while its entry lives."""
+    key = (id(result), id(baseline))
+    hit = _REPORTS.get(key)
+    if hit is not None and hit[0] is result and hit[1] is baseline:
+        return hit[2]
+    if len(_REPORTS) >= _MAX_CACHED:
+        _REPORTS.pop(next(iter(_REPORTS)))
+    built = build_report(result, baseline)
+    _REPORTS[key] = (result, baseline, built)
+    return built
 
 
 def metric(result: RunResult, key: str) -> float | None:
     """A finite numeric metric, or None when missing or not a number."""
-    return _number((result.metrics or {}).get(key))
+    return number((result.metrics or {}).get(key))
 
 
 def quality(result: RunResult) -> QualityPoint | None:
-    """Accuracy (or, without labels, top-1 agreement with the baseline) with a 95% interval; None if neither."""
-    m = result.metrics or {}
-    acc = _number(m.get("accuracy"))
-    if acc is not None:
-        pct = acc * 100.0
-        delta, ci = _number(m.get("accuracy_delta")), m.get("accuracy_delta_ci")
-        if delta is not None and _pair(ci) is not None:
-            lo, hi = _pair(ci)
-            return QualityPoint(pct, pct + (lo - delta), pct + (hi - delta), "accuracy", "paired vs baseline")
-        wilson = _pair(m.get("accuracy_ci"))
-        lo, hi = (wilson[0] * 100.0, wilson[1] * 100.0) if wilson else wilson_pct(acc, int(m.get("n_eval") or 0))
-        return QualityPoint(pct, lo, hi, "accuracy", "Wilson")
-    fid = m.get("fidelity") if isinstance(m.get("fidelity"), dict) else {}
-    agree = _number(fid.get("top1_agreement"))
-    if agree is None:
+    """The report's quality headline as a plot point; None when the run measured none."""
+    q = report(result).quality
+    if q.value is None:
         return None
-    n = int(fid.get("n_compared") or m.get("n_eval") or 0)
-    lo, hi = wilson_pct(agree, n)
-    return QualityPoint(agree * 100.0, lo, hi, "agreement", "Wilson")
-
-
-def _pair(value: Any) -> tuple[float, float] | None:
-    if isinstance(value, (list, tuple)) and len(value) == 2:
-        lo, hi = _number(value[0]), _number(value[1])
-        if lo is not None and hi is not None:
-            return lo, hi
-    return None
-
-
-def recipe_dict(result: RunResult) -> dict:
-    """The run's recipe as a dict ({} when the spec has none)."""
-    recipe = (result.spec or {}).get("recipe")
-    return recipe if isinstance(recipe, dict) else {}
+    if q.headline == "cosine":
+        return QualityPoint(q.value * 100.0, q.value * 100.0, q.value * 100.0, "cosine", "none")
+    change = q.change
+    if q.headline == "accuracy" and change is not None and change.interval is not None:
+        shift = q.value - change.delta_pts  # the change's interval drawn around this run's accuracy
+        return QualityPoint(q.value, shift + change.interval.lo, shift + change.interval.hi, "accuracy",
+                            "paired vs baseline")
+    lo, hi = (q.interval.lo, q.interval.hi) if q.interval else (q.value, q.value)
+    return QualityPoint(q.value, lo, hi, q.headline or "accuracy", "Wilson")
 
 
 def is_baseline(result: RunResult) -> bool:
     """True when the run measured the model unchanged (the identity recipe)."""
-    from accelstudio.core.errors import AccelStudioError
-    from accelstudio.core.recipe import Recipe
-
-    try:
-        return Recipe.from_dict(recipe_dict(result)).is_identity
-    except (AccelStudioError, TypeError, ValueError):
-        return False
+    return bl.is_baseline_run(result)
 
 
 def recipe_label(result: RunResult) -> str:
     """A short recipe label: 'baseline' for the identity recipe, else Recipe.describe()."""
-    from accelstudio.core.errors import AccelStudioError
-    from accelstudio.core.recipe import Recipe
-
-    try:
-        recipe = Recipe.from_dict(recipe_dict(result))
-    except (AccelStudioError, TypeError, ValueError):
-        return "(unreadable recipe)"
-    return "baseline" if recipe.is_identity else recipe.describe()
+    return recipe_text(result) or "(no recipe)"
 
 
 def runtime(result: RunResult) -> dict:
     """The run's runtime settings dict ({} when missing)."""
-    rt = (result.spec or {}).get("runtime")
-    return rt if isinstance(rt, dict) else {}
+    return bl.runtime_spec(result)
 
 
 def runtime_label(result: RunResult) -> str:
@@ -121,9 +95,8 @@ def runtime_label(result: RunResult) -> str:
 
 
 def model_key(result: RunResult) -> str:
-    """What identifies the model a run measured: its SHA-256, else its name, else its path."""
-    ident = result.model_identity or {}
-    return str(ident.get("sha256") or ident.get("name") or ident.get("path") or "")
+    """The model identity of a run (accelstudio.core.baseline.model_key)."""
+    return bl.model_key(result)
 
 
 def model_name(result: RunResult) -> str:
@@ -153,65 +126,41 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
 
 
 def find_baseline(result: RunResult, runs: Iterable[RunResult]) -> RunResult | None:
-    """The newest finished baseline run of the same model, preferring the same runtime, device, threads and
-    batch; None when there is none."""
-    candidates = [r for r in runs if r.status == "done" and is_baseline(r) and model_key(r) == model_key(result)]
-    if not candidates:
-        return None
-    keys = ("runtime", "device", "threads", "batch")
-    mine = tuple(runtime(result).get(k) for k in keys)
-    same = [r for r in candidates if tuple(runtime(r).get(k) for k in keys) == mine]
-    pool = same or candidates
-    return max(pool, key=lambda r: (r.run_id or 0, r.created or ""))
-
-
-def speed_text(result: RunResult, baseline: RunResult) -> str:
-    """'1.8x faster' / '1.3x slower' / 'same speed' from p50 latencies; '' when unknown."""
-    a, b = metric(result, "p50_ms"), metric(baseline, "p50_ms")
-    if not a or not b:
-        return ""
-    ratio = b / a
-    if abs(ratio - 1.0) < 0.05:
-        return "same speed (within 5%)"
-    return f"{ratio:.1f}x faster" if ratio > 1 else f"{1 / ratio:.1f}x slower"
+    """The like-for-like baseline run of `result` among `runs` (accelstudio.core.baseline.find_baseline)."""
+    return bl.find_baseline(list(runs), result)
 
 
 def delta_text(result: RunResult) -> tuple[str, str]:
-    """The accuracy change against the baseline and a verdict: ('-0.3 pts (95% CI -1.1..+0.6: within noise)',
-    'noise') with verdict 'noise', 'drop', 'gain' or '' when the run has no paired accuracy change."""
-    m = result.metrics or {}
-    delta, ci = _number(m.get("accuracy_delta")), _pair(m.get("accuracy_delta_ci"))
-    if delta is None:
+    """The report's accuracy change and its verdict key: ('-1.11 pts (95% CI ...; 4 lost, 0 gained, exact
+    p = 0.125: within noise)', 'noise'); verdict keys 'noise', 'drop', 'gain', or ('', '') without one."""
+    change = report(result).quality.change
+    if change is None:
         return "", ""
-    if ci is None:
-        return f"{delta:+.1f} pts (no interval)", ""
-    lo, hi = ci
-    significant = m.get("delta_significant")
-    if not isinstance(significant, bool):
-        significant = lo > 0 or hi < 0
-    verdict = "noise" if not significant else ("gain" if delta > 0 else "drop")
-    words = {"noise": "within noise", "drop": "a real drop", "gain": "a real gain"}[verdict]
-    return f"{delta:+.1f} pts (95% CI {lo:+.1f}..{hi:+.1f}: {words})", verdict
+    return change.text(), VERDICT_KEYS.get(change.verdict, "")
 
 
 def size_mb(result: RunResult, key: str = "size_bytes") -> float | None:
-    """A size metric in MB (10^6 bytes)."""
-    value = metric(result, key)
-    return None if value is None else value / 1e6
+    """A size metric in MB (10^6 bytes, accelstudio.core.units)."""
+    return megabytes(metric(result, key))
 
 
-def summary_line(result: RunResult, baseline: RunResult | None) -> tuple[str, str]:
-    """The one-line comparison of a run with its baseline, and the accuracy verdict (see delta_text)."""
-    if result.status != "done":
-        return f"Run {result.run_id} {result.status}: {result.reason or 'no reason given'}", ""
-    if baseline is None:
-        return "No baseline run of this model yet: run the unchanged model to compare.", ""
-    if baseline.run_id == result.run_id:
-        return "This is the baseline run.", ""
-    parts = [speed_text(result, baseline)]
-    text, verdict = delta_text(result)
-    parts.append(text)
-    size, base_size = metric(result, "size_bytes"), metric(baseline, "size_bytes")
-    if size and base_size:
-        parts.append(f"{base_size / size:.1f}x smaller" if size < base_size else f"{size / base_size:.2f}x the size")
-    return ", ".join(p for p in parts if p) or "No comparable numbers.", verdict
+def details_lines(rep: RunReport) -> list[str]:
+    """The report's data, fidelity and warning lines shown under the verdict."""
+    q = rep.quality
+    lines = [f"Data: {rep.data.describe()}" + (f" · inputs {rep.data.shapes_text()}" if rep.data.shapes_text()
+                                               else "")]
+    if rep.data.calib:
+        lines.append(f"Calibration: {rep.data.calib}")
+    fid = []
+    if q.agreement is not None:
+        fid.append(f"top-1 agreement {q.agreement:.1%}")
+    if q.cosine is not None:
+        fid.append(f"cosine {q.cosine:.4f}")
+    if q.max_abs_error is not None:
+        fid.append(f"max error {q.max_abs_error:.3g}")
+    if fid:
+        unlabeled = " (no labels: fidelity to the uncompressed model)" if q.headline != "accuracy" else ""
+        lines.append(f"Fidelity{unlabeled}: " + ", ".join(fid))
+    lines.extend(f"⚠ {w}" for w in rep.warnings)
+    return lines
+

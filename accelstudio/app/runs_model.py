@@ -7,13 +7,14 @@ from datetime import datetime
 from typing import Any, Callable
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt
-from PySide6.QtGui import QFont
+from PySide6.QtGui import QColor, QFont
 
 from accelstudio.app import run_metrics as rm
 from accelstudio.core.job import RunResult
 
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1
 RUN_ID_ROLE = Qt.ItemDataRole.UserRole + 2
+BROKEN_COLOR = "#d62728"
 Index = QModelIndex | QPersistentModelIndex
 
 
@@ -48,23 +49,45 @@ def _accuracy(result: RunResult) -> float | None:
     return None if point is None else point.value
 
 
-def _accuracy_text(result: RunResult) -> str:
+def _quality_text(result: RunResult) -> str:
+    """The report's headline: '98.6%' accuracy, '97.0% agree' or 'cos 0.993' fidelity."""
     point = rm.quality(result)
     if point is None:
         return ""
-    return f"{point.value:.1f}%" + (" (agree)" if point.kind == "agreement" else "")
+    if point.kind == "cosine":
+        return f"cos {point.value / 100:.4f}"
+    return f"{point.value:.1f}%" + (" agree" if point.kind == "agreement" else "")
 
 
 def _delta_text(result: RunResult) -> str:
-    m = result.metrics or {}
-    delta, ci = rm.metric(result, "accuracy_delta"), m.get("accuracy_delta_ci")
-    if delta is None:
+    change = rm.report(result).quality.change
+    if change is None:
         return ""
-    if isinstance(ci, (list, tuple)) and len(ci) == 2 and None not in ci:
-        half = (float(ci[1]) - float(ci[0])) / 2
-        mark = "" if m.get("delta_significant") else " ~"
-        return f"{delta:+.1f} ± {half:.1f}{mark}"
-    return f"{delta:+.1f}"
+    if change.interval is None:
+        return f"{change.delta_pts:+.1f}"
+    half = (change.interval.hi - change.interval.lo) / 2
+    mark = "" if change.verdict != "within noise" else " ~"
+    return f"{change.delta_pts:+.1f} ± {half:.1f}{mark}"
+
+
+def _delta_value(result: RunResult) -> float | None:
+    change = rm.report(result).quality.change
+    return None if change is None else change.delta_pts
+
+
+def _flags(result: RunResult) -> str:
+    """BROKEN, the random-inputs badge and warnings, from the run report."""
+    if result.status != "done":
+        return ""
+    rep = rm.report(result)
+    marks = []
+    if rep.broken is not None:
+        marks.append("BROKEN")
+    if rep.data.badge:
+        marks.append("random inputs")
+    if rep.warnings:
+        marks.append("⚠ " + rep.warnings[0].split(":")[0])
+    return ", ".join(marks)
 
 
 def _threads(result: RunResult) -> int | None:
@@ -91,11 +114,15 @@ COLUMNS: tuple[Column, ...] = (
            "90th percentile latency per call, milliseconds"),
     Column("Throughput /s", lambda r: _fmt(rm.metric(r, "throughput"), ",.0f"), lambda r: rm.metric(r, "throughput"),
            "samples per second"),
-    Column("Accuracy", _accuracy_text, _accuracy,
-           "top-1 accuracy on the labeled data; '(agree)': top-1 agreement with the baseline model"),
-    Column("Δacc pts", _delta_text, lambda r: rm.metric(r, "accuracy_delta"),
-           "accuracy change vs the baseline in points, ± half the 95% interval; '~' marks a change within noise"),
-    Column("Size MB", lambda r: _fmt(rm.size_mb(r), ".3g"), lambda r: rm.metric(r, "size_bytes")),
+    Column("Quality", _quality_text, _accuracy,
+           "accuracy on labeled data; without labels, fidelity to the uncompressed model: 'agree' = top-1 "
+           "agreement, 'cos' = mean cosine (embedding or regression outputs)"),
+    Column("Δacc pts", _delta_text, _delta_value,
+           "accuracy change vs the baseline in points, ± half the 95% interval; '~' marks a change within noise "
+           "(exact McNemar test)"),
+    Column("Size MB", lambda r: _fmt(rm.size_mb(r), ".3g"), lambda r: rm.metric(r, "size_bytes"),
+           "parameter bytes in MB (10^6 bytes)"),
+    Column("Flags", _flags, _flags, "BROKEN: fidelity collapsed; random inputs: fidelity only; ⚠ warnings"),
     Column("Status", lambda r: r.status, lambda r: r.status),
     Column("Reason", lambda r: (r.reason or "").splitlines()[0] if r.reason else "", lambda r: r.reason or ""),
 )
@@ -160,7 +187,13 @@ class RunsTableModel(QAbstractTableModel):
         if role == Qt.ItemDataRole.ToolTipRole:
             if column.title == "Recipe":  # long recipes are cut by the column width
                 return column.text(run)
+            if column.title == "Flags" and run.status == "done":
+                rep = rm.report(run)
+                tips = ([rep.broken.text()] if rep.broken else []) + list(rep.warnings)
+                return "\n".join(tips) or None
             return run.reason if column.title in ("Status", "Reason") and run.reason else None
+        if role == Qt.ItemDataRole.ForegroundRole and column.title == "Flags" and "BROKEN" in column.text(run):
+            return QColor(BROKEN_COLOR)
         if role == Qt.ItemDataRole.FontRole and run.status != "done":
             font = QFont()
             font.setItalic(True)

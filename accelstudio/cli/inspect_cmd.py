@@ -9,6 +9,7 @@ import sys
 from accelstudio.core.errors import AccelStudioError
 from accelstudio.core.input_shapes import parse_input_shapes
 from accelstudio.core.inspect import ModelSummary, inspect_model, summary_to_dict
+from accelstudio.core.units import format_bytes
 
 __all__ = ["format_summary", "human_bytes", "open_handle", "parse_input_shapes", "register", "run_inspect"]
 
@@ -72,15 +73,8 @@ class UsageError(AccelStudioError):
 
 
 def human_bytes(n: int | None) -> str:
-    """1536 -> '1.5 KiB'."""
-    if n is None:
-        return "-"
-    size = float(n)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{int(size)} B" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GiB"
+    """Sizes in decimal units, the one rule of accelstudio.core.units.format_bytes: 1536 -> '1.54 kB'."""
+    return format_bytes(n)
 
 
 def format_summary(summary: ModelSummary) -> str:

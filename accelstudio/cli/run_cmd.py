@@ -74,10 +74,11 @@ def run_run(args: argparse.Namespace) -> int:
     store = RunStore(args.store or default_store_path())
     progress = None if args.json else _stage_printer()
     result = execute_job(spec, store=store, on_message=progress)
+    baseline = _stored_baseline(store, result)
     if args.json:
-        print(json.dumps(json_document(result), indent=2, default=str))
+        print(json.dumps(json_document(result, baseline), indent=2, default=str))
     else:
-        print(format_result(result))
+        print(format_result(result, baseline))
     if result.status != "done":
         print(f"error: run {result.status}: {result.reason}", file=sys.stderr)
         return 1
@@ -165,8 +166,23 @@ def _stage_printer():
     return on_message
 
 
-def json_document(result: RunResult) -> dict[str, Any]:
-    """The --json output: status, reason, run_id, what ran, the headline metrics, warnings, layers."""
+def _stored_baseline(store, result: RunResult) -> RunResult | None:
+    """The like-for-like baseline of a finished run among the stored runs (None when there is none)."""
+    from accelstudio.core.baseline import find_baseline
+
+    if result.status != "done":
+        return None
+    try:
+        return find_baseline(store.list_runs(), result)
+    except AccelStudioError:
+        return None
+
+
+def json_document(result: RunResult, baseline: RunResult | None = None) -> dict[str, Any]:
+    """The --json output: status, reason, run_id, what ran, the headline metrics, the run report (verdicts
+    against `baseline`, its like-for-like baseline run), warnings, layers."""
+    from accelstudio.core.report import build_report
+
     m = result.metrics
     spec = result.spec or {}
     doc: dict[str, Any] = {"status": result.status, "reason": result.reason, "run_id": result.run_id,
@@ -174,6 +190,7 @@ def json_document(result: RunResult) -> dict[str, Any]:
                            "model_sha256": result.model_identity.get("sha256"),
                            "recipe": spec.get("recipe"), "runtime": spec.get("runtime")}
     doc.update({k: m.get(k) for k in JSON_METRICS})
+    doc["report"] = build_report(result, baseline).to_dict()
     doc.update({"warnings": result.warnings, "layers": result.layers, "artifact": result.artifact,
                 "created": result.created})
     if "traceback" in m:
@@ -181,74 +198,75 @@ def json_document(result: RunResult) -> dict[str, Any]:
     return doc
 
 
-def format_result(result: RunResult) -> str:
-    """The human summary printed by `accelstudio run`."""
-    spec, m = result.spec or {}, result.metrics
-    rt = spec.get("runtime", {})
+def format_result(result: RunResult, baseline: RunResult | None = None) -> str:
+    """The human summary printed by `accelstudio run`, read through the run report against `baseline`."""
+    from accelstudio.core.report import build_report
+
+    rep = build_report(result, baseline)
+    spec = result.spec or {}
     head = (f"run {result.run_id if result.run_id is not None else '-'}: {result.status}   "
-            f"{result.model_identity.get('name') or spec.get('model')}   {rt.get('runtime')}/{rt.get('device')} "
-            f"threads {rt.get('threads') or 'all'} batch {rt.get('batch')}   recipe: "
+            f"{result.model_identity.get('name') or spec.get('model')}   {rep.settings}   recipe: "
             f"{fmt.recipe_text(result) or '-'}")
     lines = [head]
     if result.status != "done":
         lines.append(f"reason: {result.reason}")
         return "\n".join(lines)
-    stable = "stable" if m.get("stable") else "UNSTABLE (noisy machine or short run)"
-    lines.append(f"latency     p50 {fmt.fmt_ms(m.get('p50_ms'))} ms  p90 {fmt.fmt_ms(m.get('p90_ms'))} ms  "
-                 f"p99 {fmt.fmt_ms(m.get('p99_ms'))} ms   (n={m.get('n')}, p90/p50 "
-                 f"{_num(m.get('spread_ratio'))}, {stable})")
-    tput = f"throughput  {fmt.fmt_rate(m.get('throughput'))} samples/s"
+    if rep.broken is not None:
+        lines.append(f"*** {rep.broken.text()} ***")
+    lat = rep.latency
+    stable = "stable" if lat.stable else "UNSTABLE (noisy machine or short run)"
+    lines.append(f"latency     p50 {fmt.fmt_ms(lat.p50_ms)} ms  p90 {fmt.fmt_ms(lat.p90_ms)} ms  "
+                 f"p99 {fmt.fmt_ms(lat.p99_ms)} ms   (n={lat.n}, p90/p50 {_num(lat.spread_ratio)}, {stable})")
+    m = result.metrics
+    tput = f"throughput  {fmt.fmt_rate(lat.throughput)} samples/s"
     if m.get("throughput_concurrent"):
         tput += f"   {fmt.fmt_rate(m['throughput_concurrent'])} samples/s with {m.get('streams')} streams"
     lines.append(tput)
-    lines.append(f"cold start  {fmt.fmt_ms(m.get('cold_start_ms'))} ms (model load {fmt.fmt_ms(m.get('load_ms'))} ms)")
-    lines.extend(data_lines(m.get("data")))
-    lines.extend(_quality_lines(m))
-    lines.append(f"size        {fmt.fmt_bytes(m.get('size_bytes'))} (baseline {fmt.fmt_bytes(m.get('baseline_size_bytes'))})"
-                 f"   params {fmt.fmt_count(m.get('params'))} (baseline {fmt.fmt_count(m.get('baseline_params'))})"
-                 f"   sparsity {fmt.fmt_pct(m.get('sparsity'))}")
+    lines.append(f"cold start  {fmt.fmt_ms(lat.cold_start_ms)} ms (model load {fmt.fmt_ms(lat.load_ms)} ms)")
+    lines.append(_speed_line(rep))
+    lines.extend(_quality_lines(rep))
+    sz = rep.sizes
+    lines.append(f"size        {fmt.fmt_bytes(sz.size_bytes)} (baseline {fmt.fmt_bytes(sz.baseline_size_bytes)})"
+                 f"   params {fmt.fmt_count(sz.params)} (baseline {fmt.fmt_count(sz.baseline_params)})"
+                 f"   sparsity {fmt.fmt_pct(sz.sparsity)}")
+    lines.append(f"data        {rep.data.describe()}")
+    if rep.data.shapes_text():
+        lines.append(f"inputs      {rep.data.shapes_text()}")
+    if rep.data.calib:
+        lines.append(f"calibration {rep.data.calib}")
     for w in result.warnings:
         lines.append(f"warning [{w.get('control')}]: {w.get('message')}"
                      + (f"\n    -> {w['advice']}" if w.get("advice") else ""))
-    lines.extend(f"note: {n}" for n in m.get("notes") or [])
+    lines.extend(f"WARNING: {w}" for w in rep.warnings)
+    lines.extend(f"note: {n}" for n in rep.notes)
     if result.artifact:
         lines.append(f"optimized model: {result.artifact}")
     return "\n".join(lines)
 
 
-def data_lines(data: dict[str, Any] | None) -> list[str]:
-    """What the run was fed: input shapes (guesses marked), evaluation, calibration and training sets."""
-    if not data:
-        return []
-    shapes = ", ".join(f"{k} {'x'.join(str(d) for d in v)}" for k, v in (data.get("input_shapes") or {}).items())
-    guessed = data.get("guessed_dims") or []
-    lines = [f"inputs      {shapes or '-'}" + (f"   GUESSED: {', '.join(guessed)} (set --input-shape)" if guessed else "")]
-    ev = data.get("eval") or {}
-    what = "random inputs: fidelity only" if ev.get("synthesized") else ("labeled" if ev.get("labeled") else "unlabeled")
-    text = f"data        eval {ev.get('n')} samples from {ev.get('source')} ({what})"
-    for key in ("calib", "train"):
-        part = data.get(key)
-        if part:
-            text += f"; {key} {part.get('n')} from {part.get('source')}"
-            if part.get("overlap_with_eval"):
-                text += f" ({part['overlap_with_eval']} ALSO EVALUATED)"
-    return lines + [text]
+def _speed_line(rep) -> str:
+    if rep.is_baseline:
+        return "speed-up    this run is the baseline of its settings"
+    if rep.speedup is not None and rep.baseline is not None:
+        return f"speed-up    {rep.speedup.text()} vs baseline {rep.baseline.describe()}"
+    return f"speed-up    - ({rep.baseline_note})"
 
 
-def _quality_lines(m: dict[str, Any]) -> list[str]:
+def _quality_lines(rep) -> list[str]:
+    q = rep.quality
     lines = []
-    if m.get("accuracy") is not None:
-        lines.append(f"accuracy    {fmt.fmt_pct(m['accuracy'])} (baseline {fmt.fmt_pct(m.get('baseline_accuracy'))}; "
-                     f"change {fmt.delta_text(m)} points, 95% CI; n={m.get('n_eval')})")
-        if not m.get("delta_significant"):
-            lines.append("            the change is within the sampling error of this data set")
-    fid = m.get("fidelity") or {}
-    if fid:
-        lines.append(f"fidelity    top-1 agreement {fmt.fmt_pct(fid.get('top1_agreement'))}, cosine "
-                     f"{_num(fid.get('cosine'), 4)}, max abs error {_num(fid.get('max_abs_error'), 4)}, "
-                     f"KL {_num(fid.get('kl_divergence'), 5)}")
-    if m.get("nonfinite_outputs"):
-        lines.append(f"NaN/Inf     {m['nonfinite_outputs']} outputs are not finite")
+    if q.headline == "accuracy":
+        base = f"baseline {fmt.fmt_pct(q.baseline_accuracy)}; " if q.baseline_accuracy is not None else ""
+        change = f"change {q.change.text()}" if q.change else "no paired change"
+        lines.append(f"accuracy    {fmt.fmt_pct(q.accuracy)} ({base}{change}; n={q.n_eval})")
+    elif q.headline:
+        lines.append(f"quality     {q.headline_text()} (no labels: fidelity to the uncompressed model; "
+                     f"{q.output_reason})")
+    if q.agreement is not None or q.cosine is not None:
+        lines.append(f"fidelity    top-1 agreement {fmt.fmt_pct(q.agreement)}, cosine {_num(q.cosine, 4)}, "
+                     f"max abs error {_num(q.max_abs_error, 4)}, KL {_num(q.kl_divergence, 5)}")
+    if q.nonfinite_outputs:
+        lines.append(f"NaN/Inf     {q.nonfinite_outputs} outputs are not finite")
     return lines
 
 

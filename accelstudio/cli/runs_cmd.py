@@ -10,8 +10,10 @@ import sys
 
 from accelstudio.cli import runs_format as fmt
 from accelstudio.core.artifacts import MB, clean_artifacts, disk_use
+from accelstudio.core.baseline import find_baseline
+from accelstudio.core.report import build_report
 from accelstudio.core.store import RunStore
-from accelstudio.core.store_export import to_json_safe
+from accelstudio.core.store_export import runs_document, to_json_safe
 
 
 def register(subparsers) -> None:
@@ -100,24 +102,28 @@ def cmd_list(args: argparse.Namespace) -> int:
     runs = store.list_runs(limit=args.limit)
     use = disk_use(store)
     if args.json:
-        _print_json({"store": str(store.path), "runs": [r.to_dict() for r in runs],
+        pool = runs if args.limit is None else store.list_runs()
+        _print_json({"store": str(store.path), "runs": runs_document(runs, pool)["runs"],
                      "disk_use": {**dataclasses.asdict(use), "total_bytes": use.total_bytes}})
     elif not runs:
         print(f"no runs in {store.path}")
     else:
-        print(fmt.list_table(runs))
+        print(fmt.list_table(runs, runs if args.limit is None else store.list_runs()))
     if not args.json:  # on stderr, so the table on stdout stays one run per line for scripts
         print(f"store {store.path}: {use.describe()}", file=sys.stderr)
     return 0
 
 
 def cmd_show(args: argparse.Namespace) -> int:
-    """Print one run."""
-    run = RunStore(args.store).get_run(args.id)
+    """Print one run, read through its report against its like-for-like baseline in the store."""
+    store = RunStore(args.store)
+    run = store.get_run(args.id)
+    pool = store.list_runs()
     if args.json:
-        _print_json(run.to_dict())
+        base = find_baseline(pool, run)
+        _print_json({**run.to_dict(), "report": build_report(run, base).to_dict()})
     else:
-        print(fmt.show_text(run))
+        print(fmt.show_text(run, pool))
     return 0
 
 

@@ -1,15 +1,18 @@
-"""Text and JSON views of stored runs for the `runs` and `compare` commands: aligned tables, human units,
-and a side-by-side comparison that says when a latency difference is within the per-call noise."""
+"""Text and JSON views of stored runs for the `runs` and `compare` commands: aligned tables, human units, and
+the run report's reading of each run (accelstudio.core.report): speed-up against the named like-for-like
+baseline with its interval and verdict, accuracy change with discordant counts and exact p, fidelity under its
+own name, BROKEN runs, the data used and its badge, warnings."""
 
 from __future__ import annotations
 
 from typing import Any, Iterable
 
-import numpy as np
-
-from accelstudio.core.evaluate import median_difference_ci
+from accelstudio.core import baseline as bl
 from accelstudio.core.job import RunResult
+from accelstudio.core.report import RunReport, build_report, compare_speed
+from accelstudio.core.stats import unpaired_difference_interval
 from accelstudio.core.store_export import flat_row, recipe_text
+from accelstudio.core.units import format_bytes
 
 NONE = "-"
 
@@ -50,12 +53,8 @@ def fmt_ci(ci: Any) -> str:
 
 
 def fmt_bytes(v: Any) -> str:
-    if v is None:
-        return NONE
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if abs(v) >= scale:
-            return f"{v / scale:.2f} {unit}"
-    return f"{int(v)} B"
+    """Sizes in decimal units (accelstudio.core.units.format_bytes)."""
+    return format_bytes(v, NONE)
 
 
 def fmt_count(v: Any) -> str:
@@ -67,66 +66,139 @@ def fmt_created(created: str | None) -> str:
 
 
 def delta_text(m: dict[str, Any]) -> str:
-    """'-0.56 [-1.39, +0.28]' with ' *' when the interval excludes 0 (a real change)."""
-    if m.get("accuracy_delta") is None:
+    """'-0.56 [-1.39, +0.28]' with ' *' when the change is real (the report's exact-test verdict)."""
+    from accelstudio.core.report import read_change
+
+    change = read_change(m)
+    if change is None:
         return NONE
-    star = " *" if m.get("delta_significant") else ""
-    return f"{fmt_points(m['accuracy_delta'])} {fmt_ci(m.get('accuracy_delta_ci'))}{star}"
+    ci = [change.interval.lo, change.interval.hi] if change.interval else None
+    star = " *" if change.verdict != "within noise" else ""
+    return f"{fmt_points(change.delta_pts)} {fmt_ci(ci)}{star}"
 
 
-def list_table(runs: list[RunResult]) -> str:
-    """The `runs list` table, newest first."""
-    headers = ["ID", "CREATED (UTC)", "STATUS", "MODEL", "RECIPE", "RUNTIME", "P50 ms", "SAMPLES/s",
-               "ACCURACY", "DELTA pts", "SIZE"]
+def flags(report: RunReport) -> str:
+    """Short marks for the list: BROKEN, random inputs, warnings."""
+    marks = []
+    if report.broken is not None:
+        marks.append("BROKEN")
+    if report.data.badge:
+        marks.append("random inputs")
+    if report.warnings:
+        marks.append(f"{len(report.warnings)} warning{'s' if len(report.warnings) > 1 else ''}")
+    return ", ".join(marks) or NONE
+
+
+def speed_cell(report: RunReport) -> str:
+    """'2.01x faster', '~1.02x' (within noise), 'base' for baseline runs, '-' without a baseline."""
+    if report.is_baseline:
+        return "base"
+    s = report.speedup
+    if s is None:
+        return NONE
+    if s.verdict == "within noise":
+        return f"~{s.ratio:.2f}x"
+    return f"{s.ratio:.2f}x" + ("" if s.verdict else "?")
+
+
+def quality_cell(report: RunReport) -> str:
+    """'99.44%' for accuracy, 'agree 97.0%' or 'cos 0.9931' for fidelity."""
+    q = report.quality
+    if q.value is None:
+        return NONE
+    if q.headline == "accuracy":
+        return f"{q.value:.2f}%"
+    return f"cos {q.value:.4f}" if q.headline == "cosine" else f"agree {q.value:.1f}%"
+
+
+def list_table(runs: list[RunResult], pool: list[RunResult] | None = None) -> str:
+    """The `runs list` table, newest first; speed-ups against each run's like-for-like baseline in `pool`
+    (default: the runs listed)."""
+    pool = runs if pool is None else pool
+    headers = ["ID", "CREATED (UTC)", "STATUS", "MODEL", "RECIPE", "RUNTIME", "P50 ms", "SPEEDUP", "SAMPLES/s",
+               "QUALITY", "DELTA pts", "SIZE", "FLAGS"]
     rows = []
     for r in runs:
-        f = flat_row(r)
+        base = bl.find_baseline(pool, r)
+        rep = build_report(r, base)
+        f = flat_row(r, report=rep)
         runtime = f"{f['runtime'] or NONE}/{f['device'] or NONE}"
         rows.append([f["id"], fmt_created(f["created"]), f["status"], f["model"], f["recipe"], runtime,
-                     fmt_ms(f["p50_ms"]), fmt_rate(f["throughput"]), fmt_pct(f["accuracy"]),
-                     fmt_points(f["accuracy_delta"]), fmt_bytes(f["size_bytes"])])
-    return table(headers, rows, right={0, 6, 7, 8, 9, 10})
+                     fmt_ms(f["p50_ms"]), speed_cell(rep), fmt_rate(f["throughput"]), quality_cell(rep),
+                     fmt_points(f["accuracy_delta"]), fmt_bytes(f["size_bytes"]), flags(rep)])
+    return table(headers, rows, right={0, 6, 7, 8, 9, 10, 11})
 
 
-def show_text(r: RunResult) -> str:
-    """Everything worth reading about one run, as text."""
+def show_text(r: RunResult, pool: list[RunResult] | None = None) -> str:
+    """Everything worth reading about one run, as text, read through its report against the like-for-like
+    baseline found in `pool` (the store's runs)."""
     from accelstudio.core.environment import summary_line
 
-    m, f = r.metrics or {}, flat_row(r)
-    fid = m.get("fidelity") or {}
-    lines = [f"Run {r.run_id}: {r.status}" + (f" ({r.reason})" if r.reason else ""),
-             f"created   {fmt_created(r.created)} UTC",
-             f"model     {f['model']}  {(r.model_identity or {}).get('path') or ''}",
-             f"sha256    {f['model_sha256'] or NONE}",
-             f"recipe    {f['recipe']}",
-             f"runtime   {f['runtime']} on {f['device']}, {f['threads']} threads, batch {f['batch']}"]
+    base = bl.find_baseline(pool or [], r)
+    rep = build_report(r, base)
+    m, f = r.metrics or {}, flat_row(r, report=rep)
+    lines = [f"Run {r.run_id}: {r.status}" + (f" ({r.reason})" if r.reason else "")]
+    if rep.broken is not None:
+        lines.append(f"*** {rep.broken.text()} ***")
+    lines += [f"created   {fmt_created(r.created)} UTC",
+              f"model     {f['model']}  {(r.model_identity or {}).get('path') or ''}",
+              f"identity  {rep.model_key or NONE}",
+              f"recipe    {f['recipe']}",
+              f"runtime   {rep.settings}"]
     if r.environment:
         lines.append(f"machine   {summary_line(r.environment)}")
+    lines.append(f"data      {rep.data.describe()}")
+    if rep.data.shapes_text():
+        lines.append(f"inputs    {rep.data.shapes_text()}" + (" (guessed: " + ", ".join(rep.data.guessed_dims) + ")"
+                                                             if rep.data.guessed_dims else ""))
+    if rep.data.calib:
+        lines.append(f"calib     {rep.data.calib}")
+    if rep.data.train:
+        lines.append(f"train     {rep.data.train}")
     if r.artifact:
         lines.append(f"artifact  {r.artifact}")
-    pairs = [("latency p50 / p90 / p99 ms",
-              f"{fmt_ms(m.get('p50_ms'))} / {fmt_ms(m.get('p90_ms'))} / {fmt_ms(m.get('p99_ms'))}"),
-             ("mean +- std ms", f"{fmt_ms(m.get('mean_ms'))} +- {fmt_ms(m.get('std_ms'))}  (n={m.get('n', NONE)})"),
-             ("throughput samples/s", fmt_rate(m.get("throughput"))),
-             ("cold start ms", fmt_ms(m.get("cold_start_ms"))),
-             ("stable", NONE if m.get("stable") is None else ("yes" if m["stable"] else "no (noisy machine)")),
-             ("accuracy", _acc_with_ci(m)),
-             ("baseline accuracy", fmt_pct(m.get("baseline_accuracy"))),
-             ("accuracy delta pts [95% CI]", delta_text(m)),
-             ("top-1 agreement", fmt_pct(fid.get("top1_agreement"))),
-             ("non-finite outputs", m.get("nonfinite_outputs")),
-             ("size", f"{fmt_bytes(m.get('size_bytes'))} (baseline {fmt_bytes(m.get('baseline_size_bytes'))})"),
-             ("params", f"{fmt_count(m.get('params'))} (baseline {fmt_count(m.get('baseline_params'))})"),
-             ("sparsity", fmt_pct(m.get("sparsity")))]
+    if r.status == "done":
+        lines.append(f"verdict   {rep.verdict_line()}")
     lines.append("")
-    lines.append(table(["METRIC", "VALUE"], [[k, v] for k, v in pairs]))
-    for note in m.get("notes") or []:
+    lines.append(table(["METRIC", "VALUE"], [[k, v] for k, v in metric_pairs(rep, m)]))
+    lines.extend(f"warning: {w}" for w in rep.warnings)
+    for note in rep.notes:
         lines.append(f"note: {note}")
     for w in r.warnings or []:
         lines.append(f"warning: {w.get('message', w)}" + (f" ({w['advice']})" if w.get("advice") else ""))
     if r.layers:
         lines.extend(["", layers_table(r.layers)])
     return "\n".join(lines)
+
+
+def metric_pairs(rep: RunReport, m: dict[str, Any]) -> list[tuple[str, str]]:
+    """(label, value) rows of the report's figures, for `runs show`."""
+    lat, q, sz = rep.latency, rep.quality, rep.sizes
+    pairs = [("latency p50 / p90 / p99 ms", f"{fmt_ms(lat.p50_ms)} / {fmt_ms(lat.p90_ms)} / {fmt_ms(lat.p99_ms)}"),
+             ("mean +- std ms", f"{fmt_ms(lat.mean_ms)} +- {fmt_ms(lat.std_ms)}  (n={lat.n if lat.n is not None else NONE})"),
+             ("throughput samples/s", fmt_rate(lat.throughput)),
+             ("cold start ms", fmt_ms(lat.cold_start_ms)),
+             ("stable", NONE if lat.stable is None else ("yes" if lat.stable else "no (noisy machine)")),
+             ("baseline", rep.baseline.describe() if rep.baseline else ("this run" if rep.is_baseline else
+                                                                         rep.baseline_note or NONE)),
+             ("speed-up vs baseline", rep.speedup.text() if rep.speedup else NONE)]
+    if q.headline == "accuracy":
+        pairs += [("accuracy", _acc_with_ci(m)),
+                  ("baseline accuracy", fmt_pct(q.baseline_accuracy)),
+                  ("accuracy change", q.change.text() if q.change else NONE)]
+    elif q.headline:
+        pairs.append(("quality (no labels)", q.headline_text()))
+    if q.output_kind:
+        pairs.append(("outputs", f"{q.output_kind.replace('_', ' ')}: {q.output_reason}"))
+    pairs += [("fidelity: top-1 agreement", fmt_pct(q.agreement)),
+              ("fidelity: cosine", NONE if q.cosine is None else f"{q.cosine:.4f}"),
+              ("fidelity: max abs error", NONE if q.max_abs_error is None else f"{q.max_abs_error:.4g}"),
+              ("fidelity: KL", NONE if q.kl_divergence is None else f"{q.kl_divergence:.4g}"),
+              ("non-finite outputs", q.nonfinite_outputs if q.nonfinite_outputs is not None else NONE),
+              ("size", f"{fmt_bytes(sz.size_bytes)} (baseline {fmt_bytes(sz.baseline_size_bytes)})"),
+              ("params", f"{fmt_count(sz.params)} (baseline {fmt_count(sz.baseline_params)})"),
+              ("sparsity", fmt_pct(sz.sparsity))]
+    return pairs
 
 
 def _acc_with_ci(m: dict[str, Any]) -> str:
@@ -155,39 +227,38 @@ def _cell(v: Any) -> Any:
 
 # --- compare ---------------------------------------------------------------------------------------------
 
-def _ratio_text(a: Any, b: Any, lower_is_better: bool, word_up: str, word_down: str) -> str:
-    if a is None or b is None or a == 0 or b == 0:
-        return NONE
-    ratio = (a / b) if lower_is_better else (b / a)
-    return f"{ratio:.2f}x {word_up}" if ratio >= 1 else f"{1 / ratio:.2f}x {word_down}"
-
-
 def _pct_change(a: Any, b: Any) -> str:
     if a is None or b is None or a == 0:
         return NONE
     return f"{100 * (b - a) / a:+.1f}%"
 
 
-def _latency_noise(a: RunResult, b: RunResult) -> str:
-    if not a.latencies_ms or not b.latencies_ms:
-        return ""
-    diff, lo, hi = median_difference_ci(np.asarray(a.latencies_ms), np.asarray(b.latencies_ms))
-    return " (within per-call noise)" if lo <= 0 <= hi else f" (p50 diff {diff:+.3f} ms, 95% CI [{lo:+.3f}, {hi:+.3f}])"
-
-
 def compare_document(a: RunResult, b: RunResult) -> dict[str, Any]:
-    """The side-by-side comparison of two runs as a JSON-safe document: metrics rows, layer diff, notes."""
+    """The side-by-side comparison of two runs as a JSON-safe document: metrics rows (each run read through its
+    report), the speed ratio only when the runs are like-for-like, layer diff, notes."""
     ma, mb = a.metrics or {}, b.metrics or {}
+    ra, rb = build_report(a), build_report(b)
     fa, fb = flat_row(a), flat_row(b)
-    speed = _ratio_text(ma.get("p50_ms"), mb.get("p50_ms"), True, "faster", "slower")
+    speed, why = compare_speed(a, b)
+    speed_text = f"B vs A: {speed.text()}" if speed else why
+    qa, qb = ra.quality, rb.quality
     rows = [
-        ("latency p50 ms", fmt_ms(ma.get("p50_ms")), fmt_ms(mb.get("p50_ms")), speed + (_latency_noise(a, b) if speed != NONE else "")),
-        ("latency p90 ms", fmt_ms(ma.get("p90_ms")), fmt_ms(mb.get("p90_ms")),
-         _ratio_text(ma.get("p90_ms"), mb.get("p90_ms"), True, "faster", "slower")),
-        ("throughput samples/s", fmt_rate(ma.get("throughput")), fmt_rate(mb.get("throughput")),
-         _ratio_text(ma.get("throughput"), mb.get("throughput"), False, "higher", "lower")),
-        ("accuracy", fmt_pct(ma.get("accuracy")), fmt_pct(mb.get("accuracy")), _acc_change(ma, mb)),
+        ("latency p50 ms", fmt_ms(ma.get("p50_ms")), fmt_ms(mb.get("p50_ms")), speed_text),
+        ("latency p90 ms", fmt_ms(ma.get("p90_ms")), fmt_ms(mb.get("p90_ms")), ""),
+        ("throughput samples/s", fmt_rate(ma.get("throughput")), fmt_rate(mb.get("throughput")), ""),
+        ("quality", qa.headline_text() or NONE, qb.headline_text() or NONE, ""),
+    ]
+    if qa.headline == "accuracy" and qb.headline == "accuracy":
+        rows.append(("accuracy", fmt_pct(ma.get("accuracy")), fmt_pct(mb.get("accuracy")), _acc_change(ma, mb)))
+    rows += [
         ("delta vs own baseline pts", delta_text(ma), delta_text(mb), ""),
+        ("lost / gained, exact p", _discordant(ra), _discordant(rb), ""),
+        ("fidelity: top-1 agreement", fmt_pct(qa.agreement), fmt_pct(qb.agreement), ""),
+        ("fidelity: cosine", _num(qa.cosine, 4), _num(qb.cosine, 4), ""),
+        ("fidelity: max abs error", _num(qa.max_abs_error, 4), _num(qb.max_abs_error, 4), ""),
+        ("broken", "BROKEN" if ra.broken else "no", "BROKEN" if rb.broken else "no", ""),
+        ("data", ra.data.describe(), rb.data.describe(), ""),
+        ("input shapes", ra.data.shapes_text() or NONE, rb.data.shapes_text() or NONE, ""),
         ("size", fmt_bytes(ma.get("size_bytes")), fmt_bytes(mb.get("size_bytes")),
          _pct_change(ma.get("size_bytes"), mb.get("size_bytes"))),
         ("params", fmt_count(ma.get("params")), fmt_count(mb.get("params")),
@@ -196,23 +267,38 @@ def compare_document(a: RunResult, b: RunResult) -> dict[str, Any]:
     ]
     for key in ("recipe", "model", "runtime", "device", "threads", "batch", "status"):
         rows.append((key, fa[key], fb[key], "same" if fa[key] == fb[key] else "differs"))
+    ci = [speed.interval.lo, speed.interval.hi] if speed is not None and speed.interval else None
     return {
         "runs": [_brief(a), _brief(b)],
+        "speedup": None if speed is None else {"ratio": speed.ratio, "verdict": speed.verdict, "ci": ci},
         "metrics": [{"metric": k, "a": va, "b": vb, "change": c} for k, va, vb, c in rows],
         "layers": layer_diff(a.layers or [], b.layers or []),
-        "notes": comparison_notes(a, b),
+        "notes": comparison_notes(a, b) + [f"A: {w}" for w in ra.warnings] + [f"B: {w}" for w in rb.warnings],
     }
 
 
+def _num(v: Any, digits: int) -> str:
+    return NONE if v is None else f"{v:.{digits}f}"
+
+
+def _discordant(rep: RunReport) -> str:
+    c = rep.quality.change
+    if c is None or c.lost is None:
+        return NONE
+    return f"{c.lost} / {c.gained}, p={c.p_value:.3g}"
+
+
 def _acc_change(ma: dict[str, Any], mb: dict[str, Any]) -> str:
+    """B - A accuracy in points with Newcombe's unpaired 95% interval (two runs' per-sample results are not
+    stored, so they cannot be paired)."""
     if ma.get("accuracy") is None or mb.get("accuracy") is None:
         return NONE
     pa, pb = ma["accuracy"], mb["accuracy"]
     na, nb = ma.get("n_eval"), mb.get("n_eval")
     bar = ""
-    if na and nb:  # unpaired 95% half-width: per-sample results are not stored, so this is conservative
-        half = 196.0 * (pa * (1 - pa) / na + pb * (1 - pb) / nb) ** 0.5
-        bar = f" (+-{half:.2f} pts 95%, unpaired)"
+    if na and nb:
+        lo, hi = unpaired_difference_interval(round(pb * nb), nb, round(pa * na), na)
+        bar = f" (95% CI {100 * lo:+.2f}..{100 * hi:+.2f}, unpaired)"
     return f"{100 * (pb - pa):+.2f} pts{bar}"
 
 
@@ -230,8 +316,8 @@ def comparison_notes(a: RunResult, b: RunResult) -> list[str]:
             notes.append("the runs were measured on different CPUs; latencies are not directly comparable")
         if ea.get("versions") != eb.get("versions"):
             notes.append("library versions differ between the runs")
-    if (a.model_identity or {}).get("sha256") != (b.model_identity or {}).get("sha256"):
-        notes.append("the runs use different model files")
+    if bl.model_key(a) != bl.model_key(b):
+        notes.append("the runs measure different models")
     notes.append("runs taken at different times include machine drift; for a decision, measure both in one "
                  "interleaved run")
     return notes

@@ -1,12 +1,12 @@
 """Accuracy and fidelity with honest uncertainty: batched prediction, non-finite outputs counted as wrong,
-a paired bootstrap interval and an exact McNemar test for the accuracy change against the baseline.
+a paired interval and an exact McNemar test for the accuracy change against the baseline (the statistics
+themselves live in accelstudio.core.stats), and a description of what the outputs are.
 
 Everything is vectorized over samples so that evaluation adds little to the backend's own time.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any, Callable
 
 import numpy as np
@@ -14,10 +14,13 @@ import numpy as np
 from accelstudio.core.datasets import Dataset
 from accelstudio.core.errors import DatasetError
 from accelstudio.core.progress import ProgressCallback, ProgressEvent, CancelToken, check_cancel
+from accelstudio.core.stats import (CI_LEVEL, mcnemar_exact, median_difference_ci, paired_accuracy_change,
+                                    paired_counts, wilson_interval)
+
+__all__ = ["accuracy_metrics", "fidelity_metrics", "paired_delta", "run_batches", "nonfinite_rows",
+           "describe_outputs", "mcnemar_exact", "median_difference_ci", "wilson_interval", "CI_LEVEL"]
 
 Predict = Callable[[dict[str, np.ndarray]], np.ndarray]
-CI_LEVEL = 0.95
-_Z95 = 1.959963984540054
 
 
 def run_batches(predict: Predict, dataset: Dataset, batch: int, cancel: CancelToken | None = None,
@@ -81,13 +84,13 @@ def _correct(outputs: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.nd
     return correct, bad, cm
 
 
-def accuracy_metrics(outputs: np.ndarray, labels: np.ndarray, baseline_outputs: np.ndarray | None = None,
-                     n_boot: int = 2000, seed: int = 0) -> dict[str, Any]:
+def accuracy_metrics(outputs: np.ndarray, labels: np.ndarray,
+                     baseline_outputs: np.ndarray | None = None) -> dict[str, Any]:
     """Top-1 (and top-5 with >= 5 classes) accuracy as fractions, with a 95% Wilson interval.
 
     Rows with NaN/Inf count as wrong and are reported in `nonfinite_outputs`. With `baseline_outputs`,
-    adds baseline_accuracy, accuracy_delta (points, new - baseline), accuracy_delta_ci (paired bootstrap
-    95% interval in points), delta_significant (the interval excludes 0) and mcnemar_p (exact test)."""
+    adds baseline_accuracy, accuracy_delta (points, new - baseline), accuracy_delta_ci (Newcombe's paired
+    95% interval in points), mcnemar_p (exact test), discordant counts and delta_significant (see paired_delta)."""
     labels = np.asarray(labels).astype(np.int64, copy=False)
     n = labels.shape[0]
     rows = _rows(outputs).shape[0]
@@ -107,7 +110,7 @@ def accuracy_metrics(outputs: np.ndarray, labels: np.ndarray, baseline_outputs: 
         base_correct, base_bad, _ = _correct(baseline_outputs, labels)
         if base_correct.shape[0] != n:
             raise ValueError("baseline outputs and outputs have different numbers of rows")
-        metrics.update(paired_delta(correct, base_correct, n_boot=n_boot, seed=seed))
+        metrics.update(paired_delta(correct, base_correct))
         metrics["baseline_nonfinite_outputs"] = int(base_bad.sum())
     return metrics
 
@@ -119,61 +122,20 @@ def _topk_correct(cm: np.ndarray, labels: np.ndarray, k: int, bad: np.ndarray) -
     return (higher < k) & ~bad
 
 
-def paired_delta(correct: np.ndarray, base_correct: np.ndarray, n_boot: int = 2000,
-                 seed: int = 0) -> dict[str, Any]:
-    """Accuracy change new - baseline in points with a paired bootstrap 95% interval and exact McNemar p.
-
-    The per-sample difference takes only the values -1, 0, +1, so resampling n rows with replacement is the
-    same as drawing multinomial counts of those three values: exact, and O(n_boot) instead of O(n_boot*n)."""
-    n = correct.shape[0]
-    diff = correct.astype(np.int8) - base_correct.astype(np.int8)
-    worse, better = int((diff < 0).sum()), int((diff > 0).sum())
-    probs = np.array([worse, n - worse - better, better], dtype=np.float64) / n
-    rng = np.random.default_rng(seed)
-    counts = rng.multinomial(n, probs, size=n_boot)
-    boot = (counts[:, 2] - counts[:, 0]) / n * 100.0
-    alpha = (1.0 - CI_LEVEL) / 2
-    lo, hi = (float(v) for v in np.quantile(boot, [alpha, 1.0 - alpha]))
-    base_acc = float(base_correct.mean())
+def paired_delta(correct: np.ndarray, base_correct: np.ndarray) -> dict[str, Any]:
+    """Accuracy change new - baseline in points on the same samples (see accelstudio.core.stats): Newcombe's
+    paired 95% interval, McNemar's exact p, the discordant counts and the verdict; delta_significant is True
+    only when the exact test and the interval agree that the change is real."""
+    change = paired_accuracy_change(*paired_counts(correct, base_correct))
     return {
-        "baseline_accuracy": base_acc,
-        "accuracy_delta": (better - worse) / n * 100.0,
-        "accuracy_delta_ci": [lo, hi],
-        "delta_significant": bool(lo > 0 or hi < 0),
-        "mcnemar_p": mcnemar_exact(worse, better),
-        "discordant": {"baseline_only": worse, "new_only": better},
+        "baseline_accuracy": float(np.asarray(base_correct).mean()),
+        "accuracy_delta": change.delta_pts,
+        "accuracy_delta_ci": [change.lo_pts, change.hi_pts],
+        "accuracy_delta_method": "newcombe-paired",
+        "delta_significant": change.significant,
+        "mcnemar_p": change.p_value,
+        "discordant": {"baseline_only": change.lost, "new_only": change.gained},
     }
-
-
-def mcnemar_exact(b: int, c: int) -> float:
-    """Two-sided exact McNemar p-value: binomial test of min(b, c) out of b + c discordant pairs at p=1/2.
-
-    Integer arithmetic up to 20,000 discordant pairs; beyond that the same sum in log space."""
-    m, k_max = b + c, min(b, c)
-    if m == 0:
-        return 1.0
-    if m <= 20_000:
-        term, tail = 1, 1
-        for k in range(k_max):
-            term = term * (m - k) // (k + 1)  # C(m, k+1) from C(m, k), exact
-            tail += term
-        return min(1.0, 2 * tail / 2 ** m)
-    j = np.arange(k_max, dtype=np.float64)
-    log_terms = np.concatenate([[0.0], np.cumsum(np.log(m - j) - np.log(j + 1))])
-    top = log_terms.max()
-    log_tail = top + math.log(np.exp(log_terms - top).sum())
-    return min(1.0, math.exp(math.log(2.0) + log_tail - m * math.log(2.0)))
-
-
-def wilson_interval(successes: int, n: int) -> list[float]:
-    """95% Wilson score interval for a proportion, as fractions [lo, hi]."""
-    if n == 0:
-        return [0.0, 1.0]
-    p = successes / n
-    z2 = _Z95 ** 2
-    centre = (p + z2 / (2 * n)) / (1 + z2 / n)
-    half = _Z95 * math.sqrt(p * (1 - p) / n + z2 / (4 * n * n)) / (1 + z2 / n)
-    return [max(0.0, centre - half), min(1.0, centre + half)]
 
 
 def fidelity_metrics(outputs: np.ndarray, baseline_outputs: np.ndarray) -> dict[str, Any]:
@@ -237,21 +199,38 @@ def _kl(p_raw: np.ndarray, q_raw: np.ndarray) -> np.ndarray:
     return np.maximum(log_p.sum(axis=0), 0.0)  # rounding can give -1e-17 for identical rows
 
 
-def median_difference_ci(a_ms: np.ndarray, b_ms: np.ndarray, n_boot: int = 1000,
-                         seed: int = 0) -> tuple[float, float, float]:
-    """Median(b) - median(a) with a bootstrap 95% interval, for per-call timings of two runs (ms).
+OUTPUT_KINDS = ("class_scores", "embedding")
 
-    This captures per-call noise only; drift between runs taken at different times is not in it."""
-    a, b = np.asarray(a_ms, dtype=np.float64), np.asarray(b_ms, dtype=np.float64)
-    if a.size == 0 or b.size == 0:
-        raise ValueError("both runs need per-call timings")
-    n_boot = min(n_boot, max(200, 4_000_000 // max(a.size, b.size)))  # bound memory for long runs
-    rng = np.random.default_rng(seed)
-    ma = np.median(a[rng.integers(0, a.size, (n_boot, a.size))], axis=1)
-    mb = np.median(b[rng.integers(0, b.size, (n_boot, b.size))], axis=1)
-    alpha = (1.0 - CI_LEVEL) / 2
-    lo, hi = np.quantile(mb - ma, [alpha, 1.0 - alpha])
-    return float(np.median(b) - np.median(a)), float(lo), float(hi)
+
+def describe_outputs(outputs: np.ndarray, labeled: bool) -> dict[str, Any]:
+    """What the model's outputs are, so fidelity can lead with the right figure: {"output_kind": "class_scores" or
+    "embedding", "output_shape": per-sample dims, "output_reason": the rule that decided}.
+
+    Rules, in order: labels given -> class scores; one value per sample -> regression ("embedding"); more than one
+    dim per sample (sequence of vectors, feature map) -> embedding; rows of unit length -> embedding; rows that
+    are probabilities -> class scores; otherwise class scores (a [N, K] output is read as K class logits).
+    "embedding" stands for any dense output where top-1 agreement means nothing: cosine and error lead."""
+    arr = np.asarray(outputs)
+    shape = [int(d) for d in arr.shape[1:]]
+    if labeled:
+        return _kind("class_scores", shape, "labels are given, so the outputs are class scores")
+    if int(np.prod(shape)) <= 1:
+        return _kind("embedding", shape, "one value per sample: a regression output")
+    core = [d for d in shape if d != 1]  # [1000, 1, 1] is one score per class, laid out as a map
+    if len(core) > 1:
+        return _kind("embedding", shape, f"{len(core)} dims per sample ({'x'.join(map(str, shape))}): "
+                                         "a sequence or map, not one score per class")
+    rows = _rows(arr).astype(np.float64, copy=False)
+    rows = rows[np.isfinite(rows).all(axis=1)]
+    if rows.shape[0] and np.allclose(np.linalg.norm(rows, axis=1), 1.0, atol=1e-3):
+        return _kind("embedding", shape, "every output row has unit length: a normalized embedding")
+    if rows.shape[0] and _looks_like_probs(rows.T):
+        return _kind("class_scores", shape, "output rows are probabilities: class scores")
+    return _kind("class_scores", shape, f"{int(np.prod(shape))} values per sample, read as class scores")
+
+
+def _kind(kind: str, shape: list[int], reason: str) -> dict[str, Any]:
+    return {"output_kind": kind, "output_shape": shape, "output_reason": reason}
 
 
 # Names used in the shared module overview.

@@ -75,8 +75,10 @@ class JobSpec:
 class RunResult:
     """One finished run. `metrics` holds the numbers (see pipeline.py for the keys: p50_ms, p90_ms, p99_ms,
     mean_ms, std_ms, iqr_ms, n, throughput, cold_start_ms, stable, accuracy, accuracy_top5, baseline_accuracy,
-    accuracy_delta, accuracy_delta_ci, fidelity {...}, size_bytes, baseline_size_bytes, params, flops, ...);
-    `layers` the per-layer report; `latencies_ms` the per-call timings.
+    accuracy_delta, accuracy_delta_ci, mcnemar_p, discordant {baseline_only, new_only}, fidelity {top1_agreement,
+    cosine, max_abs_error, kl_divergence, n_compared, output_kind ("class_scores" | "embedding"), output_shape,
+    output_reason}, size_bytes, baseline_size_bytes, params, flops, ...); `layers` the per-layer report;
+    `latencies_ms` the per-call timings. accelstudio.core.report.build_report is the one reading of these keys.
 
     Keys that describe what was measured on (each optional; readers must tolerate their absence in older runs):
       data: {"eval": {"source": str, "n": int, "synthesized": bool, "labeled": bool},
@@ -96,7 +98,7 @@ class RunResult:
     layers: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[dict[str, Any]] = field(default_factory=list)
     environment: dict[str, Any] = field(default_factory=dict)
-    model_identity: dict[str, Any] = field(default_factory=dict)  # path, sha256, name
+    model_identity: dict[str, Any] = field(default_factory=dict)  # path, sha256, name, key (core/baseline.py)
     artifact: str | None = None
     run_id: int | None = None
     created: str | None = None

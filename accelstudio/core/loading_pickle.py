@@ -139,11 +139,9 @@ def check_inflation(path: Path, file_size: int, infos: list[zipfile.ZipInfo]) ->
 
 
 def _human(n: float) -> str:
-    for unit in ("bytes", "KiB", "MiB", "GiB"):
-        if n < 1024 or unit == "GiB":
-            return f"{n:.0f} {unit}" if unit == "bytes" else f"{n:.1f} {unit}"
-        n /= 1024
-    return f"{n:.1f} GiB"
+    from accelstudio.core.units import format_bytes
+
+    return format_bytes(n)
 
 
 def open_zip(path: Path) -> zipfile.ZipFile:

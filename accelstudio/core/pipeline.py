@@ -133,9 +133,8 @@ def _load(spec: JobSpec):
     handle = open_model(spec.model, trust=spec.trust, backend=backend)
     load_ms = (time.perf_counter() - start) * 1000.0
     source = Path(handle.source) if handle.source is not None else None
-    identity = {"path": str(source) if source else spec.model,
-                "sha256": file_sha256(source) if source is not None and source.is_file() else None,
-                "name": handle.name}
+    sha = file_sha256(source) if source is not None and source.is_file() else None
+    identity = model_identity(spec.model, handle.name, str(source) if source else spec.model, sha)
     return handle, load_ms, identity
 
 
@@ -144,6 +143,21 @@ def _check_feasible(spec: JobSpec, handle) -> None:
     from accelstudio.core.feasibility import check_handle_feasible
 
     check_handle_feasible(handle, spec.runtime.runtime, spec.runtime.device, spec.recipe)
+
+
+def model_identity(ref: str, name: str, path: str, sha256: str | None) -> dict[str, Any]:
+    """What a run measured: path, sha256 and name of the file opened, and `key`, the model's identity for
+    comparisons. A bundled example is "example:<name>" whatever form (ONNX or torch weights) the recipe needed,
+    so its pruned and quantized runs meet the same baseline; a user's file is "sha256:<hash>" of its bytes."""
+    from accelstudio.core.loading import EXAMPLE_PREFIX
+
+    if ref.startswith(EXAMPLE_PREFIX):
+        key = ref
+    elif sha256:
+        key = f"sha256:{sha256}"
+    else:
+        key = f"path:{path}"
+    return {"path": path, "sha256": sha256, "name": name, "key": key}
 
 
 def _needs_torch(recipe: Recipe) -> bool:
@@ -302,7 +316,7 @@ class _PerCall:
 def _evaluate(spec: JobSpec, base, predictor, dataset, progress, cancel, notes: list[str],
               per_call: bool = False) -> dict[str, Any]:
     """Outputs of the compressed and the uncompressed model on the same samples and runtime, compared."""
-    from accelstudio.core.evaluate import accuracy_metrics, fidelity_metrics, run_batches
+    from accelstudio.core.evaluate import accuracy_metrics, describe_outputs, fidelity_metrics, run_batches
 
     batch, pad = (EVAL_BATCH, False) if per_call else _eval_batch(base)
     half = progress if spec.recipe.is_identity else _scaled(progress, 0.0, 0.5)
@@ -320,6 +334,7 @@ def _evaluate(spec: JobSpec, base, predictor, dataset, progress, cancel, notes: 
     fid = fidelity_metrics(outputs, base_outputs)
     metrics["fidelity"] = {k: fid[k] for k in ("top1_agreement", "cosine", "max_abs_error", "kl_divergence")}
     metrics["fidelity"]["n_compared"] = fid["n_compared"]
+    metrics["fidelity"].update(describe_outputs(base_outputs, dataset.labels is not None))
     metrics["nonfinite_outputs"] = fid["nonfinite_outputs"]
     metrics["n_eval"] = int(dataset.num_samples)
     if fid["nonfinite_outputs"]:

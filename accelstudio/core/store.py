@@ -16,7 +16,7 @@ from typing import Any, Iterator
 from accelstudio.core.errors import AccelStudioError
 from accelstudio.core.job import RunResult
 from accelstudio.core.paths import default_store_path
-from accelstudio.core.store_export import (flat_row, recipe_label, to_json_safe, write_csv_atomic,
+from accelstudio.core.store_export import (flat_rows, recipe_label, runs_document, to_json_safe, write_csv_atomic,
                                            write_json_atomic)
 
 SCHEMA_VERSION = 2  # 2: runs.pinned (the user keeps the run's optimized model when artifacts are cleaned)
@@ -266,13 +266,14 @@ class RunStore:
         """Write one flat row per run (oldest first, or in the order of `ids`) to a CSV file, atomically.
         Returns the number of rows."""
         runs = self._select(ids)
-        write_csv_atomic(Path(path), [flat_row(r) for r in runs])
+        write_csv_atomic(Path(path), flat_rows(runs, self.list_runs()))
         return len(runs)
 
     def export_json(self, path: str | Path, ids: list[int] | None = None) -> int:
-        """Write the full runs as a JSON document {"schema": ..., "runs": [...]}, atomically."""
+        """Write the full runs, each with its report, as a JSON document {"schema": ..., "runs": [...]},
+        atomically."""
         runs = self._select(ids)
-        write_json_atomic(Path(path), {"schema": "accelstudio-runs/1", "runs": [r.to_dict() for r in runs]})
+        write_json_atomic(Path(path), runs_document(runs, self.list_runs()))
         return len(runs)
 
 

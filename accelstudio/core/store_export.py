@@ -16,17 +16,18 @@ from accelstudio.core.job import RunResult
 from accelstudio.core.recipe import Recipe
 
 CSV_COLUMNS = (
-    "id", "created", "status", "reason", "model", "model_sha256", "recipe", "runtime", "device", "threads",
-    "batch", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "n", "throughput", "cold_start_ms", "stable",
-    "accuracy", "accuracy_top5", "baseline_accuracy", "accuracy_delta", "accuracy_delta_ci_lo",
-    "accuracy_delta_ci_hi", "delta_significant", "n_eval", "top1_agreement", "cosine", "kl_divergence",
-    "nonfinite_outputs", "size_bytes", "baseline_size_bytes", "params", "baseline_params", "sparsity", "flops",
-    "cpu", "artifact",
+    "id", "created", "status", "reason", "model", "model_key", "model_sha256", "recipe", "runtime", "device",
+    "threads", "batch", "p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "n", "throughput", "cold_start_ms",
+    "stable", "baseline_run", "baseline", "speedup", "speedup_ci_lo", "speedup_ci_hi", "speed_verdict",
+    "quality_headline", "accuracy", "accuracy_top5", "baseline_accuracy", "accuracy_delta", "accuracy_delta_ci_lo",
+    "accuracy_delta_ci_hi", "accuracy_verdict", "lost", "gained", "mcnemar_p", "delta_significant", "n_eval",
+    "output_kind", "top1_agreement", "cosine", "max_abs_error", "kl_divergence", "nonfinite_outputs", "broken",
+    "broken_cause", "data_source", "data_samples", "data_badge", "input_shapes", "size_bytes", "baseline_size_bytes",
+    "params", "baseline_params", "sparsity", "flops", "warnings", "cpu", "artifact",
 )
 _METRIC_COLUMNS = ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "n", "throughput", "cold_start_ms", "stable",
-                   "accuracy", "accuracy_top5", "baseline_accuracy", "accuracy_delta", "delta_significant",
-                   "n_eval", "nonfinite_outputs", "size_bytes", "baseline_size_bytes", "params", "baseline_params",
-                   "sparsity", "flops")
+                   "accuracy", "accuracy_top5", "baseline_accuracy", "n_eval", "size_bytes", "baseline_size_bytes",
+                   "params", "baseline_params", "sparsity", "flops")
 _FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 
@@ -47,26 +48,71 @@ def recipe_text(result: RunResult) -> str | None:
     return recipe_label((result.spec or {}).get("recipe"))
 
 
-def flat_row(result: RunResult) -> dict[str, Any]:
-    """One run as a flat dict with the CSV_COLUMNS keys (missing values None)."""
+def flat_row(result: RunResult, baseline: RunResult | None = None, report=None) -> dict[str, Any]:
+    """One run as a flat dict with the CSV_COLUMNS keys (missing values None): the stored figures and the
+    report's reading of them (accelstudio.core.report) against `baseline`, the run's like-for-like baseline
+    (or the given `report`, already built)."""
+    from accelstudio.core.report import build_report
+
     m = result.metrics or {}
     runtime = (result.spec or {}).get("runtime", {}) or {}
-    ci = m.get("accuracy_delta_ci") or [None, None]
-    fid = m.get("fidelity") or {}
+    report = report if report is not None else build_report(result, baseline)
     row: dict[str, Any] = {
         "id": result.run_id, "created": result.created, "status": result.status, "reason": result.reason,
-        "model": (result.model_identity or {}).get("name"),
+        "model": (result.model_identity or {}).get("name"), "model_key": report.model_key,
         "model_sha256": (result.model_identity or {}).get("sha256"),
         "recipe": recipe_text(result), "runtime": runtime.get("runtime"), "device": runtime.get("device"),
         "threads": (result.environment or {}).get("threads", runtime.get("threads")),
         "batch": runtime.get("batch"),
-        "accuracy_delta_ci_lo": ci[0], "accuracy_delta_ci_hi": ci[1],
-        "top1_agreement": fid.get("top1_agreement"), "cosine": fid.get("cosine"),
-        "kl_divergence": fid.get("kl_divergence"),
         "cpu": ((result.environment or {}).get("cpu") or {}).get("model"), "artifact": result.artifact,
     }
     row.update({k: m.get(k) for k in _METRIC_COLUMNS})
+    row.update(report_columns(report))
     return {k: to_json_safe(row.get(k)) for k in CSV_COLUMNS}
+
+
+def report_columns(report) -> dict[str, Any]:
+    """The flat export columns a RunReport fills (speed-up, verdicts, fidelity, broken, data, warnings)."""
+    q, change, speed = report.quality, report.quality.change, report.speedup
+    return {
+        "baseline_run": report.baseline.run_id if report.baseline else None,
+        "baseline": report.baseline.describe() if report.baseline else report.baseline_note or None,
+        "speedup": speed.ratio if speed else None,
+        "speedup_ci_lo": speed.interval.lo if speed and speed.interval else None,
+        "speedup_ci_hi": speed.interval.hi if speed and speed.interval else None,
+        "speed_verdict": speed.verdict if speed else None,
+        "quality_headline": q.headline,
+        "accuracy_delta": change.delta_pts if change else None,
+        "accuracy_delta_ci_lo": change.interval.lo if change and change.interval else None,
+        "accuracy_delta_ci_hi": change.interval.hi if change and change.interval else None,
+        "accuracy_verdict": change.verdict if change else None,
+        "delta_significant": (change.verdict != "within noise") if change else None,
+        "lost": change.lost if change else None, "gained": change.gained if change else None,
+        "mcnemar_p": change.p_value if change else None,
+        "output_kind": q.output_kind, "top1_agreement": q.agreement, "cosine": q.cosine,
+        "max_abs_error": q.max_abs_error, "kl_divergence": q.kl_divergence, "nonfinite_outputs": q.nonfinite_outputs,
+        "broken": report.broken is not None if report.status == "done" else None,
+        "broken_cause": report.broken.cause if report.broken else None,
+        "data_source": report.data.source, "data_samples": report.data.n, "data_badge": report.data.badge or None,
+        "input_shapes": report.data.shapes_text() or None,
+        "warnings": " | ".join(report.warnings) or None,
+    }
+
+
+def flat_rows(runs: list[RunResult], pool: list[RunResult]) -> list[dict[str, Any]]:
+    """flat_row of each run against its like-for-like baseline found in `pool` (e.g. every stored run)."""
+    from accelstudio.core.baseline import find_baseline
+
+    return [flat_row(r, find_baseline(pool, r)) for r in runs]
+
+
+def runs_document(runs: list[RunResult], pool: list[RunResult]) -> dict[str, Any]:
+    """The JSON export: every run in full, each with "report", its reading against its baseline in `pool`."""
+    from accelstudio.core.baseline import find_baseline
+    from accelstudio.core.report import build_report
+
+    return {"schema": "accelstudio-runs/2",
+            "runs": [{**r.to_dict(), "report": build_report(r, find_baseline(pool, r)).to_dict()} for r in runs]}
 
 
 def to_json_safe(value: Any) -> Any:

@@ -25,7 +25,7 @@ SHA_A, SHA_B = "a" * 64, "b" * 64
 
 def make_run(recipe: Recipe = Recipe(), p50: float = 1.0, acc: float | None = 0.95, status: str = "done",
              reason: str = "", delta=None, ci=None, size: int = 4_000_000, sha: str = SHA_A,
-             layers=None, artifact=None, latencies=None) -> RunResult:
+             layers=None, artifact=None, latencies=None, threads: int = 2, extra: dict | None = None) -> RunResult:
     metrics: dict = {}
     if status == "done":
         metrics = {"p50_ms": p50, "p90_ms": p50 * 1.2, "p99_ms": p50 * 1.5, "throughput": 1000 / p50,
@@ -35,7 +35,10 @@ def make_run(recipe: Recipe = Recipe(), p50: float = 1.0, acc: float | None = 0.
         if delta is not None:
             metrics.update(accuracy_delta=delta, accuracy_delta_ci=list(ci),
                            delta_significant=bool(ci[0] > 0 or ci[1] < 0))
-    spec = {"model": "example:digits-cnn", "recipe": recipe.to_dict(), "runtime": RuntimeSettings(threads=2).to_dict()}
+    if status == "done" and extra:
+        metrics.update(extra)
+    model = "example:digits-cnn" if sha == SHA_A else f"/m/model-{sha[0]}.onnx"
+    spec = {"model": model, "recipe": recipe.to_dict(), "runtime": RuntimeSettings(threads=threads).to_dict()}
     return RunResult(status=status, reason=reason, spec=spec, metrics=metrics, layers=layers or [],
                      latencies_ms=latencies if latencies is not None else list(np.linspace(p50 * 0.9, p50 * 1.6, 50)),
                      model_identity={"path": "/m/digits-cnn.onnx", "sha256": sha, "name": f"model-{sha[0]}"},
@@ -126,10 +129,12 @@ def test_clicking_a_point_selects_the_run_and_requests_restore(qtbot, panel, fil
 def test_verdict_line_says_noise_or_real_drop(panel, filled):
     panel.select_run(filled[1])
     text = panel.summary.text()
-    assert "2.0x faster" in text and "-0.3 pts (95% CI -1.1..+0.6: within noise)" in text
+    assert f"vs baseline run {filled[0]} (onnxruntime on cpu, 2 threads, batch 1): 2.00x faster (95% CI" in text
+    assert "-0.30 pts (95% CI -1.10..+0.60: within noise)" in text
+    assert not panel.run_baseline_button.isVisible() and not panel.broken_label.isVisible()
     assert panel.sizes.bars == [(f"baseline #{filled[0]}", 4.0, True), (f"#{filled[1]}", 1.0, False)]
     panel.select_run(filled[2])
-    assert "a real drop" in panel.summary.text()
+    assert "real drop" in panel.summary.text()
     assert panel.summary.property("verdict") == "drop"
 
 
@@ -158,7 +163,7 @@ def test_compare_dialog_shows_per_layer_differences(qtbot, panel, filled):
     assert dialog.layers_table.rowCount() == 1
     assert dialog.layers_table.item(0, 2).text() == "50.0%"
     labels = [dialog.metrics_table.item(r, 0).text() for r in range(dialog.metrics_table.rowCount())]
-    assert "p50 (ms)" in labels and "Accuracy" in labels
+    assert "p50 (ms)" in labels and "Accuracy" in labels and "Fidelity: cosine" in labels and "Notes" in labels
 
 
 def test_exports_write_png_svg_csv_json(panel, filled, tmp_path):
@@ -225,3 +230,93 @@ def test_plots_follow_the_palette(panel):
     assert panel.tradeoff.colors.background == QColor(20, 20, 24)
     assert panel.histogram.colors.text == QColor(230, 230, 230)
     assert panel.tradeoff.backgroundBrush().color() == QColor(20, 20, 24)
+
+
+UNLABELED = {"fidelity": {"top1_agreement": 0.7, "cosine": 0.993, "max_abs_error": 0.04, "kl_divergence": 0.01,
+                          "n_compared": 64, "output_kind": "class_scores", "output_reason": "10 values per sample"},
+             "data": {"eval": {"source": "synthesized", "n": 64, "synthesized": True, "labeled": False},
+                      "input_shapes": {"x": [1, 1, 8, 8]}},
+             "notes": ["no labels (synthesized inputs): only fidelity to the uncompressed model is reported"]}
+COLLAPSED = {"fidelity": {"top1_agreement": 0.0, "cosine": 0.39, "max_abs_error": 5.0, "n_compared": 64,
+                          "output_kind": "embedding", "output_reason": "every output row has unit length"},
+             "n_eval": 64}
+
+
+def test_a_baseline_of_other_threads_is_refused_and_run_baseline_is_offered(qtbot, store):
+    other = store.add_run(make_run(p50=2.0, threads=4))
+    int8 = store.add_run(make_run(INT8, p50=0.5, threads=2))
+    panel = ResultsPanel(store)
+    qtbot.addWidget(panel)
+    panel.show()
+    panel.select_run(int8)
+    text = panel.summary.text()
+    assert "No like-for-like baseline" in text and "faster" not in text and f"run {other}" not in text
+    assert panel.run_baseline_button.isVisible()
+    with qtbot.waitSignal(panel.run_baseline_requested) as asked:
+        panel.run_baseline_button.click()
+    spec = asked.args[0]
+    assert spec.recipe.is_identity and spec.model == "example:digits-cnn"
+    assert (spec.runtime.runtime, spec.runtime.threads, spec.runtime.batch) == ("onnxruntime", 2, 1)
+    panel.set_baseline_hint(other)  # a hint never overrides the like-for-like rule
+    assert "No like-for-like baseline" in panel.summary.text()
+
+
+def test_torch_form_run_meets_the_onnx_form_baseline_of_the_example(qtbot, store):
+    base = store.add_run(make_run(p50=1.0))
+    pruned = make_run(PRUNE50, p50=0.5, acc=0.94)
+    pruned = RunResult.from_dict({**pruned.to_dict(), "model_identity": {
+        "path": "/site/examples/digits-cnn/model.safetensors", "sha256": "d" * 64, "name": "digits-cnn"}})
+    pruned_id = store.add_run(pruned)
+    panel = ResultsPanel(store)
+    qtbot.addWidget(panel)
+    panel.select_run(pruned_id)
+    assert f"vs baseline run {base} (onnxruntime on cpu, 2 threads, batch 1)" in panel.summary.text()
+
+
+def test_unlabeled_run_shows_fidelity_badge_and_no_accuracy_heading(qtbot, store):
+    base = store.add_run(make_run(acc=None, extra=UNLABELED))
+    int8 = store.add_run(make_run(INT8, p50=0.5, acc=None, extra=UNLABELED))
+    panel = ResultsPanel(store)
+    qtbot.addWidget(panel)
+    panel.show()
+    panel.select_run(int8)
+    assert "Fidelity: top-1 agreement 70.00%" in panel.summary.text()
+    assert panel.badge.isVisible() and panel.badge.text() == "random inputs: fidelity only"
+    details = panel.details.text()
+    assert "cosine 0.9930" in details and "max error 0.04" in details and "synthesized" in details
+    assert "x=1x1x8x8" in details
+    row = panel.model.row_of(int8)
+    assert panel.model.index(row, COLUMN_INDEX["Quality"]).data() == "70.0% agree"
+    assert "random inputs" in panel.model.index(row, COLUMN_INDEX["Flags"]).data()
+    assert panel.tradeoff.plotItem.getAxis("left").labelText.startswith("Fidelity")
+    panel.select_runs([base, int8])
+    dialog = panel.compare_selected()
+    qtbot.addWidget(dialog)
+    rows = {dialog.metrics_table.item(r, 0).text(): r for r in range(dialog.metrics_table.rowCount())}
+    assert "Accuracy" not in rows and "Quality" in rows
+    assert dialog.metrics_table.item(rows["Quality"], 2).text().startswith("Fidelity: top-1 agreement")
+    assert dialog.metrics_table.item(rows["Fidelity: cosine"], 2).text() == "0.9930"
+    assert dialog.metrics_table.item(rows["Fidelity: max error"], 2).text() == "0.04"
+    assert "no labels" in dialog.metrics_table.item(rows["Notes"], 2).text()
+
+
+def test_broken_run_is_shown_in_red_with_its_cause(qtbot, store):
+    healthy = {**COLLAPSED, "fidelity": {**COLLAPSED["fidelity"], "top1_agreement": 1.0, "cosine": 1.0,
+                                          "max_abs_error": 0.0}}
+    store.add_run(make_run(acc=None, extra=healthy))
+    static = store.add_run(make_run(Recipe(quantize=QuantSpec(mode="static-int8")), p50=0.6, acc=None,
+                                    extra=COLLAPSED))
+    panel = ResultsPanel(store)
+    qtbot.addWidget(panel)
+    panel.show()
+    panel.select_run(static)
+    assert panel.broken_label.isVisible() and panel.summary.property("verdict") == "broken"
+    text = panel.broken_label.text()
+    assert text.startswith("BROKEN: cosine 0.390") and "static int8" in text and "dynamic int8" in text
+    assert "#d62728" in panel.broken_label.styleSheet()
+    assert "Fidelity: cosine 0.3900" in panel.summary.text()
+    assert panel.tradeoff.broken_ids == [static] and static not in panel.tradeoff.front_ids
+    spot_tip = panel.tradeoff.tooltip(0.6, 39.0, static)
+    assert "BROKEN" in spot_tip and "fidelity: cosine 0.3900" in spot_tip
+    flags = panel.model.index(panel.model.row_of(static), COLUMN_INDEX["Flags"])
+    assert flags.data() == "BROKEN" and flags.data(Qt.ItemDataRole.ForegroundRole) == QColor("#d62728")

@@ -75,5 +75,5 @@ def test_parse_input_shapes():
 def test_human_bytes():
     assert human_bytes(None) == "-"
     assert human_bytes(512) == "512 B"
-    assert human_bytes(1536) == "1.5 KiB"
-    assert human_bytes(3 * 1024 ** 3) == "3.0 GiB"
+    assert human_bytes(1536) == "1.54 kB"  # decimal units everywhere (accelstudio.core.units)
+    assert human_bytes(3 * 10 ** 9) == "3.00 GB"

@@ -6,7 +6,7 @@ import json
 import subprocess
 import sys
 
-from accelstudio.cli.run_cmd import default_runtime, format_result
+from accelstudio.cli.run_cmd import default_runtime, format_result, json_document
 from accelstudio.core.examples import get_example
 from accelstudio.core.job import RunResult
 
@@ -70,3 +70,30 @@ def test_failed_run_summary_shows_the_reason():
     result = RunResult(status="failed", reason="worker crashed: SIGSEGV (segmentation fault) during stage 'x'",
                        spec={"model": "m.onnx", "runtime": {"runtime": "onnxruntime", "device": "cpu"}})
     assert "reason: worker crashed: SIGSEGV" in format_result(result)
+
+
+def _done(recipe: dict, metrics: dict, run_id: int, latency: float) -> RunResult:
+    spec = {"model": "/m/embedder.onnx", "recipe": recipe,
+            "runtime": {"runtime": "onnxruntime", "device": "cpu", "threads": 2, "batch": 1}}
+    return RunResult(status="done", spec=spec, metrics={"p50_ms": latency, **metrics}, run_id=run_id,
+                     latencies_ms=[latency * (1 + 0.01 * (i % 5)) for i in range(100)],
+                     model_identity={"path": "/m/embedder.onnx", "sha256": "e" * 64, "name": "embedder.onnx"})
+
+
+def test_summary_prints_broken_fidelity_data_and_the_named_baseline():
+    collapsed = {"fidelity": {"top1_agreement": 0.0, "cosine": 0.39, "max_abs_error": 4.0, "kl_divergence": 0.3,
+                              "n_compared": 64, "output_kind": "embedding",
+                              "output_reason": "3 dims per sample (16x64): a sequence or map"},
+                 "n_eval": 64, "data": {"eval": {"source": "synthesized", "n": 64, "synthesized": True,
+                                                 "labeled": False}, "input_shapes": {"ids": [1, 16]}}}
+    base = _done({}, {}, 1, 2.0)
+    static = _done({"quantize": {"mode": "static-int8"}}, collapsed, 2, 1.0)
+    text = format_result(static, base)
+    assert "*** BROKEN: cosine 0.390" in text and "keep those in float" in text
+    assert "vs baseline run 1 (onnxruntime on cpu, 2 threads, batch 1)" in text and "faster (95% CI" in text
+    assert "Fidelity: cosine 0.3900 (no labels" in text and "Accuracy" not in text
+    assert "random inputs: fidelity only" in text and "ids=1x16" in text
+    doc = json_document(static, base)
+    assert doc["report"]["broken"]["cause"].startswith("static int8")
+    assert doc["report"]["quality"]["headline"] == "cosine" and doc["report"]["baseline"]["run_id"] == 1
+    json.dumps(doc, allow_nan=False)

@@ -63,6 +63,7 @@ def test_list_table_and_json(filled_store):
     assert result.returncode == 0, result.stderr
     doc = json.loads(result.stdout)
     assert [r["run_id"] for r in doc["runs"]] == [failed, fast] and doc["store"] == str(path)
+    assert doc["runs"][1]["report"]["baseline"]["run_id"] == base  # found beyond the listed runs
 
 
 def test_show_table_and_json(filled_store):
@@ -71,7 +72,9 @@ def test_show_table_and_json(filled_store):
     assert result.returncode == 0, result.stderr
     out = result.stdout
     assert out.startswith(f"Run {fast}: done")
-    assert "0.200 / 0.240 / 0.300" in out and "-0.28 [-0.90, +0.20]" in out and "on 360 samples" in out
+    assert "0.200 / 0.240 / 0.300" in out and "-0.28 pts (95% CI -0.90..+0.20: within noise)" in out
+    assert "on 360 samples" in out
+    assert f"vs baseline run {base} (onnxruntime on cpu, 2 threads, batch 8): 2.00x faster" in out
     assert "Test CPU" in out and "conv1" in out and "int8" in out
 
     result = run_cli("runs", "show", str(base), "--json", "--store", str(path))
@@ -133,3 +136,20 @@ def test_errors_are_one_line_with_exit_code_2(filled_store, tmp_path):
 def test_empty_store_says_so(tmp_path):
     result = run_cli("runs", "list", "--store", str(tmp_path / "new.sqlite"))
     assert result.returncode == 0 and result.stdout.startswith("no runs in")
+
+
+def test_exports_carry_the_report(filled_store, tmp_path):
+    path, base, fast, _ = filled_store
+    result = run_cli("runs", "export", "--csv", str(tmp_path / "runs.csv"), "--ids", str(fast), "--store", str(path))
+    assert result.returncode == 0, result.stderr
+    with open(tmp_path / "runs.csv", newline="") as fh:
+        row = next(csv.DictReader(fh))
+    assert row["baseline_run"] == str(base) and row["speed_verdict"] == "faster"
+    assert float(row["speedup_ci_lo"]) <= float(row["speedup"]) <= float(row["speedup_ci_hi"])
+    assert row["quality_headline"] == "accuracy" and row["accuracy_verdict"] == "within noise"
+    assert row["broken"] == "False" and row["model_key"] == "example:digits-cnn"
+    result = run_cli("runs", "export", "--json", str(tmp_path / "runs.json"), "--store", str(path))
+    doc = json.loads((tmp_path / "runs.json").read_text())
+    fast_doc = next(r for r in doc["runs"] if r["run_id"] == fast)
+    assert fast_doc["report"]["baseline"]["run_id"] == base
+    assert fast_doc["report"]["verdict_line"].startswith(f"vs baseline run {base}")
