@@ -231,7 +231,8 @@ def format_result(result: RunResult, baseline: RunResult | None = None) -> str:
                  f"   sparsity {fmt.fmt_pct(sz.sparsity)}")
     lines.append(f"data        {rep.data.describe()}")
     if rep.data.shapes_text():
-        lines.append(f"inputs      {rep.data.shapes_text()}")
+        guessed = rep.data.guessed_text()
+        lines.append(f"inputs      {rep.data.shapes_text()}" + (f"   {guessed} (set --input-shape)" if guessed else ""))
     if rep.data.calib:
         lines.append(f"calibration {rep.data.calib}")
     for w in result.warnings:

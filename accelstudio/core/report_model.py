@@ -200,6 +200,10 @@ class DataRecord:
         """'x=1x3x224x224, mask=1x64' or ''."""
         return ", ".join(f"{k}={'x'.join(str(d) for d in v)}" for k, v in self.input_shapes.items())
 
+    def guessed_text(self) -> str:
+        """'GUESSED: x[2]=224 (H), x[3]=224 (W)' when dims were guessed, else ''."""
+        return f"GUESSED: {', '.join(self.guessed_dims)}" if self.guessed_dims else ""
+
 
 @dataclass(frozen=True)
 class Broken:

@@ -44,7 +44,7 @@ def test_input_shape_sets_the_run_and_guesses_are_shown(tmp_path):
     assert data["input_shapes"] == {"x": [1, 3, 40, 24]} and data["guessed_dims"] == []
     out = _cli(model, "--store", str(tmp_path / "r.sqlite"), *FAST)
     assert out.returncode == 0, out.stderr
-    assert "inputs      x 1x3x224x224   GUESSED: x[2]=224 (H), x[3]=224 (W)" in out.stdout
+    assert "inputs      x=1x3x224x224   GUESSED: x[2]=224 (H), x[3]=224 (W)" in out.stdout
     assert "random inputs: fidelity only" in out.stdout
 
 
