@@ -14,10 +14,17 @@ process with apply_recipe (cached for the run), then timed at batch 1 with the s
   variant against the fp32 ONNX Runtime baseline) also sees the load of the whole run; it is still a comparison
   of two processes, not of interleaved calls, and is labelled so.
 
-Per variant: p50/p90/p99, speed-up against the fp32 baseline of the same runtime (with a 95% bootstrap interval
-over rounds) and against fp32 ONNX Runtime, accuracy change against the same runtime's fp32 outputs with its
-paired-bootstrap 95% interval (accuracy_metrics), size in memory and on disk. Goal: for digits-resnet a recipe
-with >= 3x over fp32 ONNX Runtime at an accuracy drop <= 1.0 point.
+Per variant: p50/p90/p99, speed-up against the fp32 baseline of the same runtime and against fp32 ONNX
+Runtime (95% bootstrap intervals over rounds, with a verdict faster / within noise / slower), accuracy change
+against the same runtime's fp32 outputs with its paired 95% interval on the test split AND on a validation
+split carved from the training data, size in memory and on disk.
+
+Choosing and reporting are kept apart (rules in selection.py): the best recipe is chosen on the validation
+split and the even timing rounds, never on the test split, and only among recipes faster than fp32 ONNX
+Runtime beyond noise; it is then reported on the test split and the odd timing rounds. Recovery trains on the
+training split minus the validation part. Goal: for digits-resnet a recipe with >= 3x over fp32 ONNX Runtime
+at an accuracy drop <= 1.0 point, "met" only when both intervals' lower bounds say so; otherwise the verdict
+says what is not shown and how many test samples would be needed.
 
 Writes benchmarks/results/speedups.json. Exits non-zero only on an error, never on a missed goal.
 Usage: python benchmarks/speedups.py [--quick] [--examples digits-cnn ...] [--threads 2] [--rounds 8]
@@ -40,6 +47,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
+import selection  # noqa: E402
 
 NAME = "speedups"
 EXAMPLES = ("digits-mlp", "digits-cnn", "digits-resnet")
@@ -70,9 +78,21 @@ class Variant:
     reexport: bool = False  # ONNX Runtime: the torch model exported by to_onnx_handle, not the shipped .onnx
 
     def label(self) -> str:
-        from accelstudio.core.recipe import Recipe
+        return describe(self.recipe)
 
-        return Recipe.from_dict(self.recipe).describe()
+
+def describe(recipe: dict) -> str:
+    """The recipe's label, naming the pruning scope that actually ran also for structured pruning (a global
+    channel ranking is not "per layer")."""
+    from accelstudio.core.recipe import Recipe
+
+    r = Recipe.from_dict(recipe)
+    text = r.describe()
+    if r.prune.active and r.prune.method == "l1-structured":
+        head = f"prune {r.prune.amount:.0%} l1-structured"
+        scope = "global ranking" if r.prune.scope == "global" else "per layer"
+        text = text.replace(head, f"{head} ({scope})", 1)
+    return text
 
 
 def _q(mode: str, per_channel: bool = True, **extra) -> dict:
@@ -124,10 +144,12 @@ def variants_for(example: str, quick: bool = False, recovery_epochs: int = 2,
 
 class Builder:
     """Builds variants with the product's functions, caching the shared steps (pruned and recovered torch
-    modules, their ONNX exports) for the run, and saves each one for the child processes."""
+    modules, their ONNX exports) for the run, and saves each one for the child processes. Recovery trains on
+    the training split minus the validation indices `val_idx`."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, val_idx: np.ndarray):
         self.folder = folder
+        self.val_idx = val_idx
         self._cache: dict = {}
 
     def _cached(self, key, make):
@@ -147,7 +169,20 @@ class Builder:
 
         stage = {k: recipe[k] for k in ("prune", "recovery") if k in recipe}
         key = ("pruned", example, json.dumps(stage, sort_keys=True))
-        return self._cached(key, lambda: apply_recipe(self.base(example, "torch"), Recipe.from_dict(stage)))
+        fit = self.fit_data(example) if "recovery" in stage else None
+        return self._cached(key, lambda: apply_recipe(self.base(example, "torch"), Recipe.from_dict(stage),
+                                                      train_data=fit))
+
+    def fit_data(self, example: str) -> dict:
+        """The training split without the validation samples, as recovery takes it."""
+        from accelstudio.core.recovery import recovery_data
+
+        def make() -> dict:
+            full = recovery_data(self.base(example, "torch"))
+            keep = np.setdiff1d(np.arange(len(full["labels"])), self.val_idx)
+            return {"inputs": {k: v[keep] for k, v in full["inputs"].items()}, "labels": full["labels"][keep]}
+
+        return self._cached(("fit", example), make)
 
     def build(self, example: str, variant: Variant):
         """(handle, handle before quantization, warning texts) for `variant`, built as the job pipeline does."""
@@ -193,12 +228,13 @@ class Builder:
         return path
 
 
-def build_all(examples: list[str], variants: dict[str, list[Variant]], folder: Path) -> dict[str, list[dict]]:
+def build_all(examples: list[str], variants: dict[str, list[Variant]], folder: Path,
+              val_idx: np.ndarray) -> dict[str, list[dict]]:
     """Build and save every variant; per example a list of entries {variant fields, path, sizes, build_s,
     warnings, error}."""
     from accelstudio.core.inspect import inspect_model
 
-    builder = Builder(folder)
+    builder = Builder(folder, val_idx)
     built: dict[str, list[dict]] = {}
     for example in examples:
         entries = []
@@ -254,12 +290,15 @@ def _child_example(example: str, entries: list[dict], m: dict) -> dict:
         handle = _child_handle(example, e)
         preds[e["key"]] = _make(handle, settings)
         out[e["key"]] = {"cold_start_ms": preds[e["key"]].cold_start_ms, "rounds": []}
-    dataset = load_dataset(None, _child_handle(example, None, m["runtime"]))
+    base = _child_handle(example, None, m["runtime"])
+    dataset = load_dataset(None, base)
     x = {k: np.ascontiguousarray(v[:1]) for k, v in dataset.inputs.items()}
     if m["evaluate"]:
+        val = validation_dataset(base, np.asarray(m["val_indices"], dtype=np.int64))
         for key, p in preds.items():
-            np.save(Path(m["outputs"]) / f"{example}-{key.replace(':', '_')}.npy",
-                    run_batches(p.run, dataset, EVAL_BATCH))
+            stem = Path(m["outputs"]) / f"{example}-{key.replace(':', '_')}"
+            np.save(f"{stem}.npy", run_batches(p.run, dataset, EVAL_BATCH))
+            np.save(f"{stem}.val.npy", run_batches(p.run, val, EVAL_BATCH))
     calls = {key: _calls_per_block(p, x, settings, m["block_ms"], m["max_calls"]) for key, p in preds.items()}
     keys = list(preds)
     for r in range(m["rounds"]):
@@ -267,6 +306,26 @@ def _child_example(example: str, entries: list[dict], m: dict) -> dict:
             s = settings.__class__(**{**settings.to_dict(), "repeats": calls[key]})
             out[key]["rounds"].append(list(measure_latency(preds[key], x, s).samples_ms))
     return out
+
+
+def validation_dataset(handle, val_idx: np.ndarray):
+    """The validation samples of the training split, shaped for `handle`'s input (labels included)."""
+    from accelstudio.core.datasets import Dataset
+    from accelstudio.core.recovery import recovery_data
+
+    full = recovery_data(handle)
+    inputs = {k: np.ascontiguousarray(v[val_idx]) for k, v in full["inputs"].items()}
+    return Dataset(inputs, full["labels"][val_idx], "digits_split.npz train_images (validation part)", False,
+                   int(val_idx.size))
+
+
+def split_indices() -> tuple[np.ndarray, np.ndarray]:
+    """(fit, validation) indices into the bundled training split (selection.validation_split)."""
+    from accelstudio.core.examples import resources_dir
+
+    with np.load(resources_dir() / "data" / "digits_split.npz") as npz:
+        labels = npz["train_labels"]
+    return selection.validation_split(labels)
 
 
 def _child_handle(example: str, entry: dict | None, runtime: str | None = None):
@@ -320,7 +379,8 @@ def run_child(runtime: str, built: dict[str, list[dict]], args, folder: Path, ev
     if not examples:
         return {"examples": {}}
     manifest = {"runtime": runtime, "threads": args.threads, "rounds": args.rounds, "block_ms": args.block_ms,
-                "max_calls": args.max_calls, "evaluate": evaluate, "outputs": str(folder), "examples": examples}
+                "max_calls": args.max_calls, "evaluate": evaluate, "outputs": str(folder), "examples": examples,
+                "val_indices": [int(i) for i in split_indices()[1]]}
     mpath, opath = folder / f"manifest-{runtime}-{segment}.json", folder / f"result-{runtime}-{segment}.json"
     mpath.write_text(json.dumps(manifest))
     env = {"OMP_WAIT_POLICY": args.omp_wait_policy} if args.omp_wait_policy else {}
@@ -334,17 +394,23 @@ def run_child(runtime: str, built: dict[str, list[dict]], args, folder: Path, ev
 
 # ------------------------------------------------------------------------------------------------ analysis
 
+BASELINE_KEYS = ("ort:fp32", "torch:fp32", "ort:fp32-export")  # references, never "best recipes"
+
+
 def analyse(example: str, entries: list[dict], timings: dict[str, dict], folder: Path) -> dict:
-    """Per-variant figures, the best recipe within the accuracy limit, and the goal verdict."""
+    """Per-variant figures, the recipe chosen on validation data, and its figures on the test data."""
     from accelstudio.core.benchmark import stats_from_samples
     from accelstudio.core.datasets import load_dataset
     from accelstudio.core.loading import load_example
 
-    labels = load_dataset(None, load_example(example, backend="onnx")).labels
+    base = load_example(example, backend="onnx")
+    labels = load_dataset(None, base).labels
+    val_labels = validation_dataset(base, split_indices()[1]).labels
     rows = []
     for e in entries:
         row = {k: e.get(k) for k in ("key", "runtime", "label", "recipe", "size_bytes", "file_bytes", "build_s",
                                      "warnings", "error")}
+        row["baseline"] = e["key"] in BASELINE_KEYS
         t = timings.get(e["key"])
         if t and t["rounds"]:
             stats = stats_from_samples(np.concatenate([np.asarray(r) for r in t["rounds"]]))
@@ -355,120 +421,125 @@ def analyse(example: str, entries: list[dict], timings: dict[str, dict], folder:
     by_key = {r["key"]: r for r in rows}
     for r in rows:
         _speedups(r, by_key, timings)
-        _accuracy(r, example, labels, folder)
-    best = _best(rows)
-    return {"best": best, "left_out": LEFT_OUT.get(example, {}), "meets_goal": bool(best and best["speedup"] >= GOAL_SPEEDUP)
-            if example == GOAL_EXAMPLE else None, "variants": rows}
+        _accuracy(r, example, labels, folder, "")
+        _accuracy(r, example, val_labels, folder, "val_")
+    choice = selection.select_best(rows, GOAL_DROP_PTS)
+    best = _reported(by_key[choice["key"]], example) if choice["key"] else None
+    return {"best": best, "selection": choice, "left_out": LEFT_OUT.get(example, {}),
+            "meets_goal": bool(best and best["goal"]["met"]) if example == GOAL_EXAMPLE else None,
+            "variants": rows}
 
 
 def _speedups(row: dict, by_key: dict, timings: dict) -> None:
+    """Speed-ups against the same runtime's fp32 and against fp32 ONNX Runtime (all rounds, for the table),
+    and against fp32 ONNX Runtime on even rounds (selection) and odd rounds (report)."""
     if "p50_ms" not in row:
         return
+    rounds = timings[row["key"]]["rounds"]
     own = "ort:fp32" if row["runtime"] == ORT else "torch:fp32"
     if own in by_key and "p50_ms" in by_key[own]:
         row["speedup_vs_runtime_fp32"] = by_key[own]["p50_ms"] / row["p50_ms"]
-        row["speedup_ci95"] = _round_bootstrap(timings[own]["rounds"], timings[row["key"]]["rounds"])
+        row["speedup_ci95"] = selection.round_bootstrap(timings[own]["rounds"], rounds)
     if "ort:fp32" in by_key and "p50_ms" in by_key["ort:fp32"]:
+        ref = timings["ort:fp32"]["rounds"]
         row["speedup_vs_ort_fp32"] = by_key["ort:fp32"]["p50_ms"] / row["p50_ms"]
+        row["speedup_vs_ort_fp32_ci95"] = selection.round_bootstrap(ref, rounds)
+        row["verdict_vs_ort_fp32"] = selection.speed_verdict(row["speedup_vs_ort_fp32_ci95"])
         row["vs_ort_interleaved"] = row["runtime"] == ORT
+        row["select_speedup"] = selection.median_ratio(ref[0::2], rounds[0::2])
+        row["select_speedup_ci95"] = selection.round_bootstrap(ref[0::2], rounds[0::2])
+        row["report_speedup"] = selection.median_ratio(ref[1::2], rounds[1::2])
+        row["report_speedup_ci95"] = selection.round_bootstrap(ref[1::2], rounds[1::2])
 
 
-def _round_bootstrap(base_rounds: list, var_rounds: list, n_boot: int = 400, seed: int = 0) -> list[float]:
-    """95% interval of p50(base)/p50(variant) resampling whole rounds (rounds are the paired unit)."""
-    k = min(len(base_rounds), len(var_rounds))
-    if k < 2:
-        return []
-    rng = np.random.default_rng(seed)
-    b = [np.asarray(r) for r in base_rounds[:k]]
-    v = [np.asarray(r) for r in var_rounds[:k]]
-    ratios = []
-    for _ in range(n_boot):
-        idx = rng.integers(0, k, k)
-        ratios.append(np.median(np.concatenate([b[i] for i in idx])) / np.median(np.concatenate([v[i] for i in idx])))
-    lo, hi = np.quantile(ratios, [0.025, 0.975])
-    return [float(lo), float(hi)]
-
-
-def _accuracy(row: dict, example: str, labels, folder: Path) -> None:
+def _accuracy(row: dict, example: str, labels, folder: Path, prefix: str) -> None:
+    """Accuracy change against the same runtime's fp32 outputs on the test ("") or validation ("val_") split."""
     from accelstudio.core.evaluate import accuracy_metrics
 
     own = "ort:fp32" if row["runtime"] == ORT else "torch:fp32"
-    path = folder / f"{example}-{row['key'].replace(':', '_')}.npy"
-    base_path = folder / f"{example}-{own.replace(':', '_')}.npy"
+    suffix = ".val.npy" if prefix else ".npy"
+    path = folder / f"{example}-{row['key'].replace(':', '_')}{suffix}"
+    base_path = folder / f"{example}-{own.replace(':', '_')}{suffix}"
     if not path.exists() or not base_path.exists():
         return
     m = accuracy_metrics(np.load(path), labels, np.load(base_path))
-    row.update(accuracy=m["accuracy"], baseline_accuracy=m["baseline_accuracy"],
-               accuracy_delta_pts=m["accuracy_delta"], accuracy_delta_ci95=m["accuracy_delta_ci"],
-               accuracy_drop_pts=-m["accuracy_delta"], delta_significant=m["delta_significant"],
-               n_eval=m["n_eval"], nonfinite_outputs=m["nonfinite_outputs"])
+    disc = m.get("discordant", {})
+    row.update({f"{prefix}accuracy": m["accuracy"], f"{prefix}baseline_accuracy": m["baseline_accuracy"],
+                f"{prefix}accuracy_delta_pts": m["accuracy_delta"], f"{prefix}accuracy_delta_ci95":
+                m["accuracy_delta_ci"], f"{prefix}accuracy_drop_pts": -m["accuracy_delta"],
+                f"{prefix}delta_significant": m["delta_significant"], f"{prefix}mcnemar_p": m.get("mcnemar_p"),
+                f"{prefix}discordant": disc, f"{prefix}n_eval": m["n_eval"],
+                f"{prefix}nonfinite_outputs": m["nonfinite_outputs"]})
 
 
-def _best(rows: list[dict]) -> dict | None:
-    """The fastest variant (against fp32 ONNX Runtime) whose accuracy drop is within the limit; the fp32
-    baselines take part, so a run where no recipe beats them says so (best = baseline, 1.0x)."""
-    ok = [r for r in rows if "speedup_vs_ort_fp32" in r and r.get("accuracy_drop_pts") is not None
-          and r["accuracy_drop_pts"] <= GOAL_DROP_PTS]
-    if not ok:
-        return None
-    r = max(ok, key=lambda r: r["speedup_vs_ort_fp32"])
-    return {"recipe": r["label"], "key": r["key"], "runtime": r["runtime"], "speedup": r["speedup_vs_ort_fp32"],
-            "accuracy_drop_pts": r["accuracy_drop_pts"], "accuracy_delta_ci95": r.get("accuracy_delta_ci95")}
+def _reported(row: dict, example: str) -> dict:
+    """The chosen recipe's figures on held-out data (test split, odd timing rounds) and the goal verdict."""
+    disc = row.get("discordant") or {}
+    n_disc = int(disc.get("baseline_only", 0)) + int(disc.get("new_only", 0))
+    goal = selection.meets_goal(row.get("report_speedup"), row.get("report_speedup_ci95"),
+                                row.get("accuracy_delta_pts"), row.get("accuracy_delta_ci95"),
+                                int(row.get("n_eval", 0)), n_disc, GOAL_SPEEDUP, GOAL_DROP_PTS)
+    return {"recipe": row["label"], "key": row["key"], "runtime": row["runtime"],
+            "speedup": row.get("report_speedup"), "speedup_ci95": row.get("report_speedup_ci95"),
+            "speedup_rounds": "odd rounds (the even ones chose the recipe)",
+            "vs_ort_interleaved": row.get("vs_ort_interleaved"),
+            "accuracy_delta_pts": row.get("accuracy_delta_pts"), "accuracy_delta_ci95": row.get("accuracy_delta_ci95"),
+            "accuracy_drop_pts": row.get("accuracy_drop_pts"), "discordant": disc, "n_test": row.get("n_eval"),
+            "mcnemar_p": row.get("mcnemar_p"),
+            "validation": {"accuracy_delta_pts": row.get("val_accuracy_delta_pts"),
+                           "accuracy_delta_ci95": row.get("val_accuracy_delta_ci95"), "n": row.get("val_n_eval"),
+                           "speedup": row.get("select_speedup"), "speedup_ci95": row.get("select_speedup_ci95")},
+            "goal": goal if example == GOAL_EXAMPLE else None,
+            "goal_text": goal["text"]}
 
 
 # ------------------------------------------------------------------------------------------------- output
 
+def _ci(ci, fmt: str) -> str:
+    return f"[{ci[0]:{fmt}}, {ci[1]:{fmt}}]" if ci else ""
+
+
 def print_example(example: str, res: dict) -> None:
-    """A table of the variants, then the best recipe (and for the goal example the verdict)."""
-    print(f"\n{example}: p50 at batch 1; speed-up vs fp32 of the same runtime [95% CI over rounds] and vs fp32 "
-          "ONNX Runtime; accuracy change vs the same runtime's fp32 [paired bootstrap 95% CI]")
-    print(f"  {'variant':<34}{'p50 ms':>9}{'x own':>7}{'  [95% CI]':<15}{'x ORT':>6}{'acc %':>7}"
-          f"{'d pts':>7}{'  [95% CI]':<17}{'size KB':>9}")
+    """A table of the variants, then the chosen recipe and its held-out figures."""
+    print(f"\n{example}: p50 at batch 1; speed-up vs fp32 ONNX Runtime [95% CI over rounds] and verdict; "
+          "accuracy change vs the same runtime's fp32 on the validation and the test split [paired 95% CI]")
+    print(f"  {'variant':<32}{'p50 ms':>9}{'x ORT':>7} {'[95% CI]':<15}{'verdict':<13}{'val d':>7}"
+          f"{'test d':>8} {'[95% CI]':<16}{'size KB':>8}")
+    nan = float("nan")
     for r in res["variants"]:
         if "error" in r:
-            print(f"  {r['key']:<34} not built: {r['error'][:110]}")
+            print(f"  {r['key']:<32} not built: {r['error'][:110]}")
             continue
-        ci = r.get("speedup_ci95") or []
-        ci_text = f"  [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else ""
-        dci = r.get("accuracy_delta_ci95") or []
-        dci_text = f"  [{dci[0]:+.1f}, {dci[1]:+.1f}]" if dci else ""
-        print(f"  {r['key']:<34}{r.get('p50_ms', float('nan')):>9.4f}{r.get('speedup_vs_runtime_fp32', float('nan')):>7.2f}"
-              f"{ci_text:<15}{r.get('speedup_vs_ort_fp32', float('nan')):>6.2f}"
-              f"{100 * r.get('accuracy', float('nan')):>7.2f}{r.get('accuracy_delta_pts', float('nan')):>+7.2f}"
-              f"{dci_text:<17}{(r.get('size_bytes') or 0) / 1024:>9.1f}")
+        print(f"  {r['key']:<32}{r.get('p50_ms', nan):>9.4f}{r.get('speedup_vs_ort_fp32', nan):>7.2f} "
+              f"{_ci(r.get('speedup_vs_ort_fp32_ci95'), '.2f'):<15}{r.get('verdict_vs_ort_fp32', ''):<13}"
+              f"{r.get('val_accuracy_delta_pts', nan):>+7.2f}{r.get('accuracy_delta_pts', nan):>+8.2f} "
+              f"{_ci(r.get('accuracy_delta_ci95'), '+.1f'):<16}{(r.get('size_bytes') or 0) / 1024:>8.1f}")
     for key, why in res.get("left_out", {}).items():
-        print(f"  {key:<34} left out: {why}")
+        print(f"  {key:<32} left out: {why}")
     best = res["best"]
-    if best:
-        print(f"  best within {GOAL_DROP_PTS:g} pt: {best['key']} ({best['recipe']}): {best['speedup']:.2f}x vs fp32 "
-              f"ORT, accuracy change {0.0 - best['accuracy_drop_pts']:+.2f} pts")
-    else:
-        print(f"  no variant stays within a {GOAL_DROP_PTS:g} pt accuracy drop")
+    if best is None:
+        print(f"  chosen on validation: none; {res['selection']['reason']}")
+        return
+    print(f"  chosen on validation: {best['key']} ({best['recipe']}); on held-out data: {best['speedup']:.2f}x "
+          f"{_ci(best['speedup_ci95'], '.2f')} vs fp32 ORT, test accuracy change {best['accuracy_delta_pts']:+.2f} "
+          f"pts {_ci(best['accuracy_delta_ci95'], '+.2f')} (n={best['n_test']})")
 
 
 def goal_verdict(res: dict) -> dict:
-    """Print the digits-resnet goal line and, when missed, by how much and why."""
+    """Print the digits-resnet goal line: met only when both intervals support it; else what is not shown."""
     best = res["best"]
-    g = common.goal(f"{GOAL_EXAMPLE}: best speed-up at <= {GOAL_DROP_PTS:g} pt accuracy drop",
-                    best["speedup"] if best else None, GOAL_SPEEDUP, "x", higher_is_better=True, fmt=".2f")
-    if g["met"]:
-        return g
-    timed = [r for r in res["variants"] if "speedup_vs_ort_fp32" in r and "accuracy_drop_pts" in r]
-    fast = [r for r in timed if r["speedup_vs_ort_fp32"] >= GOAL_SPEEDUP]
-    why = []
-    if best:
-        why.append(f"the best accurate recipe ({best['recipe']}) reaches {best['speedup']:.2f}x, "
-                   f"{GOAL_SPEEDUP - best['speedup']:.2f}x short")
-    if fast:
-        f = min(fast, key=lambda r: r["accuracy_drop_pts"])
-        why.append(f"the recipes that reach {GOAL_SPEEDUP:g}x all lose too much accuracy; the least: {f['label']} "
-                   f"({f['speedup_vs_ort_fp32']:.2f}x, drop {f['accuracy_drop_pts']:.1f} pts)")
+    label = f"{GOAL_EXAMPLE}: >= {GOAL_SPEEDUP:g}x over fp32 ONNX Runtime at an accuracy drop <= {GOAL_DROP_PTS:g} pt"
+    if best is None:
+        g = {"met": False, "text": f"not met: {res['selection']['reason']}"}
     else:
-        why.append(f"no recipe reaches {GOAL_SPEEDUP:g}x at any accuracy")
-    g["shortfall"] = (GOAL_SPEEDUP - best["speedup"]) if best else None
-    g["why"] = why
-    for line in why:
-        print(f"  why: {line}")
+        g = dict(best["goal"])
+        g["recipe"] = best["recipe"]
+    fast = [r for r in res["variants"] if not r.get("baseline") and (r.get("speedup_vs_ort_fp32_ci95") or [0])[0]
+            >= GOAL_SPEEDUP]
+    losing = [r for r in fast if (r.get("accuracy_delta_ci95") or [0])[0] < -GOAL_DROP_PTS]
+    g["recipes_fast_enough"] = [r["key"] for r in fast]
+    g["fast_but_accuracy_not_shown"] = [r["key"] for r in losing]
+    print(f"{label}: {g['text']}")
     return g
 
 
@@ -492,7 +563,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         return child_main(args.child, args.child_out)
     if args.quick:
-        args.examples, args.rounds, args.segments, args.block_ms, args.max_calls = ["digits-mlp"], 2, 1, 10.0, 20
+        args.examples, args.rounds, args.segments, args.block_ms, args.max_calls = ["digits-mlp"], 4, 1, 10.0, 20
     return run(args)
 
 
@@ -507,7 +578,8 @@ def run(args) -> int:
     try:
         print(f"building {sum(len(v) for v in variants.values())} variants ...", flush=True)
         t0 = time.perf_counter()
-        built = build_all(examples, variants, folder)
+        fit_idx, val_idx = split_indices()
+        built = build_all(examples, variants, folder, val_idx)
         build_s = time.perf_counter() - t0
         watch.sample()
         runtimes = sorted({v.runtime for vs in variants.values() for v in vs})
@@ -538,6 +610,20 @@ def run(args) -> int:
                         "method": "one child process per runtime, alternating segments; interleaved rounds of "
                                   "measure_latency blocks inside each child; torch-vs-ORT ratios compare "
                                   "processes, not interleaved calls"},
+           "data": {"test": "resources/examples/<name>/data.npz (the test split of digits_split.npz)",
+                    "validation": {"source": "digits_split.npz train split, stratified "
+                                              f"{selection.VALIDATION_FRACTION:.0%}, seed {selection.VALIDATION_SEED}",
+                                   "n": int(val_idx.size)},
+                    "recovery_training": {"source": "digits_split.npz train split minus the validation part",
+                                          "n": int(fit_idx.size)},
+                    "note": "the bundled fp32 models were trained on the whole training split, validation part "
+                            "included: validation accuracy is optimistic and only ranks recipes by their change; "
+                            "the test split is used for reporting only"},
+           "selection": {"rule": "faster than fp32 ONNX Runtime beyond noise (even-round interval above 1.0) "
+                                 f"and validation accuracy change >= -{GOAL_DROP_PTS:g} pts; highest even-round "
+                                 "speed-up wins; reported on the test split and the odd rounds",
+                         "goal_rule": "met only when the speed-up interval's lower bound >= the target and the "
+                                      "test accuracy change interval's lower bound >= -limit"},
            "goal": {"example": GOAL_EXAMPLE, "speedup_at_least": GOAL_SPEEDUP, "accuracy_drop_at_most_pts":
                     GOAL_DROP_PTS, "reference": "fp32 ONNX Runtime, batch 1, same threads", "result": goal},
            "examples": results, "machine": info, "load_average": watch.record(),
