@@ -269,9 +269,9 @@ def _size_bytes(inspect_model, handle) -> int | None:
 def child_main(manifest_path: Path, out_path: Path) -> int:
     """Time (and, when asked, evaluate) the variants of one runtime listed in the manifest."""
     manifest = json.loads(manifest_path.read_text())
-    result: dict = {"examples": {}, "load": common.load_average()}
+    result: dict = {"examples": {}, "machine": {}, "load": common.load_average()}
     for example, entries in manifest["examples"].items():
-        result["examples"][example] = _child_example(example, entries, manifest)
+        result["examples"][example], result["machine"][example] = _child_example(example, entries, manifest)
     result["load_end"] = common.load_average()
     out_path.write_text(json.dumps(result))
     return 0
@@ -282,6 +282,7 @@ def _child_example(example: str, entries: list[dict], m: dict) -> dict:
     from accelstudio.core.datasets import load_dataset
     from accelstudio.core.evaluate import run_batches
     from accelstudio.core.job import RuntimeSettings
+    from accelstudio.core.machine_load import machine_load, sample_cpu
 
     settings = RuntimeSettings(runtime=m["runtime"], threads=m["threads"], batch=1, warmup=1,
                                repeats=1, time_budget_s=60.0)
@@ -301,11 +302,12 @@ def _child_example(example: str, entries: list[dict], m: dict) -> dict:
             np.save(f"{stem}.val.npy", run_batches(p.run, val, EVAL_BATCH))
     calls = {key: _calls_per_block(p, x, settings, m["block_ms"], m["max_calls"]) for key, p in preds.items()}
     keys = list(preds)
+    before = sample_cpu()
     for r in range(m["rounds"]):
         for key in keys[r % len(keys):] + keys[:r % len(keys)]:
             s = settings.__class__(**{**settings.to_dict(), "repeats": calls[key]})
             out[key]["rounds"].append(list(measure_latency(preds[key], x, s).samples_ms))
-    return out
+    return out, machine_load(before, sample_cpu())
 
 
 def validation_dataset(handle, val_idx: np.ndarray):
@@ -387,9 +389,16 @@ def run_child(runtime: str, built: dict[str, list[dict]], args, folder: Path, ev
     start = time.perf_counter()
     common.run_python([str(Path(__file__).resolve()), "--child", str(mpath), "--child-out", str(opath)],
                       env=env, timeout=1800)
-    print(f"  segment {segment + 1}: {runtime} child {time.perf_counter() - start:.0f} s, {common.load_text()}",
-          flush=True)
-    return json.loads(opath.read_text())
+    res = json.loads(opath.read_text())
+    others = ", ".join(f"{ex} {_other_text(rec)}" for ex, rec in res.get("machine", {}).items())
+    print(f"  segment {segment + 1}: {runtime} child {time.perf_counter() - start:.0f} s, {common.load_text()}; "
+          f"other processes' CPU share while timing: {others or 'unknown'}", flush=True)
+    return res
+
+
+def _other_text(rec: dict) -> str:
+    pct = rec.get("other_cpu_pct")
+    return "unknown" if pct is None else f"{pct:.0f}%" + (" (busy)" if rec.get("busy") else "")
 
 
 # ------------------------------------------------------------------------------------------------ analysis
@@ -584,11 +593,14 @@ def run(args) -> int:
         watch.sample()
         runtimes = sorted({v.runtime for vs in variants.values() for v in vs})
         timings = {ex: {} for ex in examples}
+        machine_load = []  # one record per child and example: the machine's load while its rounds were timed
         for seg in range(args.segments):
             order = runtimes if seg % 2 == 0 else runtimes[::-1]
             for rt in order:
                 res = run_child(rt, built, args, folder, evaluate=seg == 0, segment=seg)
                 watch.sample()
+                machine_load += [{"segment": seg + 1, "runtime": rt, "example": ex, **rec}
+                                 for ex, rec in res.get("machine", {}).items()]
                 for ex, per_key in res["examples"].items():
                     for key, t in per_key.items():
                         slot = timings[ex].setdefault(key, {"cold_start_ms": t["cold_start_ms"], "rounds": []})
@@ -627,6 +639,10 @@ def run(args) -> int:
            "goal": {"example": GOAL_EXAMPLE, "speedup_at_least": GOAL_SPEEDUP, "accuracy_drop_at_most_pts":
                     GOAL_DROP_PTS, "reference": "fp32 ONNX Runtime, batch 1, same threads", "result": goal},
            "examples": results, "machine": info, "load_average": watch.record(),
+           "machine_load_while_timing": {"rule": "busy when other processes used over 10% of the machine's CPU "
+                                                 "while a child timed its rounds (accelstudio.core.machine_load)",
+                                         "children": machine_load,
+                                         "busy_children": sum(1 for r in machine_load if r.get("busy"))},
            "total_s": round(total_s, 1), "build_s": round(build_s, 1)}
     common.write_results(NAME, doc, args.results_dir)
     return 0

@@ -56,6 +56,8 @@ def test_speedups_quick(tmp_path):
         assert v["n_eval"] == 360 and v["val_n_eval"] == doc["data"]["validation"]["n"] > 200
         assert len(v["select_speedup_ci95"]) == 2 and len(v["report_speedup_ci95"]) == 2
     assert variants[0]["speedup_vs_runtime_fp32"] == pytest.approx(1.0) and variants[0]["baseline"]
+    (child,) = doc["machine_load_while_timing"]["children"]
+    assert child["runtime"] == "onnxruntime" and "busy" in child and "other_cpu_pct" in child
     res = doc["examples"]["digits-mlp"]
     best = res["best"]
     if best is None:  # nothing faster than fp32 beyond noise: the reason is given instead of a "best"
