@@ -499,7 +499,17 @@ def _reported(row: dict, example: str) -> dict:
                            "accuracy_delta_ci95": row.get("val_accuracy_delta_ci95"), "n": row.get("val_n_eval"),
                            "speedup": row.get("select_speedup"), "speedup_ci95": row.get("select_speedup_ci95")},
             "goal": goal if example == GOAL_EXAMPLE else None,
-            "goal_text": goal["text"]}
+            "summary": _summary(row)}
+
+
+def _summary(row: dict) -> str:
+    """'2.10x [1.90, 2.31] vs fp32 ORT (odd rounds); test accuracy change -0.28 pts [-0.83, +0.00], n=360'."""
+    speed, ci = row.get("report_speedup"), row.get("report_speedup_ci95")
+    delta, dci = row.get("accuracy_delta_pts"), row.get("accuracy_delta_ci95")
+    speed_text = f"{speed:.2f}x {_ci(ci, '.2f')}".strip() if speed is not None else "speed-up not measured"
+    acc_text = (f"test accuracy change {delta:+.2f} pts {_ci(dci, '+.2f')}, n={row.get('n_eval')}"
+                if delta is not None else "accuracy not measured")
+    return f"{speed_text} vs fp32 ORT (odd rounds); {acc_text}"
 
 
 # ------------------------------------------------------------------------------------------------- output

@@ -105,3 +105,22 @@ def test_round_bootstrap_pairs_rounds_and_brackets_the_ratio(sel):
     lo, hi = sel.round_bootstrap(base, var)
     assert lo < sel.median_ratio(base, var) < hi and 1.8 < lo and hi < 2.2
     assert sel.round_bootstrap(base[:1], var[:1]) == []
+
+
+def test_speedups_choose_on_even_rounds_and_report_on_odd_ones(sel):
+    speedups = importlib.import_module("speedups")
+    base = [[2.0] * 20 for _ in range(6)]
+    # the variant was lucky on the even rounds (4x) and only 2x on the odd ones the report uses
+    var = [[0.5] * 20 if r % 2 == 0 else [1.0] * 20 for r in range(6)]
+    timings = {"ort:fp32": {"rounds": base}, "ort:x": {"rounds": var}}
+    by_key = {"ort:fp32": {"key": "ort:fp32", "runtime": "onnxruntime", "p50_ms": 2.0},
+              "ort:x": {"key": "ort:x", "runtime": "onnxruntime", "p50_ms": 0.75}}
+    row = by_key["ort:x"]
+    speedups._speedups(row, by_key, timings)
+    assert row["select_speedup"] == pytest.approx(4.0) and row["report_speedup"] == pytest.approx(2.0)
+    assert row["report_speedup_ci95"] == pytest.approx([2.0, 2.0]) and row["vs_ort_interleaved"]
+    row.update(accuracy_delta_pts=-0.28, accuracy_delta_ci95=[-0.83, 0.0], n_eval=360,
+               discordant={"baseline_only": 1, "new_only": 0}, label="x")
+    rep = speedups._reported(row, speedups.GOAL_EXAMPLE)
+    assert rep["speedup"] == pytest.approx(2.0) and not rep["goal"]["met"]  # 2x on held-out rounds < 3x
+    assert "speed-up >= 3x not shown" in rep["goal"]["text"]
