@@ -365,6 +365,10 @@ def _make_ort(handle: ModelHandle, settings: RuntimeSettings) -> OrtPredictor:
     except Exception as exc:  # ORT reports graph problems as several exception types
         raise RuntimeUnavailableError(
             f"ONNX Runtime cannot create a session for {handle.name}: {_first_line(exc)}") from exc
+    # ONNX Runtime's Python session re-creates itself on the CPU when a provider fails inside run(), printing
+    # one line: a GPU measurement could turn into a CPU one half-way. Off: such a failure now raises.
+    if hasattr(session, "disable_fallback"):
+        session.disable_fallback()
     predictor = OrtPredictor(session, settings.device, provider)
     predictor.device = predictor.execution()["device"]
     return predictor

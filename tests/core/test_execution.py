@@ -111,3 +111,8 @@ def test_run_and_environment_agree_on_what_ran():
     if os.path.exists("/proc/stat"):
         assert 0.0 <= machine["other_cpu_pct"] <= 100.0 and isinstance(machine["busy"], bool)
         assert any(n.startswith("busy machine") for n in res.metrics["notes"]) == machine["busy"]
+
+
+def test_ort_sessions_cannot_switch_to_the_cpu_during_timing(mlp_onnx):
+    session = make_predictor(mlp_onnx, RuntimeSettings(threads=1)).session
+    assert session._enable_fallback is False  # run() raises on a provider failure instead of re-creating on CPU
