@@ -63,9 +63,10 @@ RECOVERY = {"digits-mlp": ((0.5, "finetune"), (0.5, "distill")),
             "digits-resnet": ((0.5, "finetune"), (0.6, "finetune"))}
 
 # Variants left out of a full run, with the reason (recorded in the JSON).
-LEFT_OUT = {"digits-resnet": {"torch:fp16": "torch fp16 convolutions have no fast CPU kernel without avx512_fp16: "
-                                            "measured 1.4 s per batch-1 call (about 60x fp32) and 85 s per batch "
-                                            "of 64, too slow to time and evaluate within the run"}}
+LEFT_OUT = {"digits-resnet": {"torch:fp16": "torch fp16 convolutions measured 1.4 s per batch-1 call (about 60x "
+                                            "fp32) and 85 s per batch of 64 on an AMD EPYC without avx512_fp16, too "
+                                            "slow to time and evaluate within the run; not re-measured on CPUs "
+                                            "with avx512_fp16"}}
 
 
 @dataclass(frozen=True)
