@@ -136,7 +136,9 @@ class TorchPredictor(Predictor):
     def execution(self) -> dict[str, Any]:
         import torch
 
-        device = self._output_device or _module_device(self.module) or self.device
+        # the weights' device says where the arithmetic ran (a module may move its result to the CPU itself);
+        # a module without weights (frozen TorchScript) is judged by its output
+        device = _module_device(self.module) or self._output_device or self.device
         return {"device": device, "providers": [], "threads": int(torch.get_num_threads())}
 
     def bind(self, inputs: dict[str, np.ndarray]) -> Callable[[], Any]:
