@@ -286,7 +286,7 @@ def _child_example(example: str, entries: list[dict], m: dict) -> dict:
     from accelstudio.core.datasets import load_dataset
     from accelstudio.core.evaluate import run_batches
     from accelstudio.core.job import RuntimeSettings
-    from accelstudio.core.machine_load import machine_load, sample_cpu
+    from accelstudio.core.machine_load import finish_window, sample_cpu
 
     settings = RuntimeSettings(runtime=m["runtime"], threads=m["threads"], batch=1, warmup=1,
                                repeats=1, time_budget_s=60.0)
@@ -311,7 +311,7 @@ def _child_example(example: str, entries: list[dict], m: dict) -> dict:
         for key in keys[r % len(keys):] + keys[:r % len(keys)]:
             s = settings.__class__(**{**settings.to_dict(), "repeats": calls[key]})
             out[key]["rounds"].append(list(measure_latency(preds[key], x, s).samples_ms))
-    return out, machine_load(before, sample_cpu())
+    return out, finish_window(before)
 
 
 def _child_handle(example: str, entry: dict | None, runtime: str | None = None):

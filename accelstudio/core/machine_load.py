@@ -9,6 +9,10 @@ machine's CPU capacity that *other* processes used meanwhile:
 where busy counts user, nice, system, irq, softirq and steal (time the hypervisor gave to other guests), and
 capacity is the time of all CPUs over the window (one process spinning on a 2-core machine is 50%).
 
+Window: from the start of the timed loop to its end, extended to at least MIN_WINDOW_S when the loop is
+shorter (a small model's 200 calls can take a few milliseconds, less than one /proc/stat clock tick). This
+process is idle during the extension, so it only adds other processes' use of the machine around the loop.
+
 Rule: a measurement is *busy* when other processes used more than BUSY_OTHER_CPU_PCT (10%) of the machine's CPU
 during it: on a machine with few cores that much foreign work already moves p50 and widens the spread by more
 than the differences a recipe makes. Where /proc/stat does not exist (macOS, Windows) the share and the flag are
@@ -24,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 BUSY_OTHER_CPU_PCT = 10.0
+MIN_WINDOW_S = 0.3  # 30 clock ticks per CPU at the usual 100 Hz: 2% resolution on 2 cores, finer on more
 _PROC_STAT = Path("/proc/stat")
 # /proc/stat "cpu" columns: user nice system idle iowait irq softirq steal [guest guest_nice]; guest time is
 # already part of user/nice, so it is not added again.
@@ -54,13 +59,24 @@ def sample_cpu() -> CpuSample | None:
     return CpuSample(busy, busy + idle, own, time.monotonic())
 
 
+def finish_window(before: CpuSample | None, min_window_s: float = MIN_WINDOW_S) -> dict[str, Any]:
+    """Close a window opened with `before = sample_cpu()`: wait out the rest of `min_window_s` if the window
+    is shorter, sample again and return `machine_load` of the window."""
+    if before is not None:
+        left = min_window_s - (time.monotonic() - before.wall_s)
+        if left > 0:
+            time.sleep(left)  # idle on purpose: the window must span enough clock ticks to mean anything
+    return machine_load(before, sample_cpu())
+
+
 def machine_load(before: CpuSample | None, after: CpuSample | None) -> dict[str, Any]:
     """The metrics["machine"] record for the window between two samples: {"load_1min", "other_cpu_pct",
-    "own_cpu_pct", "busy"}; percentages of the whole machine's CPU capacity, None where unknown."""
+    "own_cpu_pct", "busy", "window_s"}; percentages of the whole machine's CPU capacity, None where unknown."""
     record: dict[str, Any] = {"load_1min": load_1min(), "other_cpu_pct": None, "own_cpu_pct": None,
-                              "busy": None}
+                              "busy": None, "window_s": None}
     if before is None or after is None:
         return record
+    record["window_s"] = round(after.wall_s - before.wall_s, 3)
     total = after.machine_total_s - before.machine_total_s
     if total <= 0:
         return record  # a window shorter than one clock tick says nothing

@@ -218,11 +218,11 @@ def _benchmark(predictor, inputs, settings, st: _Stages, cancel) -> dict[str, An
     """Latency statistics plus metrics["machine"]: the machine's load while the calls were timed (a busy
     machine also adds a note to the run)."""
     from accelstudio.core.benchmark import measure_latency
-    from accelstudio.core.machine_load import busy_note, machine_load, sample_cpu
+    from accelstudio.core.machine_load import busy_note, finish_window, sample_cpu
 
     before = sample_cpu()
     stats = measure_latency(predictor, inputs, settings, progress=st.within("benchmark"), cancel=cancel)
-    machine = machine_load(before, sample_cpu())
+    machine = finish_window(before)
     out = stats.to_metrics()
     out["samples_ms"] = list(stats.samples_ms)
     out["machine"] = machine

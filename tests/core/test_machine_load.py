@@ -14,7 +14,9 @@ from accelstudio.core import machine_load
 from accelstudio.core.benchmark import measure_latency
 from accelstudio.core.job import RuntimeSettings
 from accelstudio.core.loading import load_example
-from accelstudio.core.machine_load import BUSY_OTHER_CPU_PCT, CpuSample, busy_note, sample_cpu
+from accelstudio.core.machine_load import (
+    BUSY_OTHER_CPU_PCT, MIN_WINDOW_S, CpuSample, busy_note, finish_window, sample_cpu,
+)
 from accelstudio.core.runtimes import make_predictor
 
 needs_proc = pytest.mark.skipif(not Path("/proc/stat").exists(), reason="needs Linux /proc/stat")
@@ -39,6 +41,17 @@ def test_without_proc_stat_the_share_is_unknown_not_guessed(monkeypatch, tmp_pat
     assert record["other_cpu_pct"] is None and record["busy"] is None
     assert busy_note(record) is None
     assert set(record) >= {"load_1min", "other_cpu_pct", "busy"}
+
+
+@needs_proc
+def test_a_measurement_shorter_than_a_clock_tick_still_gets_a_window(predictor):
+    """A tiny model's few calls end within one /proc/stat tick; the window is extended so the share means
+    something (None would leave the run unflagged whatever the machine's load)."""
+    before = sample_cpu()
+    measure_latency(predictor, {"x": _x()}, RuntimeSettings(threads=1, warmup=0, repeats=5, time_budget_s=0.001))
+    record = finish_window(before)
+    assert record["window_s"] >= MIN_WINDOW_S and record["other_cpu_pct"] is not None
+    assert isinstance(record["busy"], bool)
 
 
 @pytest.fixture(scope="module")
