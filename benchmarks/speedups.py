@@ -14,10 +14,17 @@ process with apply_recipe (cached for the run), then timed at batch 1 with the s
   variant against the fp32 ONNX Runtime baseline) also sees the load of the whole run; it is still a comparison
   of two processes, not of interleaved calls, and is labelled so.
 
-Per variant: p50/p90/p99, speed-up against the fp32 baseline of the same runtime (with a 95% bootstrap interval
-over rounds) and against fp32 ONNX Runtime, accuracy change against the same runtime's fp32 outputs with its
-paired-bootstrap 95% interval (accuracy_metrics), size in memory and on disk. Goal: for digits-resnet a recipe
-with >= 3x over fp32 ONNX Runtime at an accuracy drop <= 1.0 point.
+Per variant: p50/p90/p99, speed-up against the fp32 baseline of the same runtime and against fp32 ONNX
+Runtime (95% bootstrap intervals over rounds, with a verdict faster / within noise / slower), accuracy change
+against the same runtime's fp32 outputs with its paired 95% interval on the test split AND on a validation
+split carved from the training data, size in memory and on disk.
+
+Choosing and reporting are kept apart (rules in selection.py): the best recipe is chosen on the validation
+split and the even timing rounds, never on the test split, and only among recipes faster than fp32 ONNX
+Runtime beyond noise; it is then reported on the test split and the odd timing rounds. Recovery trains on the
+training split minus the validation part. Goal: for digits-resnet a recipe with >= 3x over fp32 ONNX Runtime
+at an accuracy drop <= 1.0 point, "met" only when both intervals' lower bounds say so; otherwise the verdict
+says what is not shown and how many test samples would be needed.
 
 Writes benchmarks/results/speedups.json. Exits non-zero only on an error, never on a missed goal.
 Usage: python benchmarks/speedups.py [--quick] [--examples digits-cnn ...] [--threads 2] [--rounds 8]
@@ -40,11 +47,15 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import common  # noqa: E402
+import selection  # noqa: E402
+from selection import GOAL_DROP_PTS, GOAL_EXAMPLE, GOAL_SPEEDUP  # noqa: E402,F401 - part of this script's interface
+from speedups_report import (  # noqa: E402,F401 - _speedups and _reported are used by the tests through here
+    ORT, _reported, _speedups, analyse, goal_verdict, print_example, split_indices, validation_dataset,
+)
 
 NAME = "speedups"
 EXAMPLES = ("digits-mlp", "digits-cnn", "digits-resnet")
-GOAL_EXAMPLE, GOAL_SPEEDUP, GOAL_DROP_PTS = "digits-resnet", 3.0, 1.0
-ORT, TORCH = "onnxruntime", "torch"
+TORCH = "torch"
 EVAL_BATCH = 64
 STRUCTURED = (0.3, 0.5, 0.7)
 # Recovered recipes: (structured amount, method) per example; epochs come from --recovery-epochs. digits-resnet
@@ -55,9 +66,10 @@ RECOVERY = {"digits-mlp": ((0.5, "finetune"), (0.5, "distill")),
             "digits-resnet": ((0.5, "finetune"), (0.6, "finetune"))}
 
 # Variants left out of a full run, with the reason (recorded in the JSON).
-LEFT_OUT = {"digits-resnet": {"torch:fp16": "torch fp16 convolutions have no fast CPU kernel without avx512_fp16: "
-                                            "measured 1.4 s per batch-1 call (about 60x fp32) and 85 s per batch "
-                                            "of 64, too slow to time and evaluate within the run"}}
+LEFT_OUT = {"digits-resnet": {"torch:fp16": "torch fp16 convolutions measured 1.4 s per batch-1 call (about 60x "
+                                            "fp32) and 85 s per batch of 64 on an AMD EPYC without avx512_fp16, too "
+                                            "slow to time and evaluate within the run; not re-measured on CPUs "
+                                            "with avx512_fp16"}}
 
 
 @dataclass(frozen=True)
@@ -70,9 +82,21 @@ class Variant:
     reexport: bool = False  # ONNX Runtime: the torch model exported by to_onnx_handle, not the shipped .onnx
 
     def label(self) -> str:
-        from accelstudio.core.recipe import Recipe
+        return describe(self.recipe)
 
-        return Recipe.from_dict(self.recipe).describe()
+
+def describe(recipe: dict) -> str:
+    """The recipe's label, naming the pruning scope that actually ran also for structured pruning (a global
+    channel ranking is not "per layer")."""
+    from accelstudio.core.recipe import Recipe
+
+    r = Recipe.from_dict(recipe)
+    text = r.describe()
+    if r.prune.active and r.prune.method == "l1-structured":
+        head = f"prune {r.prune.amount:.0%} l1-structured"
+        scope = "global ranking" if r.prune.scope == "global" else "per layer"
+        text = text.replace(head, f"{head} ({scope})", 1)
+    return text
 
 
 def _q(mode: str, per_channel: bool = True, **extra) -> dict:
@@ -124,10 +148,12 @@ def variants_for(example: str, quick: bool = False, recovery_epochs: int = 2,
 
 class Builder:
     """Builds variants with the product's functions, caching the shared steps (pruned and recovered torch
-    modules, their ONNX exports) for the run, and saves each one for the child processes."""
+    modules, their ONNX exports) for the run, and saves each one for the child processes. Recovery trains on
+    the training split minus the validation indices `val_idx`."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path, val_idx: np.ndarray):
         self.folder = folder
+        self.val_idx = val_idx
         self._cache: dict = {}
 
     def _cached(self, key, make):
@@ -147,7 +173,20 @@ class Builder:
 
         stage = {k: recipe[k] for k in ("prune", "recovery") if k in recipe}
         key = ("pruned", example, json.dumps(stage, sort_keys=True))
-        return self._cached(key, lambda: apply_recipe(self.base(example, "torch"), Recipe.from_dict(stage)))
+        fit = self.fit_data(example) if "recovery" in stage else None
+        return self._cached(key, lambda: apply_recipe(self.base(example, "torch"), Recipe.from_dict(stage),
+                                                      train_data=fit))
+
+    def fit_data(self, example: str) -> dict:
+        """The training split without the validation samples, as recovery takes it."""
+        from accelstudio.core.recovery import recovery_data
+
+        def make() -> dict:
+            full = recovery_data(self.base(example, "torch"))
+            keep = np.setdiff1d(np.arange(len(full["labels"])), self.val_idx)
+            return {"inputs": {k: v[keep] for k, v in full["inputs"].items()}, "labels": full["labels"][keep]}
+
+        return self._cached(("fit", example), make)
 
     def build(self, example: str, variant: Variant):
         """(handle, handle before quantization, warning texts) for `variant`, built as the job pipeline does."""
@@ -193,12 +232,13 @@ class Builder:
         return path
 
 
-def build_all(examples: list[str], variants: dict[str, list[Variant]], folder: Path) -> dict[str, list[dict]]:
+def build_all(examples: list[str], variants: dict[str, list[Variant]], folder: Path,
+              val_idx: np.ndarray) -> dict[str, list[dict]]:
     """Build and save every variant; per example a list of entries {variant fields, path, sizes, build_s,
     warnings, error}."""
     from accelstudio.core.inspect import inspect_model
 
-    builder = Builder(folder)
+    builder = Builder(folder, val_idx)
     built: dict[str, list[dict]] = {}
     for example in examples:
         entries = []
@@ -233,9 +273,9 @@ def _size_bytes(inspect_model, handle) -> int | None:
 def child_main(manifest_path: Path, out_path: Path) -> int:
     """Time (and, when asked, evaluate) the variants of one runtime listed in the manifest."""
     manifest = json.loads(manifest_path.read_text())
-    result: dict = {"examples": {}, "load": common.load_average()}
+    result: dict = {"examples": {}, "machine": {}, "load": common.load_average()}
     for example, entries in manifest["examples"].items():
-        result["examples"][example] = _child_example(example, entries, manifest)
+        result["examples"][example], result["machine"][example] = _child_example(example, entries, manifest)
     result["load_end"] = common.load_average()
     out_path.write_text(json.dumps(result))
     return 0
@@ -246,6 +286,7 @@ def _child_example(example: str, entries: list[dict], m: dict) -> dict:
     from accelstudio.core.datasets import load_dataset
     from accelstudio.core.evaluate import run_batches
     from accelstudio.core.job import RuntimeSettings
+    from accelstudio.core.machine_load import finish_window, sample_cpu
 
     settings = RuntimeSettings(runtime=m["runtime"], threads=m["threads"], batch=1, warmup=1,
                                repeats=1, time_budget_s=60.0)
@@ -254,19 +295,23 @@ def _child_example(example: str, entries: list[dict], m: dict) -> dict:
         handle = _child_handle(example, e)
         preds[e["key"]] = _make(handle, settings)
         out[e["key"]] = {"cold_start_ms": preds[e["key"]].cold_start_ms, "rounds": []}
-    dataset = load_dataset(None, _child_handle(example, None, m["runtime"]))
+    base = _child_handle(example, None, m["runtime"])
+    dataset = load_dataset(None, base)
     x = {k: np.ascontiguousarray(v[:1]) for k, v in dataset.inputs.items()}
     if m["evaluate"]:
+        val = validation_dataset(base, np.asarray(m["val_indices"], dtype=np.int64))
         for key, p in preds.items():
-            np.save(Path(m["outputs"]) / f"{example}-{key.replace(':', '_')}.npy",
-                    run_batches(p.run, dataset, EVAL_BATCH))
+            stem = Path(m["outputs"]) / f"{example}-{key.replace(':', '_')}"
+            np.save(f"{stem}.npy", run_batches(p.run, dataset, EVAL_BATCH))
+            np.save(f"{stem}.val.npy", run_batches(p.run, val, EVAL_BATCH))
     calls = {key: _calls_per_block(p, x, settings, m["block_ms"], m["max_calls"]) for key, p in preds.items()}
     keys = list(preds)
+    before = sample_cpu()
     for r in range(m["rounds"]):
         for key in keys[r % len(keys):] + keys[:r % len(keys)]:
             s = settings.__class__(**{**settings.to_dict(), "repeats": calls[key]})
             out[key]["rounds"].append(list(measure_latency(preds[key], x, s).samples_ms))
-    return out
+    return out, finish_window(before)
 
 
 def _child_handle(example: str, entry: dict | None, runtime: str | None = None):
@@ -320,156 +365,24 @@ def run_child(runtime: str, built: dict[str, list[dict]], args, folder: Path, ev
     if not examples:
         return {"examples": {}}
     manifest = {"runtime": runtime, "threads": args.threads, "rounds": args.rounds, "block_ms": args.block_ms,
-                "max_calls": args.max_calls, "evaluate": evaluate, "outputs": str(folder), "examples": examples}
+                "max_calls": args.max_calls, "evaluate": evaluate, "outputs": str(folder), "examples": examples,
+                "val_indices": [int(i) for i in split_indices()[1]]}
     mpath, opath = folder / f"manifest-{runtime}-{segment}.json", folder / f"result-{runtime}-{segment}.json"
     mpath.write_text(json.dumps(manifest))
     env = {"OMP_WAIT_POLICY": args.omp_wait_policy} if args.omp_wait_policy else {}
     start = time.perf_counter()
     common.run_python([str(Path(__file__).resolve()), "--child", str(mpath), "--child-out", str(opath)],
                       env=env, timeout=1800)
-    print(f"  segment {segment + 1}: {runtime} child {time.perf_counter() - start:.0f} s, {common.load_text()}",
-          flush=True)
-    return json.loads(opath.read_text())
+    res = json.loads(opath.read_text())
+    others = ", ".join(f"{ex} {_other_text(rec)}" for ex, rec in res.get("machine", {}).items())
+    print(f"  segment {segment + 1}: {runtime} child {time.perf_counter() - start:.0f} s, {common.load_text()}; "
+          f"other processes' CPU share while timing: {others or 'unknown'}", flush=True)
+    return res
 
 
-# ------------------------------------------------------------------------------------------------ analysis
-
-def analyse(example: str, entries: list[dict], timings: dict[str, dict], folder: Path) -> dict:
-    """Per-variant figures, the best recipe within the accuracy limit, and the goal verdict."""
-    from accelstudio.core.benchmark import stats_from_samples
-    from accelstudio.core.datasets import load_dataset
-    from accelstudio.core.loading import load_example
-
-    labels = load_dataset(None, load_example(example, backend="onnx")).labels
-    rows = []
-    for e in entries:
-        row = {k: e.get(k) for k in ("key", "runtime", "label", "recipe", "size_bytes", "file_bytes", "build_s",
-                                     "warnings", "error")}
-        t = timings.get(e["key"])
-        if t and t["rounds"]:
-            stats = stats_from_samples(np.concatenate([np.asarray(r) for r in t["rounds"]]))
-            row.update(p50_ms=stats.p50_ms, p90_ms=stats.p90_ms, p99_ms=stats.p99_ms, mean_ms=stats.mean_ms,
-                       n=stats.n, rounds=len(t["rounds"]), spread_ratio=stats.spread_ratio,
-                       cold_start_ms=t["cold_start_ms"])
-        rows.append({k: v for k, v in row.items() if v is not None})
-    by_key = {r["key"]: r for r in rows}
-    for r in rows:
-        _speedups(r, by_key, timings)
-        _accuracy(r, example, labels, folder)
-    best = _best(rows)
-    return {"best": best, "left_out": LEFT_OUT.get(example, {}), "meets_goal": bool(best and best["speedup"] >= GOAL_SPEEDUP)
-            if example == GOAL_EXAMPLE else None, "variants": rows}
-
-
-def _speedups(row: dict, by_key: dict, timings: dict) -> None:
-    if "p50_ms" not in row:
-        return
-    own = "ort:fp32" if row["runtime"] == ORT else "torch:fp32"
-    if own in by_key and "p50_ms" in by_key[own]:
-        row["speedup_vs_runtime_fp32"] = by_key[own]["p50_ms"] / row["p50_ms"]
-        row["speedup_ci95"] = _round_bootstrap(timings[own]["rounds"], timings[row["key"]]["rounds"])
-    if "ort:fp32" in by_key and "p50_ms" in by_key["ort:fp32"]:
-        row["speedup_vs_ort_fp32"] = by_key["ort:fp32"]["p50_ms"] / row["p50_ms"]
-        row["vs_ort_interleaved"] = row["runtime"] == ORT
-
-
-def _round_bootstrap(base_rounds: list, var_rounds: list, n_boot: int = 400, seed: int = 0) -> list[float]:
-    """95% interval of p50(base)/p50(variant) resampling whole rounds (rounds are the paired unit)."""
-    k = min(len(base_rounds), len(var_rounds))
-    if k < 2:
-        return []
-    rng = np.random.default_rng(seed)
-    b = [np.asarray(r) for r in base_rounds[:k]]
-    v = [np.asarray(r) for r in var_rounds[:k]]
-    ratios = []
-    for _ in range(n_boot):
-        idx = rng.integers(0, k, k)
-        ratios.append(np.median(np.concatenate([b[i] for i in idx])) / np.median(np.concatenate([v[i] for i in idx])))
-    lo, hi = np.quantile(ratios, [0.025, 0.975])
-    return [float(lo), float(hi)]
-
-
-def _accuracy(row: dict, example: str, labels, folder: Path) -> None:
-    from accelstudio.core.evaluate import accuracy_metrics
-
-    own = "ort:fp32" if row["runtime"] == ORT else "torch:fp32"
-    path = folder / f"{example}-{row['key'].replace(':', '_')}.npy"
-    base_path = folder / f"{example}-{own.replace(':', '_')}.npy"
-    if not path.exists() or not base_path.exists():
-        return
-    m = accuracy_metrics(np.load(path), labels, np.load(base_path))
-    row.update(accuracy=m["accuracy"], baseline_accuracy=m["baseline_accuracy"],
-               accuracy_delta_pts=m["accuracy_delta"], accuracy_delta_ci95=m["accuracy_delta_ci"],
-               accuracy_drop_pts=-m["accuracy_delta"], delta_significant=m["delta_significant"],
-               n_eval=m["n_eval"], nonfinite_outputs=m["nonfinite_outputs"])
-
-
-def _best(rows: list[dict]) -> dict | None:
-    """The fastest variant (against fp32 ONNX Runtime) whose accuracy drop is within the limit; the fp32
-    baselines take part, so a run where no recipe beats them says so (best = baseline, 1.0x)."""
-    ok = [r for r in rows if "speedup_vs_ort_fp32" in r and r.get("accuracy_drop_pts") is not None
-          and r["accuracy_drop_pts"] <= GOAL_DROP_PTS]
-    if not ok:
-        return None
-    r = max(ok, key=lambda r: r["speedup_vs_ort_fp32"])
-    return {"recipe": r["label"], "key": r["key"], "runtime": r["runtime"], "speedup": r["speedup_vs_ort_fp32"],
-            "accuracy_drop_pts": r["accuracy_drop_pts"], "accuracy_delta_ci95": r.get("accuracy_delta_ci95")}
-
-
-# ------------------------------------------------------------------------------------------------- output
-
-def print_example(example: str, res: dict) -> None:
-    """A table of the variants, then the best recipe (and for the goal example the verdict)."""
-    print(f"\n{example}: p50 at batch 1; speed-up vs fp32 of the same runtime [95% CI over rounds] and vs fp32 "
-          "ONNX Runtime; accuracy change vs the same runtime's fp32 [paired bootstrap 95% CI]")
-    print(f"  {'variant':<34}{'p50 ms':>9}{'x own':>7}{'  [95% CI]':<15}{'x ORT':>6}{'acc %':>7}"
-          f"{'d pts':>7}{'  [95% CI]':<17}{'size KB':>9}")
-    for r in res["variants"]:
-        if "error" in r:
-            print(f"  {r['key']:<34} not built: {r['error'][:110]}")
-            continue
-        ci = r.get("speedup_ci95") or []
-        ci_text = f"  [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else ""
-        dci = r.get("accuracy_delta_ci95") or []
-        dci_text = f"  [{dci[0]:+.1f}, {dci[1]:+.1f}]" if dci else ""
-        print(f"  {r['key']:<34}{r.get('p50_ms', float('nan')):>9.4f}{r.get('speedup_vs_runtime_fp32', float('nan')):>7.2f}"
-              f"{ci_text:<15}{r.get('speedup_vs_ort_fp32', float('nan')):>6.2f}"
-              f"{100 * r.get('accuracy', float('nan')):>7.2f}{r.get('accuracy_delta_pts', float('nan')):>+7.2f}"
-              f"{dci_text:<17}{(r.get('size_bytes') or 0) / 1024:>9.1f}")
-    for key, why in res.get("left_out", {}).items():
-        print(f"  {key:<34} left out: {why}")
-    best = res["best"]
-    if best:
-        print(f"  best within {GOAL_DROP_PTS:g} pt: {best['key']} ({best['recipe']}): {best['speedup']:.2f}x vs fp32 "
-              f"ORT, accuracy change {0.0 - best['accuracy_drop_pts']:+.2f} pts")
-    else:
-        print(f"  no variant stays within a {GOAL_DROP_PTS:g} pt accuracy drop")
-
-
-def goal_verdict(res: dict) -> dict:
-    """Print the digits-resnet goal line and, when missed, by how much and why."""
-    best = res["best"]
-    g = common.goal(f"{GOAL_EXAMPLE}: best speed-up at <= {GOAL_DROP_PTS:g} pt accuracy drop",
-                    best["speedup"] if best else None, GOAL_SPEEDUP, "x", higher_is_better=True, fmt=".2f")
-    if g["met"]:
-        return g
-    timed = [r for r in res["variants"] if "speedup_vs_ort_fp32" in r and "accuracy_drop_pts" in r]
-    fast = [r for r in timed if r["speedup_vs_ort_fp32"] >= GOAL_SPEEDUP]
-    why = []
-    if best:
-        why.append(f"the best accurate recipe ({best['recipe']}) reaches {best['speedup']:.2f}x, "
-                   f"{GOAL_SPEEDUP - best['speedup']:.2f}x short")
-    if fast:
-        f = min(fast, key=lambda r: r["accuracy_drop_pts"])
-        why.append(f"the recipes that reach {GOAL_SPEEDUP:g}x all lose too much accuracy; the least: {f['label']} "
-                   f"({f['speedup_vs_ort_fp32']:.2f}x, drop {f['accuracy_drop_pts']:.1f} pts)")
-    else:
-        why.append(f"no recipe reaches {GOAL_SPEEDUP:g}x at any accuracy")
-    g["shortfall"] = (GOAL_SPEEDUP - best["speedup"]) if best else None
-    g["why"] = why
-    for line in why:
-        print(f"  why: {line}")
-    return g
+def _other_text(rec: dict) -> str:
+    pct = rec.get("other_cpu_pct")
+    return "unknown" if pct is None else f"{pct:.0f}%" + (" (busy)" if rec.get("busy") else "")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -492,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.child:
         return child_main(args.child, args.child_out)
     if args.quick:
-        args.examples, args.rounds, args.segments, args.block_ms, args.max_calls = ["digits-mlp"], 2, 1, 10.0, 20
+        args.examples, args.rounds, args.segments, args.block_ms, args.max_calls = ["digits-mlp"], 4, 1, 10.0, 20
     return run(args)
 
 
@@ -507,21 +420,25 @@ def run(args) -> int:
     try:
         print(f"building {sum(len(v) for v in variants.values())} variants ...", flush=True)
         t0 = time.perf_counter()
-        built = build_all(examples, variants, folder)
+        fit_idx, val_idx = split_indices()
+        built = build_all(examples, variants, folder, val_idx)
         build_s = time.perf_counter() - t0
         watch.sample()
         runtimes = sorted({v.runtime for vs in variants.values() for v in vs})
         timings = {ex: {} for ex in examples}
+        machine_load = []  # one record per child and example: the machine's load while its rounds were timed
         for seg in range(args.segments):
             order = runtimes if seg % 2 == 0 else runtimes[::-1]
             for rt in order:
                 res = run_child(rt, built, args, folder, evaluate=seg == 0, segment=seg)
                 watch.sample()
+                machine_load += [{"segment": seg + 1, "runtime": rt, "example": ex, **rec}
+                                 for ex, rec in res.get("machine", {}).items()]
                 for ex, per_key in res["examples"].items():
                     for key, t in per_key.items():
                         slot = timings[ex].setdefault(key, {"cold_start_ms": t["cold_start_ms"], "rounds": []})
                         slot["rounds"].extend(t["rounds"])
-        results = {ex: analyse(ex, built[ex], timings[ex], folder) for ex in examples}
+        results = {ex: analyse(ex, built[ex], timings[ex], folder, LEFT_OUT.get(ex)) for ex in examples}
     finally:
         shutil.rmtree(folder, ignore_errors=True)
     for ex in examples:
@@ -538,9 +455,27 @@ def run(args) -> int:
                         "method": "one child process per runtime, alternating segments; interleaved rounds of "
                                   "measure_latency blocks inside each child; torch-vs-ORT ratios compare "
                                   "processes, not interleaved calls"},
+           "data": {"test": "resources/examples/<name>/data.npz (the test split of digits_split.npz)",
+                    "validation": {"source": "digits_split.npz train split, stratified "
+                                              f"{selection.VALIDATION_FRACTION:.0%}, seed {selection.VALIDATION_SEED}",
+                                   "n": int(val_idx.size)},
+                    "recovery_training": {"source": "digits_split.npz train split minus the validation part",
+                                          "n": int(fit_idx.size)},
+                    "note": "the bundled fp32 models were trained on the whole training split, validation part "
+                            "included: validation accuracy is optimistic and only ranks recipes by their change; "
+                            "the test split is used for reporting only"},
+           "selection": {"rule": "faster than fp32 ONNX Runtime beyond noise (even-round interval above 1.0) "
+                                 f"and validation accuracy change >= -{GOAL_DROP_PTS:g} pts; highest even-round "
+                                 "speed-up wins; reported on the test split and the odd rounds",
+                         "goal_rule": "met only when the speed-up interval's lower bound >= the target and the "
+                                      "test accuracy change interval's lower bound >= -limit"},
            "goal": {"example": GOAL_EXAMPLE, "speedup_at_least": GOAL_SPEEDUP, "accuracy_drop_at_most_pts":
                     GOAL_DROP_PTS, "reference": "fp32 ONNX Runtime, batch 1, same threads", "result": goal},
            "examples": results, "machine": info, "load_average": watch.record(),
+           "machine_load_while_timing": {"rule": "busy when other processes used over 10% of the machine's CPU "
+                                                 "while a child timed its rounds (accelstudio.core.machine_load)",
+                                         "children": machine_load,
+                                         "busy_children": sum(1 for r in machine_load if r.get("busy"))},
            "total_s": round(total_s, 1), "build_s": round(build_s, 1)}
     common.write_results(NAME, doc, args.results_dir)
     return 0

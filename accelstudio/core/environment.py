@@ -16,14 +16,17 @@ PACKAGES = ("accelstudio", "torch", "onnxruntime", "onnx", "numpy")
 _CPUINFO = Path("/proc/cpuinfo")
 
 
-def collect_environment(settings: RuntimeSettings | None = None, probe_runtimes: bool = True) -> dict[str, Any]:
+def collect_environment(settings: RuntimeSettings | None = None, probe_runtimes: bool = True,
+                        execution: dict[str, Any] | None = None) -> dict[str, Any]:
     """A JSON-safe description of where a run executes.
 
     Keys: cpu {model, flags {avx2, avx512f, avx512_vnni, avx_vnni, amx}, logical_cores, physical_cores,
-    available_cores}, threads (used by the run), os, platform, machine, python, versions {package: version},
-    env_threads (OMP/MKL variables), and with `probe_runtimes` ort_providers and torch {cuda_available,
-    cuda_device, num_threads} (imports torch and onnxruntime). With `settings`: runtime, device, batch,
-    provider."""
+    available_cores}, threads (used by the run: settings.threads resolved by `resolve_threads`, the number
+    the runtimes are given), os, platform, machine, python, versions {package: version}, env_threads (OMP/MKL
+    variables), and with `probe_runtimes` ort_providers (available, not necessarily used) and torch
+    {cuda_available, cuda_device, num_threads} (imports torch and onnxruntime). With `settings`: runtime,
+    device, batch, provider. With `execution` (a predictor's record of what actually ran, as in
+    metrics["execution"]): that record under "execution", and its device and threads win."""
     env: dict[str, Any] = {
         "cpu": cpu_record(),
         "os": platform.system(),
@@ -36,10 +39,14 @@ def collect_environment(settings: RuntimeSettings | None = None, probe_runtimes:
         "memory_total_mb": _memory_total_mb(),
     }
     available = env["cpu"]["available_cores"]
-    env["threads"] = (settings.threads or available) if settings is not None else available
+    env["threads"] = resolve_threads(settings.threads) if settings is not None else available
     if settings is not None:
         env.update({"runtime": settings.runtime, "device": settings.device, "batch": settings.batch,
                     "provider": settings.provider})
+    if execution:
+        env["execution"] = dict(execution)
+        env["threads"] = execution.get("threads", env["threads"])
+        env["device"] = execution.get("device", env.get("device"))
     if probe_runtimes:
         env["ort_providers"] = _ort_providers()
         env["torch"] = _torch_record()
@@ -105,6 +112,13 @@ def physical_cores() -> int | None:
         elif key == "core id":
             pairs.add((phys, value.strip()))
     return len(pairs) or None
+
+
+def resolve_threads(threads: int) -> int:
+    """The thread count a run uses: `threads` when positive, else (0 = "all") the cores this process may
+    run on (its CPU affinity, which a container or taskset can narrow below os.cpu_count()). Both runtimes
+    are given this one number, and the run records it."""
+    return int(threads) if threads > 0 else _available_cores()
 
 
 def _available_cores() -> int:

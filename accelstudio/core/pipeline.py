@@ -267,8 +267,10 @@ def _first_call(handle, settings, inputs, metrics: dict, st: _Stages, plan):
 
 
 def _cold_start(handle, settings, inputs, metrics: dict, st: _Stages):
-    """Create the predictor and run it once; cold_start_ms covers both."""
-    from accelstudio.core.runtimes import make_predictor
+    """Create the predictor and run it once; cold_start_ms covers both. metrics["execution"] records what
+    actually ran (device, providers, threads); a run on another device than requested is refused
+    (DeviceMismatchError), also when only the first output shows it."""
+    from accelstudio.core.runtimes import check_execution, make_predictor
 
     st.emit("benchmark", 0.0, f"starting {settings.runtime} on {settings.device}")
     predictor = make_predictor(handle, settings)
@@ -277,15 +279,26 @@ def _cold_start(handle, settings, inputs, metrics: dict, st: _Stages):
     first_ms = (time.perf_counter() - start) * 1000.0
     metrics["cold_start_ms"] = predictor.cold_start_ms + first_ms
     metrics["first_call_ms"] = first_ms
+    metrics["execution"] = predictor.execution()
+    check_execution(settings, metrics["execution"], predictor.name)
     return predictor, first
 
 
 def _benchmark(predictor, inputs, settings, st: _Stages, cancel) -> dict[str, Any]:
+    """Latency statistics plus metrics["machine"]: the machine's load while the calls were timed (a busy
+    machine also adds a note to the run)."""
     from accelstudio.core.benchmark import measure_latency
+    from accelstudio.core.machine_load import busy_note, finish_window, sample_cpu
 
+    before = sample_cpu()
     stats = measure_latency(predictor, inputs, settings, progress=st.within("benchmark"), cancel=cancel)
+    machine = finish_window(before)
     out = stats.to_metrics()
     out["samples_ms"] = list(stats.samples_ms)
+    out["machine"] = machine
+    note = busy_note(machine)
+    if note:
+        predictor.notes.append(note)  # collected into metrics["notes"] with the run's other notes
     st.emit("benchmark", 1.0, f"p50 {stats.p50_ms:.3f} ms over {stats.n} calls")
     return out
 

@@ -5,6 +5,12 @@ A `Predictor` holds a ready model (a torch module, a traced TorchScript module o
 converts the inputs once and returns a zero-argument callable doing nothing but the inference call, which is
 what the benchmark times, so conversions never count as model latency.
 
+What actually ran is checked, not assumed: `Predictor.execution()` reports the device the model ran on (the
+tensors' device for torch, the session's registered providers for ONNX Runtime, which falls back to the CPU
+when a GPU provider cannot load, with only a log line), and `check_execution` refuses a run whose device or
+provider differs from the request (DeviceMismatchError). Threads: 0 means the cores this process may use
+(environment.resolve_threads); torch and ONNX Runtime are both given that one number.
+
 ONNX Runtime sessions are created with intra-op spinning off: measured here on digits-resnet (2 threads, batch
 1, interleaved) the p50 moved by under 3% either way, while spinning threads keep a core busy after each call
 and slow whatever else runs on the machine (another runtime, the GUI, other users' jobs).
@@ -14,13 +20,14 @@ from __future__ import annotations
 
 import contextlib
 import io
-import os
+import sys
 import time
 from dataclasses import dataclass
 from typing import Any, Callable, ContextManager
 
 import numpy as np
 
+from accelstudio.core.environment import resolve_threads
 from accelstudio.core.errors import RuntimeUnavailableError
 from accelstudio.core.job import RuntimeSettings
 from accelstudio.core.model import ModelHandle
@@ -31,6 +38,10 @@ PROVIDER_DEVICES = {"CPUExecutionProvider": "cpu", "CUDAExecutionProvider": "cud
                     "TensorrtExecutionProvider": "cuda"}
 # Listed by onnxruntime wheels but only forwards requests to remote endpoints; it never runs a local graph.
 SKIPPED_PROVIDERS = {"AzureExecutionProvider"}
+
+
+class DeviceMismatchError(RuntimeUnavailableError):
+    """The runtime ran the model somewhere other than requested (e.g. CUDA asked, CPU used)."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +94,12 @@ class Predictor:
         self.input_names = input_names
         self.cold_start_ms: float | None = None  # creation time; the pipeline adds the first call
         self.notes: list[str] = []
+        self.name = ""  # the model's name, for messages
+
+    def execution(self) -> dict[str, Any]:
+        """What actually ran: {"device": "cpu" | "cuda" | ..., "providers": [ONNX Runtime providers, empty for
+        torch], "threads": intra-op threads the runtime was given} (the metrics["execution"] record)."""
+        raise NotImplementedError
 
     def bind(self, inputs: dict[str, np.ndarray]) -> Callable[[], Any]:
         """A zero-argument callable running one inference on `inputs` (converted once, here)."""
@@ -114,6 +131,15 @@ class TorchPredictor(Predictor):
     def __init__(self, module: Any, device: str, input_names: list[str]):
         super().__init__(device, input_names)
         self.module = module
+        self._output_device: str | None = None  # seen on the first output converted by run()
+
+    def execution(self) -> dict[str, Any]:
+        import torch
+
+        # the weights' device says where the arithmetic ran (a module may move its result to the CPU itself);
+        # a module without weights (frozen TorchScript) is judged by its output
+        device = _module_device(self.module) or self._output_device or self.device
+        return {"device": device, "providers": [], "threads": int(torch.get_num_threads())}
 
     def bind(self, inputs: dict[str, np.ndarray]) -> Callable[[], Any]:
         import torch
@@ -147,6 +173,7 @@ class TorchPredictor(Predictor):
                 out = out[0]
             else:
                 raise TypeError(f"the model returned {type(out).__name__}, not a tensor")
+        self._output_device = out.device.type
         return out.detach().float().cpu().numpy() if out.dtype in (torch.float16, torch.bfloat16) \
             else out.detach().cpu().numpy()
 
@@ -166,6 +193,12 @@ class OrtPredictor(Predictor):
         self.provider = provider
         self._dtypes = {i.name: _ORT_DTYPES.get(i.type) for i in session.get_inputs()}
 
+    def execution(self) -> dict[str, Any]:
+        providers = list(self.session.get_providers())  # registered with the session: what can actually run
+        threads = int(self.session.get_session_options().intra_op_num_threads)
+        return {"device": provider_device(providers[0]) if providers else "unknown", "providers": providers,
+                "threads": threads}
+
     def bind(self, inputs: dict[str, np.ndarray]) -> Callable[[], Any]:
         self._check_inputs(inputs)
         feed = {}
@@ -180,6 +213,24 @@ class OrtPredictor(Predictor):
         return np.asarray(out[0])
 
 
+def provider_device(provider: str) -> str:
+    """The device an ONNX Runtime execution provider runs on ("cpu", "cuda", or the provider's short name)."""
+    return PROVIDER_DEVICES.get(provider, provider.removesuffix("ExecutionProvider").lower())
+
+
+def _module_device(module: Any) -> str | None:
+    """The device type of a module's first parameter or buffer (None for a module holding neither, such as
+    a frozen TorchScript module whose weights became constants)."""
+    for tensors in (module.parameters, module.buffers):
+        try:
+            first = next(iter(tensors()), None)
+        except Exception:  # noqa: BLE001 - some scripted modules do not expose these; the output device decides
+            first = None
+        if first is not None:
+            return first.device.type
+    return None
+
+
 _ORT_DTYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(double)": np.float64,
                "tensor(int64)": np.int64, "tensor(int32)": np.int32, "tensor(uint8)": np.uint8,
                "tensor(int8)": np.int8, "tensor(bool)": np.bool_}
@@ -191,6 +242,7 @@ def make_predictor(handle: ModelHandle, settings: RuntimeSettings) -> Predictor:
     or cannot take this model."""
     _check_available(settings)
     start = time.perf_counter()
+    _set_torch_threads(resolve_threads(settings.threads))
     if settings.runtime == "onnxruntime":
         predictor: Predictor = _make_ort(handle, settings)
     elif settings.runtime in ("torch", "torchscript"):
@@ -199,7 +251,46 @@ def make_predictor(handle: ModelHandle, settings: RuntimeSettings) -> Predictor:
         raise RuntimeUnavailableError(f"unknown runtime '{settings.runtime}'; available: "
                                       f"{_describe(available_runtimes())}")
     predictor.cold_start_ms = (time.perf_counter() - start) * 1000.0
+    predictor.name = handle.name
+    check_execution(settings, predictor.execution(), handle.name)
     return predictor
+
+
+def requested_provider(settings: RuntimeSettings) -> str | None:
+    """The ONNX Runtime provider a request means (None for the torch runtimes)."""
+    if settings.runtime != "onnxruntime":
+        return None
+    return settings.provider or DEFAULT_PROVIDERS.get(settings.device, "CPUExecutionProvider")
+
+
+def check_execution(settings: RuntimeSettings, execution: dict[str, Any], name: str = "the model") -> None:
+    """Raise DeviceMismatchError when `execution` (Predictor.execution()) shows the model did not run where
+    `settings` asked: another device, or (ONNX Runtime) without the requested provider. Call it after the
+    first inference too: torch reports the device its outputs landed on."""
+    provider = requested_provider(settings)
+    # an explicitly named provider defines its own device label (as available_runtimes lists it)
+    want_device = provider_device(settings.provider) if provider and settings.provider else settings.device
+    want_device = want_device.split(":")[0]
+    ran = execution.get("device")
+    providers = execution.get("providers") or []
+    if provider is not None and provider not in providers:
+        raise DeviceMismatchError(
+            f"{name}: {settings.runtime} was asked for {provider} on {settings.device} but the session runs on "
+            f"{', '.join(providers) or 'no provider'} ({ran}): ONNX Runtime fell back because {provider} "
+            f"could not be loaded. Install the onnxruntime build with that provider (and its libraries, e.g. "
+            f"CUDA and cuDNN for CUDAExecutionProvider), or choose device cpu")
+    if ran is not None and ran != want_device:
+        raise DeviceMismatchError(
+            f"{name}: {settings.runtime} was asked to run on {settings.device} but ran on {ran}; no figure of "
+            f"this run would describe {settings.device}. Check that the device is visible to this process "
+            f"(drivers, CUDA_VISIBLE_DEVICES), or choose device {ran}")
+
+
+def _set_torch_threads(threads: int) -> None:
+    """Give torch the run's thread count whenever it is loaded, also for ONNX Runtime runs (torch steps such
+    as export and pruning run in the same process, and the environment record reads torch's count)."""
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
 
 
 def check_runtime(settings: RuntimeSettings, handle: ModelHandle | None = None) -> None:
@@ -227,16 +318,12 @@ def _check_available(settings: RuntimeSettings) -> None:
         raise RuntimeUnavailableError(f"{what} is not available on this machine; available: {_describe(options)}")
 
 
-def _thread_count(threads: int) -> int:
-    return threads if threads > 0 else (os.cpu_count() or 1)
-
-
 def _make_torch(handle: ModelHandle, settings: RuntimeSettings) -> TorchPredictor:
     import torch
 
     if handle.backend != "torch" or handle.module is None:
         raise RuntimeUnavailableError(_onnx_on_torch(handle.name, settings.runtime))
-    torch.set_num_threads(_thread_count(settings.threads))
+    torch.set_num_threads(resolve_threads(settings.threads))
     module = handle.module.eval().to(settings.device)
     names = [i.name for i in handle.inputs]
     if settings.runtime == "torch":
@@ -267,12 +354,12 @@ def _make_ort(handle: ModelHandle, settings: RuntimeSettings) -> OrtPredictor:
 
     provider = settings.provider or DEFAULT_PROVIDERS.get(settings.device, "CPUExecutionProvider")
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = settings.threads if settings.threads > 0 else 0
+    opts.intra_op_num_threads = resolve_threads(settings.threads)  # never 0: ORT's own "all" differs from torch's
     opts.inter_op_num_threads = 1
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
     opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
-    opts.log_severity_level = 3
+    opts.log_severity_level = 3  # errors only: a provider fallback is caught by check_execution, not the log
     providers = [provider] if provider == "CPUExecutionProvider" else [provider, "CPUExecutionProvider"]
     data = onnx_bytes(handle, settings.batch)
     try:
@@ -280,8 +367,13 @@ def _make_ort(handle: ModelHandle, settings: RuntimeSettings) -> OrtPredictor:
     except Exception as exc:  # ORT reports graph problems as several exception types
         raise RuntimeUnavailableError(
             f"ONNX Runtime cannot create a session for {handle.name}: {_first_line(exc)}") from exc
-    device = settings.device if provider in PROVIDER_DEVICES else provider
-    return OrtPredictor(session, device, provider)
+    # ONNX Runtime's Python session re-creates itself on the CPU when a provider fails inside run(), printing
+    # one line: a GPU measurement could turn into a CPU one half-way. Off: such a failure now raises.
+    if hasattr(session, "disable_fallback"):
+        session.disable_fallback()
+    predictor = OrtPredictor(session, settings.device, provider)
+    predictor.device = predictor.execution()["device"]
+    return predictor
 
 
 def onnx_bytes(handle: ModelHandle, batch: int = 1) -> bytes:

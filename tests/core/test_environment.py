@@ -41,3 +41,15 @@ def test_cpuinfo_fallback_parser(tmp_path, monkeypatch):
 def test_summary_line_tolerates_partial_records():
     line = environment.summary_line({"cpu": {"model": "X"}, "threads": 2})
     assert line.startswith("X, 2 threads") and ", ," not in line
+
+
+def test_threads_resolve_to_the_cores_this_process_may_use(monkeypatch):
+    monkeypatch.setattr(environment, "_available_cores", lambda: 3)
+    assert environment.resolve_threads(0) == 3 and environment.resolve_threads(5) == 5
+    assert environment.collect_environment(RuntimeSettings(threads=0), probe_runtimes=False)["threads"] == 3
+
+
+def test_what_actually_ran_wins_over_the_request():
+    ran = {"device": "cpu", "providers": ["CPUExecutionProvider"], "threads": 1}
+    env = environment.collect_environment(RuntimeSettings(threads=0), probe_runtimes=False, execution=ran)
+    assert env["threads"] == 1 and env["device"] == "cpu" and env["execution"] == ran
