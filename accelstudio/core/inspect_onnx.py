@@ -8,6 +8,7 @@ only); a node whose shapes could not be inferred counts 0 and is reported in the
 
 from __future__ import annotations
 
+import logging
 import math
 from typing import Callable
 
@@ -17,7 +18,8 @@ from onnx import numpy_helper
 
 from accelstudio.core.inspect import LayerStats, add_bytes, make_layer
 from accelstudio.core.model import InputSpec
-from accelstudio.core.onnx_layers import WeightedNode, constant_values, weighted_nodes
+from accelstudio.core.onnx_layers import WeightedNode, stored_source, constant_values, weighted_nodes
+from accelstudio.core.onnx_storage import StorageLedger
 
 Shape = tuple  # tuple of int | None
 ShapeOf = Callable[[str], Shape | None]
@@ -27,7 +29,6 @@ QUANT_PARAMS: dict[str, tuple[int | None, int | None, int]] = {
     "QLinearConv": (4, 5, 0), "QLinearMatMul": (4, 5, -1), "DynamicQuantizeMatMul": (2, 3, -1),
     "MatMulInteger": (None, 3, -1), "ConvInteger": (None, 3, 0), "MatMulNBits": (2, 3, 0),
 }
-FOUR_BIT_TYPES = {getattr(onnx.TensorProto, n) for n in ("INT4", "UINT4", "FLOAT4E2M1") if hasattr(onnx.TensorProto, n)}
 SMALL_TENSOR = 64  # tensors up to this many elements keep their data for shape inference (Reshape targets)
 
 
@@ -111,21 +112,83 @@ def node_flops(node: onnx.NodeProto, shape_of: ShapeOf) -> int | None:
 
 
 def infer_shapes(model: onnx.ModelProto, inputs: tuple[InputSpec, ...]) -> tuple[dict[str, Shape], list[str]]:
-    """Every value's shape at the concrete `inputs`, and warnings (conflicting input dims, failed inference)."""
+    """Every value's shape at the concrete `inputs`, and warnings (conflicting input dims, failed inference).
+
+    onnx's shape inference runs first; where it leaves dimensions unknown (a Reshape whose target is computed
+    from Shape/Gather/Concat, as torch exports of dynamic-axis transformers have), ONNX Runtime's symbolic shape
+    inference fills them in.
+    """
     skeleton = _skeleton(model, {spec.name: spec.shape for spec in inputs})
     shapes: dict[str, Shape] = {t.name: tuple(t.dims) for t in model.graph.initializer}
     notes = [note for note in (_static_dim_conflicts(model, inputs),) if note]
     try:
         inferred = onnx.shape_inference.infer_shapes(skeleton, strict_mode=False, data_prop=True)
-    except Exception as exc:  # a graph onnx cannot infer: FLOPs stay unknown
+    except Exception as exc:  # a graph onnx cannot infer: try the symbolic inference alone
         inferred = skeleton
-        notes.append(f"shape inference failed ({type(exc).__name__}); FLOPs not counted")
-    graph = inferred.graph
+        notes.append(f"onnx shape inference failed ({type(exc).__name__})")
+    _collect_shapes(inferred.graph, shapes)
+    if not all(_known(shapes.get(out)) for node in model.graph.node for out in node.output[:1]
+               if node.op_type in FLOP_FORMULAS):
+        symbolic = _symbolic_shapes(skeleton)
+        if symbolic is not None:
+            for name, dims in symbolic.items():
+                if not _known(shapes.get(name)) and _known(dims):
+                    shapes[name] = dims
+    return shapes, notes
+
+
+def _collect_shapes(graph: onnx.GraphProto, shapes: dict[str, Shape]) -> None:
     for info in list(graph.input) + list(graph.value_info) + list(graph.output):
         dims = _dims(info)
-        if dims is not None:
-            shapes.setdefault(info.name, dims)
-    return shapes, notes
+        if dims is not None and not _known(shapes.get(info.name)):
+            shapes[info.name] = dims
+
+
+def _as_graph_inputs(skeleton: onnx.ModelProto) -> onnx.ModelProto:
+    """The skeleton with its data-less initializers turned into graph inputs of the same type and shape (the
+    symbolic inference would read their missing data as values)."""
+    out = onnx.ModelProto()
+    out.CopyFrom(skeleton)
+    graph = out.graph
+    kept = [init for init in graph.initializer if init.raw_data or _prod(init.dims) <= SMALL_TENSOR]
+    stripped = [init for init in graph.initializer if not (init.raw_data or _prod(init.dims) <= SMALL_TENSOR)]
+    del graph.initializer[:]
+    graph.initializer.extend(kept)
+    declared = {info.name for info in graph.input}
+    for init in stripped:
+        if init.name not in declared:
+            graph.input.append(onnx.helper.make_tensor_value_info(init.name, init.data_type, list(init.dims)))
+    return out
+
+
+def _symbolic_shapes(skeleton: onnx.ModelProto) -> dict[str, Shape] | None:
+    """Shapes from onnxruntime.tools.symbolic_shape_infer, or None when it cannot run on this graph.
+
+    Its `infer_shapes` entry point saves 'sym_shape_infer_temp.onnx' into the working folder when inference
+    stays incomplete, so the same steps run here without that save; partial results are kept.
+    """
+    try:
+        from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
+    except ImportError:
+        return None
+    logger = logging.getLogger("onnxruntime.tools.symbolic_shape_infer")
+    level = logger.level
+    logger.setLevel(logging.ERROR)  # its merge warnings are about symbols we fixed to concrete values
+    try:
+        engine = SymbolicShapeInference(int_max=2**31 - 1, auto_merge=True, guess_output_rank=False, verbose=0)
+        engine._preprocess(_as_graph_inputs(skeleton))
+        for _ in range(64):  # it loops until no new shapes appear; bound it all the same
+            if not engine.run_:
+                break
+            engine._infer_impl()
+        engine._update_output_from_vi()
+        found: dict[str, Shape] = {}
+        _collect_shapes(engine.out_mp_.graph, found)
+        return found
+    except Exception:  # symbolic inference is a best effort: unknown FLOPs are reported, never an error
+        return None
+    finally:
+        logger.setLevel(level)
 
 
 def _static_dim_conflicts(model: onnx.ModelProto, inputs: tuple[InputSpec, ...]) -> str | None:
@@ -177,7 +240,10 @@ def _skeleton(model: onnx.ModelProto, input_shapes: dict[str, tuple[int, ...]]) 
 
 
 def inspect_onnx(model: onnx.ModelProto, inputs: tuple[InputSpec, ...]):
-    """(layers, (total_params, total_bytes, total_flops), warnings) for an ONNX model at `inputs`."""
+    """(layers, (total_params, total_bytes, total_flops, other_params, other_bytes), warnings) at `inputs`.
+
+    Totals are the layers' sums plus the stored tensors no layer owns ("other"), see onnx_storage.
+    """
     shapes, notes = infer_shapes(model, inputs)
     shape_of = shapes.get
     total_flops, unknown = 0, 0
@@ -185,15 +251,15 @@ def inspect_onnx(model: onnx.ModelProto, inputs: tuple[InputSpec, ...]):
         flops = node_flops(node, shape_of)
         total_flops += flops or 0
         unknown += flops is None
-    if unknown and not any(note.startswith("shape inference failed") for note in notes):
+    if unknown:
         notes.append(f"FLOPs of {unknown} node(s) not counted: their shapes could not be inferred")
     lookup = _ValueLookup(model)
-    found = weighted_nodes(model)
-    layers = [_layer_stats(w, lookup, shape_of) for w in found]
-    packed = {w.weight_name: _prod(layer.weight_shape)
-              for w, layer in zip(found, layers) if w.node.op_type == "MatMulNBits"}
-    total_params, total_bytes = _totals(model, packed)
-    return layers, (total_params, total_bytes, total_flops), notes
+    ledger = StorageLedger(model.graph, lookup.folded())
+    layers = [_layer_stats(w, lookup, shape_of, ledger) for w in weighted_nodes(model)]
+    other_params, other_bytes = ledger.unowned()
+    total_params = sum(layer.params for layer in layers) + other_params
+    total_bytes = sum(layer.bytes for layer in layers) + other_bytes
+    return layers, (total_params, total_bytes, total_flops, other_params, other_bytes), notes
 
 
 class _ValueLookup:
@@ -214,9 +280,13 @@ class _ValueLookup:
             return None
         if name in self._inits:
             return numpy_helper.to_array(self._inits[name])
+        return self.folded().get(name)
+
+    def folded(self) -> dict[str, np.ndarray]:
+        """Every constant value of the graph (computed once)."""
         if self._folded is None:
             self._folded = constant_values(self._graph)
-        return self._folded.get(name)
+        return self._folded
 
 
 def _quant_inputs(w: WeightedNode, lookup: _ValueLookup) -> tuple[np.ndarray | None, np.ndarray | None, int]:
@@ -261,6 +331,9 @@ def dequantized_weight(w: WeightedNode, lookup: _ValueLookup) -> np.ndarray:
     if w.node.op_type == "MatMulNBits":
         return _unpack_nbits(w, lookup)
     weight = w.weight
+    dq = _dequantize_after(w, lookup)
+    if dq is not None:  # an int8 embedding table: its DequantizeLinear holds the scale and zero point
+        return _dequantize_table(weight, dq, lookup)
     if w.node.op_type not in QUANT_PARAMS:
         return weight.astype(np.float32, copy=False)
     scale, zero, axis = _quant_inputs(w, lookup)
@@ -300,69 +373,70 @@ def _unpack_nbits(w: WeightedNode, lookup: _ValueLookup) -> np.ndarray:
     return ((q - zp) * scale).reshape(n, -1)[:, :k].T.copy()
 
 
-def _layer_stats(w: WeightedNode, lookup: _ValueLookup, shape_of: ShapeOf) -> LayerStats:
+def _layer_stats(w: WeightedNode, lookup: _ValueLookup, shape_of: ShapeOf, ledger: StorageLedger) -> LayerStats:
+    """One layer's row. Its params are the weight's and bias' elements, its bytes everything it stores (with
+    scales, zero points, normalization statistics); a tensor an earlier layer owns counts there only."""
     weight = dequantized_weight(w, lookup)
+    primary = stored_source(w.weight_name, lookup.producers, ledger.stored)
+    shared_with = ledger.owner(primary) or ""
+    bias_name, bias = bias_of(w, lookup)
+    bias_shared = bias_name is not None and any(ledger.owner(n) for n in ledger.leaves(bias_name))
+    params = (0 if shared_with else weight.size) + (bias.size if bias is not None and not bias_shared else 0)
+    names = set(ledger.leaves(w.weight_name)) | ledger.leaves(bias_name)
+    for name in _qparam_names(w, lookup) + _statistics_names(w):
+        names |= ledger.leaves(name)
     stored: dict[str, int] = {}
-    add_bytes(stored, w.stored_dtype, w.stored_bytes)
-    params = weight.size
-    _, bias = bias_of(w, lookup)
-    if bias is not None:
-        params += bias.size
-        add_bytes(stored, str(bias.dtype), bias.nbytes)
-    for param in _qparam_arrays(w, lookup):
-        add_bytes(stored, str(param.dtype), param.nbytes)
+    for tensor in ledger.claim(w.name, names):
+        add_bytes(stored, tensor.dtype, tensor.nbytes)
     flops = node_flops(w.node, shape_of) or 0
-    zeros = int(np.count_nonzero(weight == 0))
-    return make_layer(w.name, w.node.op_type, weight.shape, params, w.stored_dtype, stored, zeros, weight.size,
-                      flops)
+    return make_layer(w.name, w.node.op_type, weight.shape, params, w.stored_dtype, stored, count_zeros(weight),
+                      weight.size, flops, shared_with=shared_with)
 
 
-def _qparam_arrays(w: WeightedNode, lookup: _ValueLookup) -> list[np.ndarray]:
-    """Scales and zero points of the layer's weight: node inputs or a DequantizeLinear feeding the weight."""
-    scale, zero, _ = _quant_inputs(w, lookup)
-    found = [a for a in (scale, zero) if a is not None]
-    producers = lookup.producers
-    name, depth = w.weight_name, 0
-    while name in producers and depth < 16:
-        node = producers[name]
-        if node.op_type == "DequantizeLinear":
-            found += [a for a in (lookup.get(i) for i in node.input[1:3]) if a is not None]
-            break
-        if not node.input:
-            break
-        name, depth = node.input[0], depth + 1
-    return found
+def count_zeros(weight: np.ndarray) -> int:
+    """Exact zeros of a weight; a filled (broadcast) one is all or nothing, without expanding it."""
+    if weight.size and not any(weight.strides):
+        return int(weight.size) if weight.flat[0] == 0 else 0
+    return int(np.count_nonzero(weight == 0))
 
 
-def _tensor_size(t: onnx.TensorProto) -> tuple[int, int]:
-    """(elements, bytes) of a stored tensor from its header, without reading its data."""
-    n = _prod(t.dims)
-    if t.data_type in FOUR_BIT_TYPES:
-        return n, (n + 1) // 2
-    try:
-        itemsize = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(t.data_type)).itemsize
-    except (KeyError, TypeError, ValueError):
-        itemsize = 0
-    return n, n * itemsize
+def _statistics_names(w: WeightedNode) -> list[str]:
+    """BatchNormalization's running mean and variance: stored by the layer, not parameters of it."""
+    return list(w.node.input[3:5]) if w.node.op_type == "BatchNormalization" else []
 
 
-def _totals(model: onnx.ModelProto, packed: dict[str, int]) -> tuple[int, int]:
-    """Elements and bytes of every stored tensor (initializers and Constant nodes) except int64 index data.
+def _qparam_names(w: WeightedNode, lookup: _ValueLookup) -> list[str]:
+    """Names of the weight's scales and zero points: node inputs, onnxruntime's '<weight>_scale', or the
+    DequantizeLinear right after a quantized Gather (an int8 embedding table)."""
+    scale_idx, zp_idx, _ = QUANT_PARAMS.get(w.node.op_type, (None, None, 0))
+    inputs = list(w.node.input)
+    names = [inputs[i] for i in (scale_idx, zp_idx) if i is not None and len(inputs) > i and inputs[i]]
+    if w.node.op_type in ("MatMulInteger", "ConvInteger") and w.weight_name.endswith("_quantized"):
+        names.append(w.weight_name[: -len("_quantized")] + "_scale")
+    dq = _dequantize_after(w, lookup)
+    if dq is not None:
+        names += [i for i in dq.input[1:3] if i]
+    return names
 
-    A packed sub-byte weight (named in `packed`) counts its logical elements, not its stored bytes.
-    """
-    tensors = list(model.graph.initializer)
-    for node in model.graph.node:
-        if node.op_type == "Constant":
-            tensors += [a.t for a in node.attribute if a.name == "value"]
-    params = nbytes = 0
-    for t in tensors:
-        if t.data_type == onnx.TensorProto.INT64:
-            continue
-        n, b = _tensor_size(t)
-        params += packed.get(t.name, n)
-        nbytes += b
-    return params, nbytes
+
+def _dequantize_table(table: np.ndarray, dq: onnx.NodeProto, lookup: _ValueLookup) -> np.ndarray:
+    """(table - zero point) * scale with the DequantizeLinear's parameters (per tensor or along its axis)."""
+    attrs = {x.name: onnx.helper.get_attribute_value(x) for x in dq.attribute}
+    axis = attrs.get("axis", 1)
+    scale = lookup.get(dq.input[1])
+    zero = lookup.get(dq.input[2]) if len(dq.input) > 2 else None
+    out = table.astype(np.float32)
+    if zero is not None:
+        out = out - _along(zero.astype(np.float32), out.ndim, axis)
+    return out * _along(scale.astype(np.float32), out.ndim, axis) if scale is not None else out
+
+
+def _dequantize_after(w: WeightedNode, lookup: _ValueLookup) -> onnx.NodeProto | None:
+    """The DequantizeLinear that reads a Gather's output when the gathered table is stored as integers."""
+    if w.node.op_type != "Gather" or w.weight.dtype not in (np.int8, np.uint8):
+        return None
+    users = lookup.consumers.get(w.node.output[0], [])
+    return users[0] if len(users) == 1 and users[0].op_type == "DequantizeLinear" else None
 
 
 def onnx_layer_weight(model: onnx.ModelProto, layer_name: str) -> np.ndarray | None:

@@ -21,7 +21,10 @@ from accelstudio.core.model import InputSpec
 
 @dataclass(frozen=True)
 class _TorchLayer:
-    """A weighted module: its effective weight and bias tensors and the storage behind them."""
+    """A weighted module: its effective weight and bias tensors and the storage behind them.
+
+    `params` and `bytes_by_dtype` count only the tensors no earlier layer owns (`shared_with` names the owner of
+    a tied weight); `bytes_by_dtype` also holds a normalization's running statistics (stored, not parameters)."""
 
     name: str
     module: nn.Module
@@ -30,28 +33,40 @@ class _TorchLayer:
     params: int
     bytes_by_dtype: dict[str, int]
     quantized: bool
+    shared_with: str = ""
+
+
+STATISTICS_BUFFERS = ("running_mean", "running_var")
 
 
 def inspect_torch(module: nn.Module, inputs: tuple[InputSpec, ...]):
-    """(layers, (total_params, total_bytes, total_flops), warnings) for a torch module at `inputs`."""
-    layers = list(find_layers(module))
+    """(layers, (total_params, total_bytes, total_flops, other_params, other_bytes), warnings) at `inputs`.
+
+    Totals are the layers' sums plus the parameters of no weighted layer; a tied parameter counts once."""
+    owners: dict[int, str] = {}
+    layers = list(find_layers(module, owners))
     per_module, total_flops, notes = count_flops(module, inputs, layers)
     stats = [_layer_stats(layer, per_module.get(layer.name, 0)) for layer in layers]
-    total_params, total_bytes = _totals(module, layers)
-    return stats, (total_params, total_bytes, total_flops), notes
+    other_params, other_bytes = _unowned(module, owners)
+    total_params = sum(layer.params for layer in stats) + other_params
+    total_bytes = sum(layer.bytes for layer in stats) + other_bytes
+    return stats, (total_params, total_bytes, total_flops, other_params, other_bytes), notes
 
 
-def find_layers(module: nn.Module):
-    """Yield a _TorchLayer for every module with a weight, in module order."""
+def find_layers(module: nn.Module, owners: dict[int, str] | None = None):
+    """Yield a _TorchLayer for every module with a weight, in module order; `owners` collects which layer
+    owns each parameter (by identity), so a parameter shared by two modules counts in the first only."""
+    owners = {} if owners is None else owners
     for name, mod in module.named_modules():
         if "parametrizations" in name.split("."):
             continue  # the originals behind a parametrized weight belong to the parent module
-        layer = _layer_of(name, mod)
+        layer = _layer_of(name, mod, owners)
         if layer is not None:
             yield layer
 
 
-def _layer_of(name: str, mod: nn.Module) -> _TorchLayer | None:
+def _layer_of(name: str, mod: nn.Module, owners: dict[int, str] | None = None) -> _TorchLayer | None:
+    owners = {} if owners is None else owners
     if _is_packed_quantized(mod):
         return _quantized_layer(name, mod)
     entries = _float_tensors(mod)
@@ -59,14 +74,33 @@ def _layer_of(name: str, mod: nn.Module) -> _TorchLayer | None:
     if not weights:
         return None
     biases = [(t, p) for key, t, p in entries if not key.endswith("weight")]
+    first = weights[0][1][0] if weights[0][1] else None
+    shared_with = owners.get(id(first), "") if first is not None else ""
     stored: dict[str, int] = {}
     params = 0
     for _, originals in weights + biases:
         for p in originals:
+            if id(p) in owners:
+                continue
+            owners[id(p)] = name
             params += p.numel()
             add_bytes(stored, _dtype_name(p), p.numel() * p.element_size())
+    for key in STATISTICS_BUFFERS:
+        buffer = getattr(mod, key, None)
+        if isinstance(buffer, torch.Tensor) and buffer.is_floating_point():
+            add_bytes(stored, _dtype_name(buffer), buffer.numel() * buffer.element_size())
     return _TorchLayer(name, mod, tuple(t for t, _ in weights), tuple(t for t, _ in biases), params, stored,
-                       False)
+                       False, shared_with)
+
+
+def _unowned(module: nn.Module, owners: dict[int, str]) -> tuple[int, int]:
+    """(parameters, bytes) of the module's parameters that no weighted layer owns."""
+    params = nbytes = 0
+    for p in module.parameters():
+        if id(p) not in owners:
+            params += p.numel()
+            nbytes += p.numel() * p.element_size()
+    return params, nbytes
 
 
 def _float_tensors(mod: nn.Module) -> list[tuple[str, torch.Tensor, list[torch.Tensor]]]:
@@ -140,21 +174,7 @@ def _layer_stats(layer: _TorchLayer, flops: int) -> LayerStats:
     mod = layer.module
     op_type = getattr(mod, "original_name", None) or mod._get_name()
     return make_layer(layer.name, op_type, tuple(layer.weights[0].shape), layer.params,
-                      _dtype_name(layer.weights[0]), layer.bytes_by_dtype, zeros, size, flops)
-
-
-def _totals(module: nn.Module, layers: list[_TorchLayer]) -> tuple[int, int]:
-    """Every parameter of the module plus the packed weights of quantized modules (not nn.Parameters)."""
-    params = 0
-    nbytes = 0
-    for p in module.parameters():
-        params += p.numel()
-        nbytes += p.numel() * p.element_size()
-    for layer in layers:
-        if layer.quantized:
-            params += layer.params
-            nbytes += sum(layer.bytes_by_dtype.values())
-    return params, nbytes
+                      _dtype_name(layer.weights[0]), layer.bytes_by_dtype, zeros, size, flops, layer.shared_with)
 
 
 def count_flops(module: nn.Module, inputs: tuple[InputSpec, ...], layers: list[_TorchLayer]):

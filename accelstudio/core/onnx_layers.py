@@ -25,6 +25,7 @@ WEIGHT_INPUTS: dict[str, tuple[int, int | None]] = {
 NAME_SUFFIXES = (".weight", "_quantized", "_Transposed", "_DequantizeLinear_Output", "_Q4", "_Q8", "_fp16", "_scale")
 FOLDABLE = {"Constant", "ConstantOfShape", "Identity", "Reshape", "Transpose", "Cast", "Squeeze", "Unsqueeze",
             "DequantizeLinear"}
+MAX_FILLED_ELEMENTS = 2**28  # ConstantOfShape outputs up to this size are weights (a ResNet's fc is 2M)
 
 
 @dataclass(frozen=True)
@@ -93,9 +94,10 @@ def _fold(node: onnx.NodeProto, args: list[np.ndarray]) -> np.ndarray | None:
     if op == "ConstantOfShape":
         fill = numpy_helper.to_array(attrs["value"]) if "value" in attrs else np.zeros(1, np.float32)
         shape = tuple(int(d) for d in args[0])
-        if int(np.prod(shape, dtype=np.int64)) > 50_000_000:  # refuse to materialize a memory bomb
+        if int(np.prod(shape, dtype=np.int64)) > MAX_FILLED_ELEMENTS:  # a memory bomb is not a weight
             return None
-        return np.full(shape, fill.reshape(-1)[0], dtype=fill.dtype)
+        # a read-only broadcast view: a filled weight costs no memory until someone changes it
+        return np.broadcast_to(fill.reshape(-1)[:1].reshape(()), shape)
     if op == "Identity":
         return args[0]
     if op == "Reshape":
@@ -126,7 +128,7 @@ def _fold(node: onnx.NodeProto, args: list[np.ndarray]) -> np.ndarray | None:
     return None
 
 
-def _stored_source(name: str, graph_nodes: dict[str, onnx.NodeProto], initializers: dict[str, onnx.TensorProto]):
+def stored_source(name: str, graph_nodes: dict[str, onnx.NodeProto], initializers: dict[str, onnx.TensorProto]):
     """Follow a constant value back through Identity/DequantizeLinear/Reshape... to the tensor that stores it."""
     seen = 0
     while name not in initializers and name in graph_nodes and seen < 16:
@@ -157,7 +159,7 @@ def weighted_nodes(model: onnx.ModelProto) -> list[WeightedNode]:
         weight = values[weight_name]
         if weight.ndim == 0 or (node.op_type in ("MatMul", "Gather") and weight.ndim < 2):
             continue
-        source = _stored_source(weight_name, producers, initializers)
+        source = stored_source(weight_name, producers, initializers)
         stored = initializers.get(source)
         if stored is not None:
             stored_arr = values[source]
