@@ -32,8 +32,9 @@ class _TorchLayer:
     biases: tuple[torch.Tensor, ...]
     params: int
     bytes_by_dtype: dict[str, int]
-    quantized: bool
+    quantized: bool  # packed torch.ao weights: FLOPs come from hooks (the counter cannot see their kernels)
     shared_with: str = ""
+    dtype: str = ""  # storage type when the weight tensor is not it (weight-only int4 codes in uint8)
 
 
 STATISTICS_BUFFERS = ("running_mean", "running_var")
@@ -69,6 +70,8 @@ def _layer_of(name: str, mod: nn.Module, owners: dict[int, str] | None = None) -
     owners = {} if owners is None else owners
     if _is_packed_quantized(mod):
         return _quantized_layer(name, mod)
+    if _is_weight_only(mod):
+        return _weight_only_layer(name, mod, owners)
     entries = _float_tensors(mod)
     weights = [(t, p) for key, t, p in entries if key.endswith("weight")]
     if not weights:
@@ -91,6 +94,31 @@ def _layer_of(name: str, mod: nn.Module, owners: dict[int, str] | None = None) -
             add_bytes(stored, _dtype_name(buffer), buffer.numel() * buffer.element_size())
     return _TorchLayer(name, mod, tuple(t for t, _ in weights), tuple(t for t, _ in biases), params, stored,
                        False, shared_with)
+
+
+def _is_weight_only(mod: nn.Module) -> bool:
+    """AccelStudio's weight-only int8/int4 modules: integer codes in a `qweight` buffer, dequantized on the fly."""
+    return isinstance(getattr(mod, "qweight", None), torch.Tensor) and callable(getattr(mod, "dequantized_weight", None))
+
+
+def _weight_only_layer(name: str, mod: nn.Module, owners: dict[int, str]) -> _TorchLayer:
+    stored: dict[str, int] = {}
+    for key in ("qweight", "scale", "zero"):
+        t = getattr(mod, key, None)
+        if isinstance(t, torch.Tensor):
+            add_bytes(stored, _dtype_name(t), t.numel() * t.element_size())
+    weight = mod.dequantized_weight().detach()
+    params = weight.numel()
+    bias = getattr(mod, "bias", None)
+    biases = ()
+    if isinstance(bias, torch.Tensor):
+        biases = (bias.detach(),)
+        if id(bias) not in owners:
+            owners[id(bias)] = name
+            params += bias.numel()
+            add_bytes(stored, _dtype_name(bias), bias.numel() * bias.element_size())
+    dtype = f"int{mod.bits}" if getattr(mod, "bits", 8) == 4 else _dtype_name(mod.qweight)
+    return _TorchLayer(name, mod, (weight,), biases, params, stored, False, dtype=dtype)
 
 
 def _unowned(module: nn.Module, owners: dict[int, str]) -> tuple[int, int]:
@@ -174,7 +202,8 @@ def _layer_stats(layer: _TorchLayer, flops: int) -> LayerStats:
     mod = layer.module
     op_type = getattr(mod, "original_name", None) or mod._get_name()
     return make_layer(layer.name, op_type, tuple(layer.weights[0].shape), layer.params,
-                      _dtype_name(layer.weights[0]), layer.bytes_by_dtype, zeros, size, flops, layer.shared_with)
+                      layer.dtype or _dtype_name(layer.weights[0]), layer.bytes_by_dtype, zeros, size, flops,
+                      layer.shared_with)
 
 
 def count_flops(module: nn.Module, inputs: tuple[InputSpec, ...], layers: list[_TorchLayer]):
