@@ -13,8 +13,8 @@ from accelstudio.app.controls import RecipeControls
 from accelstudio.app.model_loader import ModelLoader, TaskRunner
 from accelstudio.app.model_view import ModelView
 from accelstudio.app.runtime_panel import RuntimePanel
-from accelstudio.app.state import (AppState, LoadedModel, grid_setting, predicted_bytes, predicted_nonzero,
-                                   with_override, with_prune_excluded, with_quant_excluded)
+from accelstudio.app.state import (AppState, LoadedModel, grid_setting, predicted_size, with_override,
+                                   with_prune_excluded, with_quant_excluded)
 from accelstudio.core.errors import AccelStudioError
 from accelstudio.core.recipe import Recipe
 
@@ -109,12 +109,13 @@ class ModelController(QObject):
     def _recipe_changed(self, recipe: Recipe) -> None:
         self.controls.show_recipe(recipe)
         self.view.show_recipe(recipe)
-        self.view.totals.show_predicted(None, None, recipe.describe())
+        self.view.totals.show_predicted(None, recipe.describe())
         self._predict_timer.start()
 
     def _runtime_changed(self, runtime) -> None:
         self.runtime_panel.show_runtime(runtime)
         self._update_warnings()
+        self._show_prediction(self.state.prediction)  # the size rules depend on the runtime's backend
 
     def _runtimes_found(self, options: list) -> None:
         self.runtime_panel.set_options(options)
@@ -149,9 +150,9 @@ class ModelController(QObject):
         if model is None:
             return
         recipe = self.state.recipe
-        size = predicted_bytes(model.summary, recipe, reports)
-        nonzero = predicted_nonzero(model.summary, reports)
-        self.view.show_prediction(reports, size, nonzero, recipe.describe())
+        backend = "onnx" if self.state.runtime.runtime == "onnxruntime" else "torch"
+        prediction = predicted_size(model.summary, recipe, reports, backend)
+        self.view.show_prediction(reports, prediction, recipe.describe())
 
     def _update_warnings(self) -> None:
         from accelstudio.core.hardware import hardware_warnings

@@ -50,23 +50,42 @@ class TotalsStrip(QFrame):
             layout.addSpacing(18)
 
     def show_summary(self, title: str, summary) -> None:
-        """Fill in the totals of a ModelSummary."""
+        """Fill in the totals of a ModelSummary: the table's sums plus what no weighted layer holds."""
         file_part = f" (file {human_bytes(summary.file_bytes)})" if summary.file_bytes else ""
         self.labels["model"].setText(f"<b>{title}</b>")
         self.labels["params"].setText(f"Params <b>{summary.total_params:,}</b>")
         self.labels["size"].setText(f"Size <b>{summary.total_bytes / 1e6:.3f} MB</b>{file_part}")
-        self.labels["flops"].setText(f"<b>{summary.total_flops / 1e6:.2f}</b> MFLOPs/sample")
+        layer_params = summary.total_params - summary.other_params
+        layer_bytes = summary.total_bytes - summary.other_bytes
+        breakdown = (f"{layer_params:,} in the {len(summary.layers)} layers of the table + "
+                     f"{summary.other_params:,} other parameters (outside weighted layers)")
+        self.labels["params"].setToolTip(f"Parameters in the whole model: {breakdown}")
+        self.labels["size"].setToolTip(f"Bytes of everything the model stores, in memory: {human_bytes(layer_bytes)}"
+                                       f" in the table's layers + {human_bytes(summary.other_bytes)} other"
+                                       + (f"; file on disk {human_bytes(summary.file_bytes)}" if file_part else ""))
+        flops_text = f"<b>{summary.total_flops / 1e6:.2f}</b> MFLOPs/sample"
+        shape = ", ".join(f"{s.name} {'x'.join(str(d) for d in s.shape)}" for s in summary.inputs)
+        self.labels["flops"].setText(flops_text)
+        self.labels["flops"].setToolTip(f"Million floating-point operations per call at {shape}"
+                                        + ("\n" + "\n".join(summary.warnings) if summary.warnings else ""))
         self.labels["predicted"].setText("After recipe: …")
 
-    def show_predicted(self, size_bytes: int | None, nonzero: int | None, recipe_text: str) -> None:
-        """The estimate for the current recipe (None while it is being computed)."""
-        if size_bytes is None:
-            self.labels["predicted"].setText("After recipe: …")
+    def show_predicted(self, prediction, recipe_text: str) -> None:
+        """The estimate for the current recipe (a SizePrediction; None while it is being computed)."""
+        label = self.labels["predicted"]
+        if prediction is None:
+            label.setText("After recipe: …")
             return
-        self.labels["predicted"].setText(
-            f"After recipe: <b>{size_bytes / 1e6:.3f} MB</b>, {nonzero:,} nonzero params")
-        self.labels["predicted"].setToolTip(f"Estimated for: {recipe_text}\nSize: dense storage (unstructured "
-                                            "zeros only shrink a compressed file); nonzero: weights left")
+        if not prediction.changes:
+            label.setText("After recipe: <i>no change</i> (no pruning or quantization set)")
+            label.setToolTip("Set pruning or quantization to see the predicted size")
+            return
+        mark = " <span style='color:#c77c00'>(some layers stay float)</span>" if prediction.float_layers else ""
+        label.setText(f"After recipe: <b>{prediction.bytes / 1e6:.3f} MB</b>, "
+                      f"{prediction.nonzero_params:,} nonzero params{mark}")
+        notes = "".join(f"\n• {note}" for note in prediction.notes)
+        label.setToolTip(f"Estimated for: {recipe_text}\nSize: dense storage (unstructured zeros only shrink a "
+                         f"compressed file); nonzero: weights left{notes}")
 
 
 class ModelView(QWidget):
@@ -162,11 +181,10 @@ class ModelView(QWidget):
         """Mark per-layer overrides and exclusions in the table."""
         self.table_model.set_recipe(recipe)
 
-    def show_prediction(self, reports: list | None, size_bytes: int | None, nonzero: int | None,
-                        recipe_text: str) -> None:
-        """Predicted sparsity per layer and the predicted totals."""
+    def show_prediction(self, reports: list | None, prediction, recipe_text: str) -> None:
+        """Predicted sparsity per layer and the predicted totals (a SizePrediction)."""
         self.table_model.set_predicted(reports)
-        self.totals.show_predicted(size_bytes, nonzero, recipe_text)
+        self.totals.show_predicted(prediction, recipe_text)
         self._redraw_bars(reports)
 
     def _redraw_bars(self, reports: list | None) -> None:
