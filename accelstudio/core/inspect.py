@@ -162,8 +162,19 @@ def model_file_bytes(handle: ModelHandle) -> int | None:
     except OSError:
         return None
     if path.suffix.lower() == ".onnx":
-        total += _external_data_bytes(path)
+        listed = handle.metadata.get("external_data_files")
+        if listed is not None:  # the loader already found them: no second parse of a big file
+            total += sum(_size_or_zero(path.parent / name) for name in listed)
+        else:
+            total += _external_data_bytes(path)
     return total
+
+
+def _size_or_zero(path: Path) -> int:
+    try:
+        return path.stat().st_size if path.is_file() else 0
+    except OSError:
+        return 0
 
 
 def _example_file(handle: ModelHandle) -> Path | None:
