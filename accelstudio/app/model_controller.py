@@ -136,10 +136,14 @@ class ModelController(QObject):
         if model is None:
             return
         recipe = self.state.recipe
+        from accelstudio.core.size_prediction import unpruned_reports
         from accelstudio.core.snapshot import model_predict_sparsity
 
-        self.runner.submit("predict", lambda: model_predict_sparsity(model.handle, recipe.prune),
-                           self.state.set_prediction, self._prediction_failed)
+        if recipe.prune.active:
+            task = lambda: model_predict_sparsity(model.handle, recipe.prune)  # noqa: E731
+        else:  # nothing to plan: no pass over every weight (seconds of the GIL on a big model)
+            task = lambda: unpruned_reports(model.summary, recipe.prune.method)  # noqa: E731
+        self.runner.submit("predict", task, self.state.set_prediction, self._prediction_failed)
 
     def _prediction_failed(self, exc: BaseException, _trace: str) -> None:
         self.state.set_prediction(None)
@@ -169,7 +173,7 @@ class ModelController(QObject):
     def refresh_histogram(self) -> None:
         """Recompute the histogram and quantization grid of the current layer in the background."""
         model, layer = self.state.model, self.view.current_layer()
-        if model is None or layer is None:
+        if model is None or layer is None or self.runner.closed:  # a deferred plot step after closing
             return
         recipe = self.state.recipe
         grid = grid_setting(recipe.quantize)

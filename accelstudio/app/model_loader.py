@@ -76,6 +76,11 @@ class TaskRunner(QObject):
             self.busy_changed.emit(True)
         return ticket
 
+    @property
+    def closed(self) -> bool:
+        """True once shut down: nothing more can be submitted."""
+        return self._closed
+
     def is_busy(self, key: str | None = None) -> bool:
         """True while a task (with `key`, when given) is queued or running."""
         if key is None:

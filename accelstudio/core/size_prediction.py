@@ -158,3 +158,15 @@ def _notes(summary: Any, mode: str, backend: str, float_layers: list[str], exclu
     if mode == "sim":
         notes.append("sim keeps float32 storage: the size does not change")
     return tuple(notes)
+
+
+def unpruned_reports(summary: Any, method: str) -> list:
+    """The pruning planner's answer for a recipe that prunes nothing, from the summary alone: every layer keeps
+    its weights (zeroing methods report the zeros it already has). Spares a pass over every weight of a big
+    model when the prune setting is 0."""
+    from accelstudio.core.pruning_plan import LayerReport
+
+    if method == "l1-structured":
+        return [LayerReport(layer.name, 0.0, 0.0, layer.params, layer.params) for layer in summary.layers]
+    return [LayerReport(layer.name, 0.0, layer.sparsity, layer.params, layer.params - layer.zeros)
+            for layer in summary.layers]

@@ -22,7 +22,8 @@ def resnet_window(window, qtbot, monkeypatch):
     monkeypatch.setattr(window, "ask_open_path", lambda: str(RESNET50))
     with qtbot.waitSignal(window.model_loaded, timeout=WAIT_MS):
         window.open_action.trigger()
-    qtbot.waitUntil(lambda: not window.models.runner.is_busy(), timeout=WAIT_MS)
+    qtbot.waitUntil(lambda: not window.models.runner.is_busy() and not window.model_view.plots_pending(),
+                    timeout=WAIT_MS)
     return window
 
 

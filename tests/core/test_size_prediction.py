@@ -113,3 +113,16 @@ def test_torch_example_prediction_matches_produced(mode):
     recipe = Recipe(quantize=QuantSpec(mode=mode, per_channel=True))
     _before, predicted, after = produced_and_predicted(handle, recipe)
     assert_close(predicted, after, f"digits-cnn torch {mode}")
+
+
+@pytest.mark.parametrize("method", ("l1-unstructured", "l1-structured", "2:4"))
+def test_unpruned_reports_match_the_planner_at_zero(method):
+    from accelstudio.core.size_prediction import unpruned_reports
+
+    handle = load_example("digits-cnn", "torch")
+    planner = {r.name: r for r in predict_sparsity(handle, PruneSpec(amount=0.0, method=method))}
+    shortcut = {r.name: r for r in unpruned_reports(inspect_model(handle), method)}
+    assert planner and set(planner) <= set(shortcut)
+    for name, report in planner.items():
+        assert (shortcut[name].achieved, shortcut[name].params_after) == pytest.approx(
+            (report.achieved, report.params_after))
