@@ -10,7 +10,7 @@ from __future__ import annotations
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from accelstudio.app.controls import RecipeControls
-from accelstudio.app.model_loader import ModelLoader, TaskRunner
+from accelstudio.app.model_loader import ModelLoader, TaskRunner, freeze_long_lived_objects
 from accelstudio.app.model_view import ModelView
 from accelstudio.app.runtime_panel import RuntimePanel
 from accelstudio.app.state import (AppState, LoadedModel, grid_setting, predicted_size, with_override,
@@ -101,6 +101,7 @@ class ModelController(QObject):
 
     # -- state changes -------------------------------------------------------------------------------------
     def _model_changed(self, model: LoadedModel) -> None:
+        freeze_long_lived_objects()
         self.view.show_model(model.title, model.summary)
         self.view.show_recipe(self.state.recipe)
         self.controls.show_recipe(self.state.recipe)
