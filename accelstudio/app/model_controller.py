@@ -19,6 +19,9 @@ from accelstudio.core.errors import AccelStudioError
 from accelstudio.core.recipe import Recipe
 
 PREDICT_DELAY_MS = 80
+# a new model's pruning prediction starts after its table and plots are painted: on a big model the planner's
+# pass over every weight competes with the painting for the GIL, and the window would stall
+MODEL_SETTLE_MS = 250
 
 
 def compute_histogram(model, layer: str, grid: tuple[int, bool, bool] | None):
@@ -62,6 +65,8 @@ class ModelController(QObject):
         self.view, self.controls, self.runtime_panel = view, controls, runtime_panel
         self._predict_timer = QTimer(self, singleShot=True, interval=PREDICT_DELAY_MS)
         self._predict_timer.timeout.connect(self._refresh_derived)
+        self._settle_timer = QTimer(self, singleShot=True, interval=MODEL_SETTLE_MS)
+        self._settle_timer.timeout.connect(self._submit_prediction)
         self._wire()
         controls.show_recipe(self.state.recipe)
         runtime_panel.show_runtime(self.state.runtime)
@@ -93,9 +98,16 @@ class ModelController(QObject):
         self.runner.submit("runtimes", available_runtimes, self._runtimes_found,
                            lambda exc, _t: self.status.emit(f"Could not list runtimes: {exc}"))
 
+    def is_settled(self) -> bool:
+        """True when the open model is fully shown: plots drawn, prediction and histogram landed, nothing
+        queued or scheduled in the background."""
+        return not (self.runner.is_busy() or self._settle_timer.isActive() or self._predict_timer.isActive()
+                    or self.view.plots_pending())
+
     def shutdown(self) -> None:
         """Stop timers, end a model loading in a separate process and join the background thread."""
         self._predict_timer.stop()
+        self._settle_timer.stop()
         self.loader.cancel()
         self.runner.shutdown()
 
@@ -105,7 +117,8 @@ class ModelController(QObject):
         self.view.show_model(model.title, model.summary)
         self.view.show_recipe(self.state.recipe)
         self.controls.show_recipe(self.state.recipe)
-        self._refresh_derived()
+        self._update_warnings()
+        self._settle_timer.start()  # the prediction, once the plots are painted
 
     def _recipe_changed(self, recipe: Recipe) -> None:
         self.controls.show_recipe(recipe)
@@ -133,8 +146,13 @@ class ModelController(QObject):
         self._predict_timer.stop()
         self._update_warnings()
         self.refresh_histogram()
+        self._submit_prediction()
+
+    def _submit_prediction(self) -> None:
+        """Predict the current recipe's pruning on the open model in the background."""
+        self._settle_timer.stop()
         model = self.state.model
-        if model is None:
+        if model is None or self.runner.closed:
             return
         recipe = self.state.recipe
         from accelstudio.core.size_prediction import unpruned_reports

@@ -22,7 +22,7 @@ def resnet_window(window, qtbot, monkeypatch):
     monkeypatch.setattr(window, "ask_open_path", lambda: str(RESNET50))
     with qtbot.waitSignal(window.model_loaded, timeout=WAIT_MS):
         window.open_action.trigger()
-    qtbot.waitUntil(lambda: not window.models.runner.is_busy() and not window.model_view.plots_pending(),
+    qtbot.waitUntil(window.models.is_settled,
                     timeout=WAIT_MS)
     return window
 
