@@ -1,14 +1,13 @@
 """Layer inspection for ONNX graphs: weighted nodes, their storage and FLOPs from inferred shapes.
 
-Shapes come from onnx.shape_inference on a copy of the graph that holds the concrete input shapes and no
-large tensor data (so models near the 2 GiB protobuf limit still infer). FLOPs follow FLOP_FORMULAS, one
+Shapes come from onnx_shapes (onnx's shape inference, then ONNX Runtime's symbolic one where dims stay unknown).
+Storage is counted by onnx_storage, each stored tensor once. FLOPs follow FLOP_FORMULAS, one
 entry per op type, with torch's convention (2 per multiply-accumulate, convolutions and matrix products
 only); a node whose shapes could not be inferred counts 0 and is reported in the warnings.
 """
 
 from __future__ import annotations
 
-import logging
 import math
 from typing import Callable
 
@@ -19,6 +18,7 @@ from onnx import numpy_helper
 from accelstudio.core.inspect import LayerStats, add_bytes, make_layer
 from accelstudio.core.model import InputSpec
 from accelstudio.core.onnx_layers import WeightedNode, stored_source, constant_values, weighted_nodes
+from accelstudio.core.onnx_shapes import infer_shapes
 from accelstudio.core.onnx_storage import StorageLedger
 
 Shape = tuple  # tuple of int | None
@@ -29,7 +29,6 @@ QUANT_PARAMS: dict[str, tuple[int | None, int | None, int]] = {
     "QLinearConv": (4, 5, 0), "QLinearMatMul": (4, 5, -1), "DynamicQuantizeMatMul": (2, 3, -1),
     "MatMulInteger": (None, 3, -1), "ConvInteger": (None, 3, 0), "MatMulNBits": (2, 3, 0),
 }
-SMALL_TENSOR = 64  # tensors up to this many elements keep their data for shape inference (Reshape targets)
 
 
 def _prod(dims) -> int:
@@ -111,140 +110,12 @@ def node_flops(node: onnx.NodeProto, shape_of: ShapeOf) -> int | None:
         return None
 
 
-def infer_shapes(model: onnx.ModelProto, inputs: tuple[InputSpec, ...]) -> tuple[dict[str, Shape], list[str]]:
-    """Every value's shape at the concrete `inputs`, and warnings (conflicting input dims, failed inference).
-
-    onnx's shape inference runs first; where it leaves dimensions unknown (a Reshape whose target is computed
-    from Shape/Gather/Concat, as torch exports of dynamic-axis transformers have), ONNX Runtime's symbolic shape
-    inference fills them in.
-    """
-    skeleton = _skeleton(model, {spec.name: spec.shape for spec in inputs})
-    shapes: dict[str, Shape] = {t.name: tuple(t.dims) for t in model.graph.initializer}
-    notes = [note for note in (_static_dim_conflicts(model, inputs),) if note]
-    try:
-        inferred = onnx.shape_inference.infer_shapes(skeleton, strict_mode=False, data_prop=True)
-    except Exception as exc:  # a graph onnx cannot infer: try the symbolic inference alone
-        inferred = skeleton
-        notes.append(f"onnx shape inference failed ({type(exc).__name__})")
-    _collect_shapes(inferred.graph, shapes)
-    if not all(_known(shapes.get(out)) for node in model.graph.node for out in node.output[:1]
-               if node.op_type in FLOP_FORMULAS):
-        symbolic = _symbolic_shapes(skeleton)
-        if symbolic is not None:
-            for name, dims in symbolic.items():
-                if not _known(shapes.get(name)) and _known(dims):
-                    shapes[name] = dims
-    return shapes, notes
-
-
-def _collect_shapes(graph: onnx.GraphProto, shapes: dict[str, Shape]) -> None:
-    for info in list(graph.input) + list(graph.value_info) + list(graph.output):
-        dims = _dims(info)
-        if dims is not None and not _known(shapes.get(info.name)):
-            shapes[info.name] = dims
-
-
-def _as_graph_inputs(skeleton: onnx.ModelProto) -> onnx.ModelProto:
-    """The skeleton with its data-less initializers turned into graph inputs of the same type and shape (the
-    symbolic inference would read their missing data as values)."""
-    out = onnx.ModelProto()
-    out.CopyFrom(skeleton)
-    graph = out.graph
-    kept = [init for init in graph.initializer if init.raw_data or _prod(init.dims) <= SMALL_TENSOR]
-    stripped = [init for init in graph.initializer if not (init.raw_data or _prod(init.dims) <= SMALL_TENSOR)]
-    del graph.initializer[:]
-    graph.initializer.extend(kept)
-    declared = {info.name for info in graph.input}
-    for init in stripped:
-        if init.name not in declared:
-            graph.input.append(onnx.helper.make_tensor_value_info(init.name, init.data_type, list(init.dims)))
-    return out
-
-
-def _symbolic_shapes(skeleton: onnx.ModelProto) -> dict[str, Shape] | None:
-    """Shapes from onnxruntime.tools.symbolic_shape_infer, or None when it cannot run on this graph.
-
-    Its `infer_shapes` entry point saves 'sym_shape_infer_temp.onnx' into the working folder when inference
-    stays incomplete, so the same steps run here without that save; partial results are kept.
-    """
-    try:
-        from onnxruntime.tools.symbolic_shape_infer import SymbolicShapeInference
-    except ImportError:
-        return None
-    logger = logging.getLogger("onnxruntime.tools.symbolic_shape_infer")
-    level = logger.level
-    logger.setLevel(logging.ERROR)  # its merge warnings are about symbols we fixed to concrete values
-    try:
-        engine = SymbolicShapeInference(int_max=2**31 - 1, auto_merge=True, guess_output_rank=False, verbose=0)
-        engine._preprocess(_as_graph_inputs(skeleton))
-        for _ in range(64):  # it loops until no new shapes appear; bound it all the same
-            if not engine.run_:
-                break
-            engine._infer_impl()
-        engine._update_output_from_vi()
-        found: dict[str, Shape] = {}
-        _collect_shapes(engine.out_mp_.graph, found)
-        return found
-    except Exception:  # symbolic inference is a best effort: unknown FLOPs are reported, never an error
-        return None
-    finally:
-        logger.setLevel(level)
-
-
-def _static_dim_conflicts(model: onnx.ModelProto, inputs: tuple[InputSpec, ...]) -> str | None:
-    """A warning when a requested shape differs from a fixed dimension the graph declares."""
-    declared = {info.name: _dims(info) for info in model.graph.input}
-    for spec in inputs:
-        dims = declared.get(spec.name)
-        if dims is None or len(dims) != len(spec.shape):
-            continue
-        if any(d is not None and d > 0 and d != s for d, s in zip(dims, spec.shape)):
-            shown = tuple("?" if d is None else d for d in dims)
-            return (f"input '{spec.name}' is inspected at {tuple(spec.shape)} but the graph declares {shown}; "
-                    "FLOPs follow the inspected shape")
-    return None
-
-
-def _dims(info: onnx.ValueInfoProto) -> Shape | None:
-    tensor_type = info.type.tensor_type
-    if not tensor_type.HasField("shape"):
-        return None
-    return tuple(d.dim_value if d.HasField("dim_value") else None for d in tensor_type.shape.dim)
-
-
-def _skeleton(model: onnx.ModelProto, input_shapes: dict[str, tuple[int, ...]]) -> onnx.ModelProto:
-    """A copy of `model` without large tensor data, its inputs set to `input_shapes`."""
-    skeleton = onnx.ModelProto()
-    skeleton.ir_version = model.ir_version
-    skeleton.opset_import.extend(model.opset_import)
-    skeleton.functions.extend(model.functions)
-    graph = skeleton.graph
-    graph.name = model.graph.name
-    graph.node.extend(model.graph.node)
-    graph.output.extend(model.graph.output)
-    graph.value_info.extend(model.graph.value_info)
-    for init in model.graph.initializer:
-        if _prod(init.dims) <= SMALL_TENSOR:
-            graph.initializer.append(init)
-        else:
-            graph.initializer.add(name=init.name, dims=init.dims, data_type=init.data_type)
-    for info in model.graph.input:
-        copy = graph.input.add()
-        copy.CopyFrom(info)
-        if info.name in input_shapes and info.type.HasField("tensor_type"):
-            dims = copy.type.tensor_type.shape.dim
-            del dims[:]
-            for d in input_shapes[info.name]:
-                dims.add().dim_value = int(d)
-    return skeleton
-
-
 def inspect_onnx(model: onnx.ModelProto, inputs: tuple[InputSpec, ...]):
     """(layers, (total_params, total_bytes, total_flops, other_params, other_bytes), warnings) at `inputs`.
 
     Totals are the layers' sums plus the stored tensors no layer owns ("other"), see onnx_storage.
     """
-    shapes, notes = infer_shapes(model, inputs)
+    shapes, notes = infer_shapes(model, inputs, FLOP_FORMULAS)
     shape_of = shapes.get
     total_flops, unknown = 0, 0
     for node in model.graph.node:
