@@ -517,3 +517,56 @@ def zip_bomb_pt_gigabytes(folder: Path, gib: int = 3) -> Path:
             f.write(entry)
         f.write(struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, len(central), len(central), f.tell() - start, start, 0))
     return path
+
+
+# -- a small BERT-like encoder exported with dynamic axes (inspection, FLOPs, size prediction) ----------------
+
+class TinyEncoder(nn.Module):
+    """A BERT-like sentence encoder: token + position embeddings (Gather), attention written with MatMul and
+    Softmax, LayerNorm, a GELU feed-forward, residual Adds, mean pooling. `analytic_matmul_flops` counts the
+    FLOPs of its matrix products at a (batch, seq) shape the way the inspection must count them."""
+
+    def __init__(self, vocab: int = 1000, dim: int = 64, heads: int = 4, layers: int = 2, ffn: int = 128,
+                 max_len: int = 128):
+        super().__init__()
+        self.dim, self.heads, self.layers_n, self.ffn = dim, heads, layers, ffn
+        self.tok = nn.Embedding(vocab, dim)
+        self.pos = nn.Embedding(max_len, dim)
+        self.blocks = nn.ModuleList(nn.ModuleDict({
+            "qkv": nn.Linear(dim, 3 * dim), "out": nn.Linear(dim, dim), "norm1": nn.LayerNorm(dim),
+            "up": nn.Linear(dim, ffn), "down": nn.Linear(ffn, dim), "norm2": nn.LayerNorm(dim)})
+            for _ in range(layers))
+        self.head = nn.Linear(dim, dim)
+
+    def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
+        batch, seq = input_ids.shape
+        positions = torch.arange(seq, device=input_ids.device).unsqueeze(0)
+        h = self.tok(input_ids) + self.pos(positions)
+        d = self.dim // self.heads
+        for block in self.blocks:
+            q, k, v = block["qkv"](h).split(self.dim, dim=-1)
+            q, k, v = (t.reshape(batch, seq, self.heads, d).transpose(1, 2) for t in (q, k, v))
+            att = torch.softmax(q @ k.transpose(-1, -2) / d ** 0.5, dim=-1)
+            mixed = (att @ v).transpose(1, 2).reshape(batch, seq, self.dim)
+            h = block["norm1"](h + block["out"](mixed))
+            h = block["norm2"](h + block["down"](torch.nn.functional.gelu(block["up"](h))))
+        return self.head(h.mean(dim=1))
+
+    def analytic_matmul_flops(self, batch: int, seq: int) -> int:
+        """2 x multiply-accumulates of every Linear and of the two attention products at (batch, seq)."""
+        tokens, dim = batch * seq, self.dim
+        per_block = (dim * 3 * dim + dim * dim + dim * self.ffn + self.ffn * dim) * tokens
+        per_block += 2 * batch * self.heads * seq * seq * (dim // self.heads)  # q @ k^T and att @ v
+        return 2 * (self.layers_n * per_block + batch * dim * dim)
+
+
+def tiny_encoder_onnx(folder: Path, name: str = "encoder.onnx", seed: int = 0, **sizes) -> tuple[Path, TinyEncoder]:
+    """Export a TinyEncoder with dynamic (batch, sequence) axes with the legacy exporter; returns (path, module)."""
+    torch.manual_seed(seed)
+    module = TinyEncoder(**sizes).eval()
+    path = folder / name
+    ids = torch.randint(0, module.tok.num_embeddings, (2, 16))
+    torch.onnx.export(module, (ids,), str(path), dynamo=False, input_names=["input_ids"],
+                      output_names=["embedding"], opset_version=17,
+                      dynamic_axes={"input_ids": {0: "batch", 1: "sequence"}, "embedding": {0: "batch"}})
+    return path, module

@@ -42,6 +42,7 @@ class LayerTableModel(QAbstractTableModel):
     def __init__(self, parent=None):
         super().__init__(parent)
         self._layers: list[Any] = []
+        self._reports: list | None = None
         self._predicted: dict[str, float] = {}
         self._notes: dict[str, str] = {}
 
@@ -50,14 +51,20 @@ class LayerTableModel(QAbstractTableModel):
         """Replace all rows (LayerStats objects)."""
         self.beginResetModel()
         self._layers = list(layers)
+        self._reports = None
         self._predicted = {}
         self._notes = {}
         self.endResetModel()
 
     def set_predicted(self, reports: list | None) -> None:
         """Update the predicted column from LayerReports (None clears it)."""
+        self._reports = reports
         self._predicted = {r.name: float(r.achieved) for r in (reports or [])}
         self._column_changed(8)
+
+    def predicted_reports(self) -> list | None:
+        """The LayerReports last shown (None before the first prediction of this model)."""
+        return self._reports
 
     def set_recipe(self, recipe: Recipe) -> None:
         """Update the Recipe column from the recipe's overrides and exclusions."""

@@ -10,15 +10,18 @@ from __future__ import annotations
 from PySide6.QtCore import QObject, QTimer, Signal
 
 from accelstudio.app.controls import RecipeControls
-from accelstudio.app.model_loader import ModelLoader, TaskRunner
+from accelstudio.app.model_loader import ModelLoader, TaskRunner, freeze_long_lived_objects
 from accelstudio.app.model_view import ModelView
 from accelstudio.app.runtime_panel import RuntimePanel
-from accelstudio.app.state import (AppState, LoadedModel, grid_setting, predicted_bytes, predicted_nonzero,
-                                   with_override, with_prune_excluded, with_quant_excluded)
+from accelstudio.app.state import (AppState, LoadedModel, grid_setting, predicted_size, with_override,
+                                   with_prune_excluded, with_quant_excluded)
 from accelstudio.core.errors import AccelStudioError
 from accelstudio.core.recipe import Recipe
 
 PREDICT_DELAY_MS = 80
+# a new model's pruning prediction starts after its table and plots are painted: on a big model the planner's
+# pass over every weight competes with the painting for the GIL, and the window would stall
+MODEL_SETTLE_MS = 250
 
 
 def compute_histogram(model, layer: str, grid: tuple[int, bool, bool] | None):
@@ -62,6 +65,8 @@ class ModelController(QObject):
         self.view, self.controls, self.runtime_panel = view, controls, runtime_panel
         self._predict_timer = QTimer(self, singleShot=True, interval=PREDICT_DELAY_MS)
         self._predict_timer.timeout.connect(self._refresh_derived)
+        self._settle_timer = QTimer(self, singleShot=True, interval=MODEL_SETTLE_MS)
+        self._settle_timer.timeout.connect(self._submit_prediction)
         self._wire()
         controls.show_recipe(self.state.recipe)
         runtime_panel.show_runtime(self.state.runtime)
@@ -93,28 +98,38 @@ class ModelController(QObject):
         self.runner.submit("runtimes", available_runtimes, self._runtimes_found,
                            lambda exc, _t: self.status.emit(f"Could not list runtimes: {exc}"))
 
+    def is_settled(self) -> bool:
+        """True when the open model is fully shown: plots drawn, prediction and histogram landed, nothing
+        queued or scheduled in the background."""
+        return not (self.runner.is_busy() or self._settle_timer.isActive() or self._predict_timer.isActive()
+                    or self.view.plots_pending())
+
     def shutdown(self) -> None:
         """Stop timers, end a model loading in a separate process and join the background thread."""
         self._predict_timer.stop()
+        self._settle_timer.stop()
         self.loader.cancel()
         self.runner.shutdown()
 
     # -- state changes -------------------------------------------------------------------------------------
     def _model_changed(self, model: LoadedModel) -> None:
+        freeze_long_lived_objects()
         self.view.show_model(model.title, model.summary)
         self.view.show_recipe(self.state.recipe)
         self.controls.show_recipe(self.state.recipe)
-        self._refresh_derived()
+        self._update_warnings()
+        self._settle_timer.start()  # the prediction, once the plots are painted
 
     def _recipe_changed(self, recipe: Recipe) -> None:
         self.controls.show_recipe(recipe)
         self.view.show_recipe(recipe)
-        self.view.totals.show_predicted(None, None, recipe.describe())
+        self.view.totals.show_predicted(None, recipe.describe())
         self._predict_timer.start()
 
     def _runtime_changed(self, runtime) -> None:
         self.runtime_panel.show_runtime(runtime)
         self._update_warnings()
+        self._show_prediction(self.state.prediction)  # the size rules depend on the runtime's backend
 
     def _runtimes_found(self, options: list) -> None:
         self.runtime_panel.set_options(options)
@@ -131,14 +146,23 @@ class ModelController(QObject):
         self._predict_timer.stop()
         self._update_warnings()
         self.refresh_histogram()
+        self._submit_prediction()
+
+    def _submit_prediction(self) -> None:
+        """Predict the current recipe's pruning on the open model in the background."""
+        self._settle_timer.stop()
         model = self.state.model
-        if model is None:
+        if model is None or self.runner.closed:
             return
         recipe = self.state.recipe
+        from accelstudio.core.size_prediction import unpruned_reports
         from accelstudio.core.snapshot import model_predict_sparsity
 
-        self.runner.submit("predict", lambda: model_predict_sparsity(model.handle, recipe.prune),
-                           self.state.set_prediction, self._prediction_failed)
+        if recipe.prune.active:
+            task = lambda: model_predict_sparsity(model.handle, recipe.prune)  # noqa: E731
+        else:  # nothing to plan: no pass over every weight (seconds of the GIL on a big model)
+            task = lambda: unpruned_reports(model.summary, recipe.prune.method)  # noqa: E731
+        self.runner.submit("predict", task, self.state.set_prediction, self._prediction_failed)
 
     def _prediction_failed(self, exc: BaseException, _trace: str) -> None:
         self.state.set_prediction(None)
@@ -149,9 +173,9 @@ class ModelController(QObject):
         if model is None:
             return
         recipe = self.state.recipe
-        size = predicted_bytes(model.summary, recipe, reports)
-        nonzero = predicted_nonzero(model.summary, reports)
-        self.view.show_prediction(reports, size, nonzero, recipe.describe())
+        backend = "onnx" if self.state.runtime.runtime == "onnxruntime" else "torch"
+        prediction = predicted_size(model.summary, recipe, reports, backend)
+        self.view.show_prediction(reports, prediction, recipe.describe())
 
     def _update_warnings(self) -> None:
         from accelstudio.core.hardware import hardware_warnings
@@ -168,7 +192,7 @@ class ModelController(QObject):
     def refresh_histogram(self) -> None:
         """Recompute the histogram and quantization grid of the current layer in the background."""
         model, layer = self.state.model, self.view.current_layer()
-        if model is None or layer is None:
+        if model is None or layer is None or self.runner.closed:  # a deferred plot step after closing
             return
         recipe = self.state.recipe
         grid = grid_setting(recipe.quantize)

@@ -6,7 +6,7 @@ current row changes, `layer_action(action, names)` from the table's context menu
 
 from __future__ import annotations
 
-from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, Signal
+from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, QTimer, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (QAbstractItemView, QFrame, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QMenu,
                                QSizePolicy, QSplitter, QTableView, QVBoxLayout, QWidget)
@@ -14,6 +14,8 @@ from PySide6.QtWidgets import (QAbstractItemView, QFrame, QHBoxLayout, QHeaderVi
 from accelstudio.app.layer_table import NAME_ROLE, LayerFilterProxy, LayerTableModel
 from accelstudio.app.plots import SizeBars, SparsityBars, WeightHistogram, human_bytes
 from accelstudio.app.theme import PlotColors
+
+PLOT_STEP_MS = 20  # pause between the plots of a newly shown model, so each paints in its own turn
 
 LAYER_ACTIONS = (
     ("override", "Prune these layers by the override amount"),
@@ -50,23 +52,42 @@ class TotalsStrip(QFrame):
             layout.addSpacing(18)
 
     def show_summary(self, title: str, summary) -> None:
-        """Fill in the totals of a ModelSummary."""
+        """Fill in the totals of a ModelSummary: the table's sums plus what no weighted layer holds."""
         file_part = f" (file {human_bytes(summary.file_bytes)})" if summary.file_bytes else ""
         self.labels["model"].setText(f"<b>{title}</b>")
         self.labels["params"].setText(f"Params <b>{summary.total_params:,}</b>")
         self.labels["size"].setText(f"Size <b>{summary.total_bytes / 1e6:.3f} MB</b>{file_part}")
-        self.labels["flops"].setText(f"<b>{summary.total_flops / 1e6:.2f}</b> MFLOPs/sample")
+        layer_params = summary.total_params - summary.other_params
+        layer_bytes = summary.total_bytes - summary.other_bytes
+        breakdown = (f"{layer_params:,} in the {len(summary.layers)} layers of the table + "
+                     f"{summary.other_params:,} other parameters (outside weighted layers)")
+        self.labels["params"].setToolTip(f"Parameters in the whole model: {breakdown}")
+        self.labels["size"].setToolTip(f"Bytes of everything the model stores, in memory: {human_bytes(layer_bytes)}"
+                                       f" in the table's layers + {human_bytes(summary.other_bytes)} other"
+                                       + (f"; file on disk {human_bytes(summary.file_bytes)}" if file_part else ""))
+        flops_text = f"<b>{summary.total_flops / 1e6:.2f}</b> MFLOPs/sample"
+        shape = ", ".join(f"{s.name} {'x'.join(str(d) for d in s.shape)}" for s in summary.inputs)
+        self.labels["flops"].setText(flops_text)
+        self.labels["flops"].setToolTip(f"Million floating-point operations per call at {shape}"
+                                        + ("\n" + "\n".join(summary.warnings) if summary.warnings else ""))
         self.labels["predicted"].setText("After recipe: …")
 
-    def show_predicted(self, size_bytes: int | None, nonzero: int | None, recipe_text: str) -> None:
-        """The estimate for the current recipe (None while it is being computed)."""
-        if size_bytes is None:
-            self.labels["predicted"].setText("After recipe: …")
+    def show_predicted(self, prediction, recipe_text: str) -> None:
+        """The estimate for the current recipe (a SizePrediction; None while it is being computed)."""
+        label = self.labels["predicted"]
+        if prediction is None:
+            label.setText("After recipe: …")
             return
-        self.labels["predicted"].setText(
-            f"After recipe: <b>{size_bytes / 1e6:.3f} MB</b>, {nonzero:,} nonzero params")
-        self.labels["predicted"].setToolTip(f"Estimated for: {recipe_text}\nSize: dense storage (unstructured "
-                                            "zeros only shrink a compressed file); nonzero: weights left")
+        if not prediction.changes:
+            label.setText("After recipe: <i>no change</i> (no pruning or quantization set)")
+            label.setToolTip("Set pruning or quantization to see the predicted size")
+            return
+        mark = " <span style='color:#c77c00'>(some layers stay float)</span>" if prediction.float_layers else ""
+        label.setText(f"After recipe: <b>{prediction.bytes / 1e6:.3f} MB</b>, "
+                      f"{prediction.nonzero_params:,} nonzero params{mark}")
+        notes = "".join(f"\n• {note}" for note in prediction.notes)
+        label.setToolTip(f"Estimated for: {recipe_text}\nSize: dense storage (unstructured zeros only shrink a "
+                         f"compressed file); nonzero: weights left{notes}")
 
 
 class ModelView(QWidget):
@@ -93,6 +114,8 @@ class ModelView(QWidget):
         for bars in (self.size_bars, self.sparsity_bars):
             bars.layer_clicked.connect(self.select_layer)
         self._layers: list = []
+        self._shown = 0  # counts models shown, so a deferred plot step of an older model is dropped
+        self._plots_pending = False
         self._build()
 
     def _make_table(self) -> QTableView:
@@ -138,18 +161,50 @@ class ModelView(QWidget):
 
     # -- showing state -------------------------------------------------------------------------------------
     def show_model(self, title: str, summary) -> None:
-        """A newly loaded model: fill the table and plots, select the first layer."""
+        """A newly loaded model: fill the table and the totals and select the first layer (its histogram is
+        computed in the background) now; draw the two bar plots in the next turns of the event loop, one per
+        turn, so that no single step holds the window for long on a model with hundreds of layers."""
         self._layers = list(summary.layers)
         self.table_model.set_layers(self._layers)
-        self.table.resizeColumnsToContents()
+        self._fit_columns()
         self._fit_table_height()
         self.totals.show_summary(title, summary)
         self._update_count()
-        self._redraw_bars(None)
+        self._shown += 1
+        self._plots_pending = True
+        shown = self._shown
+        QTimer.singleShot(0, self, lambda: self._show_plots(shown))  # dropped with the view
         if self._layers:
             self.select_layer(self._layers[0].name)
         else:
             self.histogram.clear_histogram("This model has no layers with weights")
+
+    def plots_pending(self) -> bool:
+        """True while the bar plots of the model just shown are still to be drawn."""
+        return self._plots_pending
+
+    def _show_plots(self, shown: int, step: int = 0) -> None:
+        """Plot in pieces: one bar plot per turn of the event loop, with a short pause between them so each is
+        painted on its own."""
+        if shown != self._shown:  # another model arrived meanwhile
+            return
+        self._redraw_bars(self.table_model.predicted_reports(), which="size" if step == 0 else "sparsity")
+        if step == 0:
+            QTimer.singleShot(PLOT_STEP_MS, self, lambda: self._show_plots(shown, 1))
+        else:
+            self._plots_pending = False
+
+    def _fit_columns(self, sample: int = 40) -> None:
+        """Column widths for the header and the first `sample` rows (resizeColumnsToContents asks the model for
+        every cell of every row, which takes a noticeable time on models with hundreds of layers)."""
+        metrics = self.table.fontMetrics()
+        rows = min(self.table_model.rowCount(), sample)
+        header = self.table.horizontalHeader()
+        for column in range(self.table_model.columnCount()):
+            texts = [str(self.table_model.headerData(column, Qt.Orientation.Horizontal))]
+            texts += [str(self.table_model.index(r, column).data() or "") for r in range(rows)]
+            width = max(metrics.horizontalAdvance(t) for t in texts) + 24
+            header.resizeSection(column, min(width, 360))
 
     def _fit_table_height(self) -> None:
         """Give the table room for up to 5 rows; the plots get the rest."""
@@ -162,20 +217,21 @@ class ModelView(QWidget):
         """Mark per-layer overrides and exclusions in the table."""
         self.table_model.set_recipe(recipe)
 
-    def show_prediction(self, reports: list | None, size_bytes: int | None, nonzero: int | None,
-                        recipe_text: str) -> None:
-        """Predicted sparsity per layer and the predicted totals."""
+    def show_prediction(self, reports: list | None, prediction, recipe_text: str) -> None:
+        """Predicted sparsity per layer and the predicted totals (a SizePrediction)."""
         self.table_model.set_predicted(reports)
-        self.totals.show_predicted(size_bytes, nonzero, recipe_text)
+        self.totals.show_predicted(prediction, recipe_text)
         self._redraw_bars(reports)
 
-    def _redraw_bars(self, reports: list | None) -> None:
+    def _redraw_bars(self, reports: list | None, which: str = "both") -> None:
         names = [layer.name for layer in self._layers]
         current = [layer.sparsity for layer in self._layers]
         by_name = {r.name: r.achieved for r in (reports or [])}
         predicted = [by_name.get(n, c) for n, c in zip(names, current)] if reports is not None else None
-        self.size_bars.set_data(names, [layer.bytes for layer in self._layers], predicted or current)
-        self.sparsity_bars.set_data(names, current, predicted)
+        if which in ("both", "size"):
+            self.size_bars.set_data(names, [layer.bytes for layer in self._layers], predicted or current)
+        if which in ("both", "sparsity"):
+            self.sparsity_bars.set_data(names, current, predicted)
 
     def apply_colors(self, colors: PlotColors) -> None:
         """Restyle every plot."""

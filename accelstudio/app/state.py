@@ -267,33 +267,9 @@ def grid_setting(quant: QuantSpec) -> tuple[int, bool, bool] | None:
     return bits, quant.per_channel, symmetric
 
 
-def bytes_per_param(quant: QuantSpec) -> float:
-    """Stored bytes of one weight under a quantization mode (sim keeps float32 storage)."""
-    return {"dynamic-int8": 1.0, "static-int8": 1.0, "weight-int8": 1.0, "weight-int4": 0.5,
-            "fp16": 2.0, "bf16": 2.0}.get(quant.mode, 4.0)
+def predicted_size(summary: Any, recipe: Recipe, reports: list | None, backend: str | None = None):
+    """The size the recipe is expected to leave (accelstudio.core.size_prediction.predict_size, where the rules
+    live): bytes, nonzero parameters, whether anything changes, and notes on what stays in float."""
+    from accelstudio.core.size_prediction import predict_size
 
-
-def predicted_bytes(summary: Any, recipe: Recipe, reports: list | None) -> int:
-    """Estimated stored size after the recipe: structured pruning shrinks tensors, quantization shrinks
-    each weight; unstructured zeros are stored densely, so they do not shrink the file."""
-    reports_by_name = {r.name: r for r in (reports or [])}
-    layer_total = sum(layer.bytes for layer in summary.layers)
-    other = max(summary.total_bytes - layer_total, 0)
-    total = float(other)
-    per = bytes_per_param(recipe.quantize)
-    structured = recipe.prune.method == "l1-structured"
-    for layer in summary.layers:
-        report = reports_by_name.get(layer.name)
-        params = report.params_after if (structured and report is not None) else layer.params
-        if recipe.quantize.mode == "none" or layer.name in recipe.quantize.exclude:
-            total += layer.bytes * (params / layer.params if layer.params else 1.0)
-        else:
-            total += params * per
-    return int(total)
-
-
-def predicted_nonzero(summary: Any, reports: list | None) -> int:
-    """Parameters that stay nonzero after the predicted pruning (all of them when nothing is predicted)."""
-    by_name = {r.name: r for r in (reports or [])}
-    removed = sum(r.params_before - r.params_after for r in by_name.values())
-    return max(summary.total_params - removed, 0)
+    return predict_size(summary, recipe, reports, backend)

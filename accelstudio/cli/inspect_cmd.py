@@ -97,7 +97,8 @@ def format_summary(summary: ModelSummary) -> str:
         if k == 0:
             lines.append("  ".join("-" * w for w in widths))
     lines.append(
-        f"total: {summary.total_params:,} params, {human_bytes(summary.total_bytes)} in memory, "
+        f"total: {summary.total_params:,} params, {human_bytes(summary.total_bytes)} in memory (the rows above + "
+        f"{summary.other_params:,} other params, {human_bytes(summary.other_bytes)}), "
         f"{human_bytes(summary.file_bytes)} on disk, {summary.total_flops / 1e6:.3f} MFLOPs "
         f"({summary.total_macs / 1e6:.3f} MMACs), {len(summary.layers)} layers with weights"
     )

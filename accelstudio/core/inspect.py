@@ -34,8 +34,11 @@ class UnknownLayerError(AccelStudioError):
 class LayerStats:
     """One layer with weights: size, storage, exact-zero sparsity and compute at the inspected input shape.
 
-    `params` counts weight and bias; `bytes` is their in-memory size (quantization scales and zero points
-    included where found), split by dtype in `bytes_by_dtype`; `zeros` and `sparsity` cover the weight only.
+    `params` counts weight and bias; `bytes` is everything the layer stores in memory (weight, bias,
+    quantization scales and zero points, a normalization's running statistics), split by dtype in
+    `bytes_by_dtype`; `zeros` and `sparsity` cover the weight only. A weight that an earlier layer also uses
+    (tied embeddings, an exporter's deduplicated initializers) is counted once, there: `shared_with` names that
+    layer and this row counts only what it stores alone.
     """
 
     name: str
@@ -49,11 +52,16 @@ class LayerStats:
     sparsity: float
     macs: int
     flops: int
+    shared_with: str = ""
 
 
 @dataclass(frozen=True)
 class ModelSummary:
     """A whole model: its layers and totals over every parameter (not only those of weighted layers).
+
+    Totals are exactly the sums over the layers plus `other_params` / `other_bytes`: what belongs to no
+    weighted layer (a class token, a scale, positional tables, activation quantization parameters - bytes
+    only - in ONNX; parameters of modules without a weight in torch). Each stored tensor counts once.
 
     `inputs` holds the concrete input shapes the FLOPs were counted at; `file_bytes` is the size on disk of
     the model's source (external data included), None for a model that lives only in memory. `warnings`
@@ -70,6 +78,8 @@ class ModelSummary:
     total_flops: int
     total_macs: int
     warnings: tuple[str, ...] = ()
+    other_params: int = 0
+    other_bytes: int = 0
 
 
 def inspect_model(handle: ModelHandle, input_shapes: dict[str, tuple[int, ...]] | None = None,
@@ -90,11 +100,12 @@ def inspect_model(handle: ModelHandle, input_shapes: dict[str, tuple[int, ...]] 
         layers, totals, warnings = inspect_onnx(handle.onnx_model, inputs)
     else:
         raise ValueError(f"unknown backend {handle.backend!r}")
-    total_params, total_bytes, total_flops = totals
+    total_params, total_bytes, total_flops, other_params, other_bytes = totals
     return ModelSummary(
         name=handle.name, backend=handle.backend, inputs=inputs, layers=tuple(layers),
         total_params=int(total_params), total_bytes=int(total_bytes), file_bytes=model_file_bytes(handle),
         total_flops=int(total_flops), total_macs=int(total_flops) // 2, warnings=tuple(warnings),
+        other_params=int(other_params), other_bytes=int(other_bytes),
     )
 
 
@@ -151,8 +162,19 @@ def model_file_bytes(handle: ModelHandle) -> int | None:
     except OSError:
         return None
     if path.suffix.lower() == ".onnx":
-        total += _external_data_bytes(path)
+        listed = handle.metadata.get("external_data_files")
+        if listed is not None:  # the loader already found them: no second parse of a big file
+            total += sum(_size_or_zero(path.parent / name) for name in listed)
+        else:
+            total += _external_data_bytes(path)
     return total
+
+
+def _size_or_zero(path: Path) -> int:
+    try:
+        return path.stat().st_size if path.is_file() else 0
+    except OSError:
+        return 0
 
 
 def _example_file(handle: ModelHandle) -> Path | None:
@@ -227,6 +249,8 @@ def summary_to_dict(summary: ModelSummary) -> dict[str, Any]:
         "file_bytes": summary.file_bytes,
         "total_flops": summary.total_flops,
         "total_macs": summary.total_macs,
+        "other_params": summary.other_params,
+        "other_bytes": summary.other_bytes,
         "warnings": list(summary.warnings),
         "layers": [_layer_dict(layer) for layer in summary.layers],
     }
@@ -240,13 +264,15 @@ def _layer_dict(layer: LayerStats) -> dict[str, Any]:
 
 
 def make_layer(name: str, op_type: str, weight_shape: tuple[int, ...], params: int, dtype: str,
-               bytes_by_dtype: dict[str, int], zeros: int, weight_size: int, flops: int) -> LayerStats:
+               bytes_by_dtype: dict[str, int], zeros: int, weight_size: int, flops: int,
+               shared_with: str = "") -> LayerStats:
     """Build a LayerStats, deriving bytes, sparsity and MACs from the parts (used by both backends)."""
     return LayerStats(
         name=name, op_type=op_type, weight_shape=tuple(int(d) for d in weight_shape), params=int(params),
         bytes=int(sum(bytes_by_dtype.values())), dtype=dtype,
         bytes_by_dtype={k: int(v) for k, v in bytes_by_dtype.items()}, zeros=int(zeros),
         sparsity=float(zeros) / weight_size if weight_size else 0.0, macs=int(flops) // 2, flops=int(flops),
+        shared_with=shared_with,
     )
 
 

@@ -1,7 +1,7 @@
 """Layer inspection for ONNX graphs: weighted nodes, their storage and FLOPs from inferred shapes.
 
-Shapes come from onnx.shape_inference on a copy of the graph that holds the concrete input shapes and no
-large tensor data (so models near the 2 GiB protobuf limit still infer). FLOPs follow FLOP_FORMULAS, one
+Shapes come from onnx_shapes (onnx's shape inference, then ONNX Runtime's symbolic one where dims stay unknown).
+Storage is counted by onnx_storage, each stored tensor once. FLOPs follow FLOP_FORMULAS, one
 entry per op type, with torch's convention (2 per multiply-accumulate, convolutions and matrix products
 only); a node whose shapes could not be inferred counts 0 and is reported in the warnings.
 """
@@ -17,7 +17,9 @@ from onnx import numpy_helper
 
 from accelstudio.core.inspect import LayerStats, add_bytes, make_layer
 from accelstudio.core.model import InputSpec
-from accelstudio.core.onnx_layers import WeightedNode, constant_values, weighted_nodes
+from accelstudio.core.onnx_layers import WeightedNode, stored_source, constant_values, weighted_nodes
+from accelstudio.core.onnx_shapes import infer_shapes
+from accelstudio.core.onnx_storage import StorageLedger
 
 Shape = tuple  # tuple of int | None
 ShapeOf = Callable[[str], Shape | None]
@@ -27,8 +29,6 @@ QUANT_PARAMS: dict[str, tuple[int | None, int | None, int]] = {
     "QLinearConv": (4, 5, 0), "QLinearMatMul": (4, 5, -1), "DynamicQuantizeMatMul": (2, 3, -1),
     "MatMulInteger": (None, 3, -1), "ConvInteger": (None, 3, 0), "MatMulNBits": (2, 3, 0),
 }
-FOUR_BIT_TYPES = {getattr(onnx.TensorProto, n) for n in ("INT4", "UINT4", "FLOAT4E2M1") if hasattr(onnx.TensorProto, n)}
-SMALL_TENSOR = 64  # tensors up to this many elements keep their data for shape inference (Reshape targets)
 
 
 def _prod(dims) -> int:
@@ -110,90 +110,27 @@ def node_flops(node: onnx.NodeProto, shape_of: ShapeOf) -> int | None:
         return None
 
 
-def infer_shapes(model: onnx.ModelProto, inputs: tuple[InputSpec, ...]) -> tuple[dict[str, Shape], list[str]]:
-    """Every value's shape at the concrete `inputs`, and warnings (conflicting input dims, failed inference)."""
-    skeleton = _skeleton(model, {spec.name: spec.shape for spec in inputs})
-    shapes: dict[str, Shape] = {t.name: tuple(t.dims) for t in model.graph.initializer}
-    notes = [note for note in (_static_dim_conflicts(model, inputs),) if note]
-    try:
-        inferred = onnx.shape_inference.infer_shapes(skeleton, strict_mode=False, data_prop=True)
-    except Exception as exc:  # a graph onnx cannot infer: FLOPs stay unknown
-        inferred = skeleton
-        notes.append(f"shape inference failed ({type(exc).__name__}); FLOPs not counted")
-    graph = inferred.graph
-    for info in list(graph.input) + list(graph.value_info) + list(graph.output):
-        dims = _dims(info)
-        if dims is not None:
-            shapes.setdefault(info.name, dims)
-    return shapes, notes
-
-
-def _static_dim_conflicts(model: onnx.ModelProto, inputs: tuple[InputSpec, ...]) -> str | None:
-    """A warning when a requested shape differs from a fixed dimension the graph declares."""
-    declared = {info.name: _dims(info) for info in model.graph.input}
-    for spec in inputs:
-        dims = declared.get(spec.name)
-        if dims is None or len(dims) != len(spec.shape):
-            continue
-        if any(d is not None and d > 0 and d != s for d, s in zip(dims, spec.shape)):
-            shown = tuple("?" if d is None else d for d in dims)
-            return (f"input '{spec.name}' is inspected at {tuple(spec.shape)} but the graph declares {shown}; "
-                    "FLOPs follow the inspected shape")
-    return None
-
-
-def _dims(info: onnx.ValueInfoProto) -> Shape | None:
-    tensor_type = info.type.tensor_type
-    if not tensor_type.HasField("shape"):
-        return None
-    return tuple(d.dim_value if d.HasField("dim_value") else None for d in tensor_type.shape.dim)
-
-
-def _skeleton(model: onnx.ModelProto, input_shapes: dict[str, tuple[int, ...]]) -> onnx.ModelProto:
-    """A copy of `model` without large tensor data, its inputs set to `input_shapes`."""
-    skeleton = onnx.ModelProto()
-    skeleton.ir_version = model.ir_version
-    skeleton.opset_import.extend(model.opset_import)
-    skeleton.functions.extend(model.functions)
-    graph = skeleton.graph
-    graph.name = model.graph.name
-    graph.node.extend(model.graph.node)
-    graph.output.extend(model.graph.output)
-    graph.value_info.extend(model.graph.value_info)
-    for init in model.graph.initializer:
-        if _prod(init.dims) <= SMALL_TENSOR:
-            graph.initializer.append(init)
-        else:
-            graph.initializer.add(name=init.name, dims=init.dims, data_type=init.data_type)
-    for info in model.graph.input:
-        copy = graph.input.add()
-        copy.CopyFrom(info)
-        if info.name in input_shapes and info.type.HasField("tensor_type"):
-            dims = copy.type.tensor_type.shape.dim
-            del dims[:]
-            for d in input_shapes[info.name]:
-                dims.add().dim_value = int(d)
-    return skeleton
-
-
 def inspect_onnx(model: onnx.ModelProto, inputs: tuple[InputSpec, ...]):
-    """(layers, (total_params, total_bytes, total_flops), warnings) for an ONNX model at `inputs`."""
-    shapes, notes = infer_shapes(model, inputs)
+    """(layers, (total_params, total_bytes, total_flops, other_params, other_bytes), warnings) at `inputs`.
+
+    Totals are the layers' sums plus the stored tensors no layer owns ("other"), see onnx_storage.
+    """
+    shapes, notes = infer_shapes(model, inputs, FLOP_FORMULAS)
     shape_of = shapes.get
     total_flops, unknown = 0, 0
     for node in model.graph.node:
         flops = node_flops(node, shape_of)
         total_flops += flops or 0
         unknown += flops is None
-    if unknown and not any(note.startswith("shape inference failed") for note in notes):
+    if unknown:
         notes.append(f"FLOPs of {unknown} node(s) not counted: their shapes could not be inferred")
     lookup = _ValueLookup(model)
-    found = weighted_nodes(model)
-    layers = [_layer_stats(w, lookup, shape_of) for w in found]
-    packed = {w.weight_name: _prod(layer.weight_shape)
-              for w, layer in zip(found, layers) if w.node.op_type == "MatMulNBits"}
-    total_params, total_bytes = _totals(model, packed)
-    return layers, (total_params, total_bytes, total_flops), notes
+    ledger = StorageLedger(model.graph, lookup.folded())
+    layers = [_layer_stats(w, lookup, shape_of, ledger) for w in weighted_nodes(model)]
+    other_params, other_bytes = ledger.unowned()
+    total_params = sum(layer.params for layer in layers) + other_params
+    total_bytes = sum(layer.bytes for layer in layers) + other_bytes
+    return layers, (total_params, total_bytes, total_flops, other_params, other_bytes), notes
 
 
 class _ValueLookup:
@@ -214,9 +151,13 @@ class _ValueLookup:
             return None
         if name in self._inits:
             return numpy_helper.to_array(self._inits[name])
+        return self.folded().get(name)
+
+    def folded(self) -> dict[str, np.ndarray]:
+        """Every constant value of the graph (computed once)."""
         if self._folded is None:
             self._folded = constant_values(self._graph)
-        return self._folded.get(name)
+        return self._folded
 
 
 def _quant_inputs(w: WeightedNode, lookup: _ValueLookup) -> tuple[np.ndarray | None, np.ndarray | None, int]:
@@ -261,6 +202,9 @@ def dequantized_weight(w: WeightedNode, lookup: _ValueLookup) -> np.ndarray:
     if w.node.op_type == "MatMulNBits":
         return _unpack_nbits(w, lookup)
     weight = w.weight
+    dq = _dequantize_after(w, lookup)
+    if dq is not None:  # an int8 embedding table: its DequantizeLinear holds the scale and zero point
+        return _dequantize_table(weight, dq, lookup)
     if w.node.op_type not in QUANT_PARAMS:
         return weight.astype(np.float32, copy=False)
     scale, zero, axis = _quant_inputs(w, lookup)
@@ -300,69 +244,70 @@ def _unpack_nbits(w: WeightedNode, lookup: _ValueLookup) -> np.ndarray:
     return ((q - zp) * scale).reshape(n, -1)[:, :k].T.copy()
 
 
-def _layer_stats(w: WeightedNode, lookup: _ValueLookup, shape_of: ShapeOf) -> LayerStats:
+def _layer_stats(w: WeightedNode, lookup: _ValueLookup, shape_of: ShapeOf, ledger: StorageLedger) -> LayerStats:
+    """One layer's row. Its params are the weight's and bias' elements, its bytes everything it stores (with
+    scales, zero points, normalization statistics); a tensor an earlier layer owns counts there only."""
     weight = dequantized_weight(w, lookup)
+    primary = stored_source(w.weight_name, lookup.producers, ledger.stored)
+    shared_with = ledger.owner(primary) or ""
+    bias_name, bias = bias_of(w, lookup)
+    bias_shared = bias_name is not None and any(ledger.owner(n) for n in ledger.leaves(bias_name))
+    params = (0 if shared_with else weight.size) + (bias.size if bias is not None and not bias_shared else 0)
+    names = set(ledger.leaves(w.weight_name)) | ledger.leaves(bias_name)
+    for name in _qparam_names(w, lookup) + _statistics_names(w):
+        names |= ledger.leaves(name)
     stored: dict[str, int] = {}
-    add_bytes(stored, w.stored_dtype, w.stored_bytes)
-    params = weight.size
-    _, bias = bias_of(w, lookup)
-    if bias is not None:
-        params += bias.size
-        add_bytes(stored, str(bias.dtype), bias.nbytes)
-    for param in _qparam_arrays(w, lookup):
-        add_bytes(stored, str(param.dtype), param.nbytes)
+    for tensor in ledger.claim(w.name, names):
+        add_bytes(stored, tensor.dtype, tensor.nbytes)
     flops = node_flops(w.node, shape_of) or 0
-    zeros = int(np.count_nonzero(weight == 0))
-    return make_layer(w.name, w.node.op_type, weight.shape, params, w.stored_dtype, stored, zeros, weight.size,
-                      flops)
+    return make_layer(w.name, w.node.op_type, weight.shape, params, w.stored_dtype, stored, count_zeros(weight),
+                      weight.size, flops, shared_with=shared_with)
 
 
-def _qparam_arrays(w: WeightedNode, lookup: _ValueLookup) -> list[np.ndarray]:
-    """Scales and zero points of the layer's weight: node inputs or a DequantizeLinear feeding the weight."""
-    scale, zero, _ = _quant_inputs(w, lookup)
-    found = [a for a in (scale, zero) if a is not None]
-    producers = lookup.producers
-    name, depth = w.weight_name, 0
-    while name in producers and depth < 16:
-        node = producers[name]
-        if node.op_type == "DequantizeLinear":
-            found += [a for a in (lookup.get(i) for i in node.input[1:3]) if a is not None]
-            break
-        if not node.input:
-            break
-        name, depth = node.input[0], depth + 1
-    return found
+def count_zeros(weight: np.ndarray) -> int:
+    """Exact zeros of a weight; a filled (broadcast) one is all or nothing, without expanding it."""
+    if weight.size and not any(weight.strides):
+        return int(weight.size) if weight.flat[0] == 0 else 0
+    return int(np.count_nonzero(weight == 0))
 
 
-def _tensor_size(t: onnx.TensorProto) -> tuple[int, int]:
-    """(elements, bytes) of a stored tensor from its header, without reading its data."""
-    n = _prod(t.dims)
-    if t.data_type in FOUR_BIT_TYPES:
-        return n, (n + 1) // 2
-    try:
-        itemsize = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(t.data_type)).itemsize
-    except (KeyError, TypeError, ValueError):
-        itemsize = 0
-    return n, n * itemsize
+def _statistics_names(w: WeightedNode) -> list[str]:
+    """BatchNormalization's running mean and variance: stored by the layer, not parameters of it."""
+    return list(w.node.input[3:5]) if w.node.op_type == "BatchNormalization" else []
 
 
-def _totals(model: onnx.ModelProto, packed: dict[str, int]) -> tuple[int, int]:
-    """Elements and bytes of every stored tensor (initializers and Constant nodes) except int64 index data.
+def _qparam_names(w: WeightedNode, lookup: _ValueLookup) -> list[str]:
+    """Names of the weight's scales and zero points: node inputs, onnxruntime's '<weight>_scale', or the
+    DequantizeLinear right after a quantized Gather (an int8 embedding table)."""
+    scale_idx, zp_idx, _ = QUANT_PARAMS.get(w.node.op_type, (None, None, 0))
+    inputs = list(w.node.input)
+    names = [inputs[i] for i in (scale_idx, zp_idx) if i is not None and len(inputs) > i and inputs[i]]
+    if w.node.op_type in ("MatMulInteger", "ConvInteger") and w.weight_name.endswith("_quantized"):
+        names.append(w.weight_name[: -len("_quantized")] + "_scale")
+    dq = _dequantize_after(w, lookup)
+    if dq is not None:
+        names += [i for i in dq.input[1:3] if i]
+    return names
 
-    A packed sub-byte weight (named in `packed`) counts its logical elements, not its stored bytes.
-    """
-    tensors = list(model.graph.initializer)
-    for node in model.graph.node:
-        if node.op_type == "Constant":
-            tensors += [a.t for a in node.attribute if a.name == "value"]
-    params = nbytes = 0
-    for t in tensors:
-        if t.data_type == onnx.TensorProto.INT64:
-            continue
-        n, b = _tensor_size(t)
-        params += packed.get(t.name, n)
-        nbytes += b
-    return params, nbytes
+
+def _dequantize_table(table: np.ndarray, dq: onnx.NodeProto, lookup: _ValueLookup) -> np.ndarray:
+    """(table - zero point) * scale with the DequantizeLinear's parameters (per tensor or along its axis)."""
+    attrs = {x.name: onnx.helper.get_attribute_value(x) for x in dq.attribute}
+    axis = attrs.get("axis", 1)
+    scale = lookup.get(dq.input[1])
+    zero = lookup.get(dq.input[2]) if len(dq.input) > 2 else None
+    out = table.astype(np.float32)
+    if zero is not None:
+        out = out - _along(zero.astype(np.float32), out.ndim, axis)
+    return out * _along(scale.astype(np.float32), out.ndim, axis) if scale is not None else out
+
+
+def _dequantize_after(w: WeightedNode, lookup: _ValueLookup) -> onnx.NodeProto | None:
+    """The DequantizeLinear that reads a Gather's output when the gathered table is stored as integers."""
+    if w.node.op_type != "Gather" or w.weight.dtype not in (np.int8, np.uint8):
+        return None
+    users = lookup.consumers.get(w.node.output[0], [])
+    return users[0] if len(users) == 1 and users[0].op_type == "DequantizeLinear" else None
 
 
 def onnx_layer_weight(model: onnx.ModelProto, layer_name: str) -> np.ndarray | None:

@@ -21,7 +21,10 @@ from accelstudio.core.model import InputSpec
 
 @dataclass(frozen=True)
 class _TorchLayer:
-    """A weighted module: its effective weight and bias tensors and the storage behind them."""
+    """A weighted module: its effective weight and bias tensors and the storage behind them.
+
+    `params` and `bytes_by_dtype` count only the tensors no earlier layer owns (`shared_with` names the owner of
+    a tied weight); `bytes_by_dtype` also holds a normalization's running statistics (stored, not parameters)."""
 
     name: str
     module: nn.Module
@@ -29,44 +32,103 @@ class _TorchLayer:
     biases: tuple[torch.Tensor, ...]
     params: int
     bytes_by_dtype: dict[str, int]
-    quantized: bool
+    quantized: bool  # packed torch.ao weights: FLOPs come from hooks (the counter cannot see their kernels)
+    shared_with: str = ""
+    dtype: str = ""  # storage type when the weight tensor is not it (weight-only int4 codes in uint8)
+
+
+STATISTICS_BUFFERS = ("running_mean", "running_var")
 
 
 def inspect_torch(module: nn.Module, inputs: tuple[InputSpec, ...]):
-    """(layers, (total_params, total_bytes, total_flops), warnings) for a torch module at `inputs`."""
-    layers = list(find_layers(module))
+    """(layers, (total_params, total_bytes, total_flops, other_params, other_bytes), warnings) at `inputs`.
+
+    Totals are the layers' sums plus the parameters of no weighted layer; a tied parameter counts once."""
+    owners: dict[int, str] = {}
+    layers = list(find_layers(module, owners))
     per_module, total_flops, notes = count_flops(module, inputs, layers)
     stats = [_layer_stats(layer, per_module.get(layer.name, 0)) for layer in layers]
-    total_params, total_bytes = _totals(module, layers)
-    return stats, (total_params, total_bytes, total_flops), notes
+    other_params, other_bytes = _unowned(module, owners)
+    total_params = sum(layer.params for layer in stats) + other_params
+    total_bytes = sum(layer.bytes for layer in stats) + other_bytes
+    return stats, (total_params, total_bytes, total_flops, other_params, other_bytes), notes
 
 
-def find_layers(module: nn.Module):
-    """Yield a _TorchLayer for every module with a weight, in module order."""
+def find_layers(module: nn.Module, owners: dict[int, str] | None = None):
+    """Yield a _TorchLayer for every module with a weight, in module order; `owners` collects which layer
+    owns each parameter (by identity), so a parameter shared by two modules counts in the first only."""
+    owners = {} if owners is None else owners
     for name, mod in module.named_modules():
         if "parametrizations" in name.split("."):
             continue  # the originals behind a parametrized weight belong to the parent module
-        layer = _layer_of(name, mod)
+        layer = _layer_of(name, mod, owners)
         if layer is not None:
             yield layer
 
 
-def _layer_of(name: str, mod: nn.Module) -> _TorchLayer | None:
+def _layer_of(name: str, mod: nn.Module, owners: dict[int, str] | None = None) -> _TorchLayer | None:
+    owners = {} if owners is None else owners
     if _is_packed_quantized(mod):
         return _quantized_layer(name, mod)
+    if _is_weight_only(mod):
+        return _weight_only_layer(name, mod, owners)
     entries = _float_tensors(mod)
     weights = [(t, p) for key, t, p in entries if key.endswith("weight")]
     if not weights:
         return None
     biases = [(t, p) for key, t, p in entries if not key.endswith("weight")]
+    first = weights[0][1][0] if weights[0][1] else None
+    shared_with = owners.get(id(first), "") if first is not None else ""
     stored: dict[str, int] = {}
     params = 0
     for _, originals in weights + biases:
         for p in originals:
+            if id(p) in owners:
+                continue
+            owners[id(p)] = name
             params += p.numel()
             add_bytes(stored, _dtype_name(p), p.numel() * p.element_size())
+    for key in STATISTICS_BUFFERS:
+        buffer = getattr(mod, key, None)
+        if isinstance(buffer, torch.Tensor) and buffer.is_floating_point():
+            add_bytes(stored, _dtype_name(buffer), buffer.numel() * buffer.element_size())
     return _TorchLayer(name, mod, tuple(t for t, _ in weights), tuple(t for t, _ in biases), params, stored,
-                       False)
+                       False, shared_with)
+
+
+def _is_weight_only(mod: nn.Module) -> bool:
+    """AccelStudio's weight-only int8/int4 modules: integer codes in a `qweight` buffer, dequantized on the fly."""
+    return isinstance(getattr(mod, "qweight", None), torch.Tensor) and callable(getattr(mod, "dequantized_weight", None))
+
+
+def _weight_only_layer(name: str, mod: nn.Module, owners: dict[int, str]) -> _TorchLayer:
+    stored: dict[str, int] = {}
+    for key in ("qweight", "scale", "zero"):
+        t = getattr(mod, key, None)
+        if isinstance(t, torch.Tensor):
+            add_bytes(stored, _dtype_name(t), t.numel() * t.element_size())
+    weight = mod.dequantized_weight().detach()
+    params = weight.numel()
+    bias = getattr(mod, "bias", None)
+    biases = ()
+    if isinstance(bias, torch.Tensor):
+        biases = (bias.detach(),)
+        if id(bias) not in owners:
+            owners[id(bias)] = name
+            params += bias.numel()
+            add_bytes(stored, _dtype_name(bias), bias.numel() * bias.element_size())
+    dtype = f"int{mod.bits}" if getattr(mod, "bits", 8) == 4 else _dtype_name(mod.qweight)
+    return _TorchLayer(name, mod, (weight,), biases, params, stored, False, dtype=dtype)
+
+
+def _unowned(module: nn.Module, owners: dict[int, str]) -> tuple[int, int]:
+    """(parameters, bytes) of the module's parameters that no weighted layer owns."""
+    params = nbytes = 0
+    for p in module.parameters():
+        if id(p) not in owners:
+            params += p.numel()
+            nbytes += p.numel() * p.element_size()
+    return params, nbytes
 
 
 def _float_tensors(mod: nn.Module) -> list[tuple[str, torch.Tensor, list[torch.Tensor]]]:
@@ -140,21 +202,8 @@ def _layer_stats(layer: _TorchLayer, flops: int) -> LayerStats:
     mod = layer.module
     op_type = getattr(mod, "original_name", None) or mod._get_name()
     return make_layer(layer.name, op_type, tuple(layer.weights[0].shape), layer.params,
-                      _dtype_name(layer.weights[0]), layer.bytes_by_dtype, zeros, size, flops)
-
-
-def _totals(module: nn.Module, layers: list[_TorchLayer]) -> tuple[int, int]:
-    """Every parameter of the module plus the packed weights of quantized modules (not nn.Parameters)."""
-    params = 0
-    nbytes = 0
-    for p in module.parameters():
-        params += p.numel()
-        nbytes += p.numel() * p.element_size()
-    for layer in layers:
-        if layer.quantized:
-            params += layer.params
-            nbytes += sum(layer.bytes_by_dtype.values())
-    return params, nbytes
+                      layer.dtype or _dtype_name(layer.weights[0]), layer.bytes_by_dtype, zeros, size, flops,
+                      layer.shared_with)
 
 
 def count_flops(module: nn.Module, inputs: tuple[InputSpec, ...], layers: list[_TorchLayer]):

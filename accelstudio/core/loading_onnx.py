@@ -23,7 +23,7 @@ from accelstudio.core.model import InputSpec, ModelHandle
 EXTERNAL_DATA_THRESHOLD = int(1.5 * 1024**3)  # above this, save_onnx_atomic writes weights to '<name>.data'
 KNOWN_DOMAINS = {"", "ai.onnx", "ai.onnx.ml", "com.microsoft"}
 _STANDARD_DOMAINS = {"", "ai.onnx", "ai.onnx.ml"}
-_CHECK_BY_PATH_BYTES = int(1.8 * 1024**3)  # a proto over 2 GiB cannot be checked in memory
+_CHECK_IN_MEMORY_BYTES = 8 * 1024**2  # bigger models are checked in pieces (onnx_pieces)
 _MIN_EXTERNAL_BYTES = 1024
 
 
@@ -50,6 +50,12 @@ def load_onnx(path: Path, size: int) -> ModelHandle:
 
 
 def _parse(path: Path, onnxish: bool) -> onnx.ModelProto:
+    from accelstudio.core.onnx_pieces import parse_model_in_pieces
+
+    try:  # tensor by tensor: a thread loading a big model leaves the GIL to the window between tensors
+        return parse_model_in_pieces(path)
+    except Exception:  # odd wire format, empty file...: protobuf's own parse decides and names the problem
+        pass
     try:
         return onnx.load_model(str(path), load_external_data=False)
     except Exception as e:  # DecodeError, RuntimeError, ValueError...: all mean the bytes are not a model
@@ -225,9 +231,13 @@ def _schema_domain(domain: str) -> str:
 def _run_checker(path: Path, model: onnx.ModelProto, by_path: bool) -> None:
     """Validate the graph. Models with external data are checked by path (the checker then verifies the data
     files without reading the weights), the others in memory."""
+    from accelstudio.core.onnx_pieces import check_model_in_pieces
+
     try:
-        if by_path or model.ByteSize() > _CHECK_BY_PATH_BYTES:
+        if by_path:
             onnx.checker.check_model(str(path))
+        elif path.stat().st_size > _CHECK_IN_MEMORY_BYTES:  # the same checks, never holding the GIL for long
+            check_model_in_pieces(model)
         else:
             onnx.checker.check_model(model)
     except Exception as e:

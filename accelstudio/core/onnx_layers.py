@@ -9,7 +9,8 @@ resolved to arrays, so graphs that do not store weights as initializers are stil
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
 import numpy as np
 import onnx
@@ -25,19 +26,71 @@ WEIGHT_INPUTS: dict[str, tuple[int, int | None]] = {
 NAME_SUFFIXES = (".weight", "_quantized", "_Transposed", "_DequantizeLinear_Output", "_Q4", "_Q8", "_fp16", "_scale")
 FOLDABLE = {"Constant", "ConstantOfShape", "Identity", "Reshape", "Transpose", "Cast", "Squeeze", "Unsqueeze",
             "DequantizeLinear"}
+MAX_FILLED_ELEMENTS = 2**28  # ConstantOfShape outputs up to this size are weights (a ResNet's fc is 2M)
 
 
 @dataclass(frozen=True)
 class WeightedNode:
-    """A node with a weight: its layer name, the node, the weight's value name, array and (if any) bias name."""
+    """A node with a weight: its layer name, the node, the weight's value name and (if any) bias name.
+
+    `weight` (the array) is read from the graph's constant values when first asked for, so listing the layers
+    of a big model, or reading one layer's weight, does not copy every tensor."""
 
     name: str
     node: onnx.NodeProto
     weight_name: str
-    weight: np.ndarray
     bias_name: str | None
     stored_dtype: str  # dtype of the tensor as stored (int8 for a quantized weight behind DequantizeLinear)
     stored_bytes: int
+    values: "ConstantValues" = field(repr=False, compare=False, default=None)
+
+    @property
+    def weight(self) -> np.ndarray:
+        return self.values[self.weight_name]
+
+
+class ConstantValues(Mapping):
+    """Every constant value of a graph by name: initializers (converted to arrays when first read, then kept)
+    and the outputs of foldable nodes on constants (computed up front)."""
+
+    def __init__(self, graph: onnx.GraphProto):
+        self._initializers = {init.name: init for init in graph.initializer}
+        self._arrays: dict[str, np.ndarray] = {}
+        self._fold_nodes(graph)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        if name not in self._arrays:
+            self._arrays[name] = numpy_helper.to_array(self._initializers[name])  # KeyError when unknown
+        return self._arrays[name]
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._arrays or name in self._initializers
+
+    def __iter__(self):
+        return iter(set(self._initializers) | set(self._arrays))
+
+    def __len__(self) -> int:
+        return len(set(self._initializers) | set(self._arrays))
+
+    def shape(self, name: str) -> tuple[int, ...]:
+        """The value's shape, from the tensor header when it has not been read yet."""
+        if name not in self._arrays and name in self._initializers:
+            return tuple(int(d) for d in self._initializers[name].dims)
+        return tuple(self[name].shape)
+
+    def _fold_nodes(self, graph: onnx.GraphProto) -> None:
+        for node in graph.node:
+            if node.op_type not in FOLDABLE:
+                continue
+            inputs = [i for i in node.input if i]
+            if not all(i in self for i in inputs):
+                continue
+            try:
+                out = _fold(node, [self[i] for i in inputs])
+            except Exception:  # an odd attribute combination: leave this value non-constant
+                continue
+            if out is not None:
+                self._arrays[node.output[0]] = out
 
 
 def layer_name_from(value_name: str, node: onnx.NodeProto) -> str:
@@ -59,22 +112,9 @@ def _looks_like_param(name: str) -> bool:
     return "." in name or name.endswith(("weight", "bias"))
 
 
-def constant_values(graph: onnx.GraphProto) -> dict[str, np.ndarray]:
+def constant_values(graph: onnx.GraphProto) -> ConstantValues:
     """Every value in `graph` that is constant: initializers plus the outputs of foldable nodes on constants."""
-    values: dict[str, np.ndarray] = {init.name: numpy_helper.to_array(init) for init in graph.initializer}
-    for node in graph.node:
-        if node.op_type not in FOLDABLE:
-            continue
-        inputs = [i for i in node.input if i]
-        if not all(i in values for i in inputs):
-            continue
-        try:
-            out = _fold(node, [values[i] for i in inputs])
-        except Exception:  # an odd attribute combination: leave this value non-constant
-            continue
-        if out is not None:
-            values[node.output[0]] = out
-    return values
+    return ConstantValues(graph)
 
 
 def _fold(node: onnx.NodeProto, args: list[np.ndarray]) -> np.ndarray | None:
@@ -93,9 +133,10 @@ def _fold(node: onnx.NodeProto, args: list[np.ndarray]) -> np.ndarray | None:
     if op == "ConstantOfShape":
         fill = numpy_helper.to_array(attrs["value"]) if "value" in attrs else np.zeros(1, np.float32)
         shape = tuple(int(d) for d in args[0])
-        if int(np.prod(shape, dtype=np.int64)) > 50_000_000:  # refuse to materialize a memory bomb
+        if int(np.prod(shape, dtype=np.int64)) > MAX_FILLED_ELEMENTS:  # a memory bomb is not a weight
             return None
-        return np.full(shape, fill.reshape(-1)[0], dtype=fill.dtype)
+        # a read-only broadcast view: a filled weight costs no memory until someone changes it
+        return np.broadcast_to(fill.reshape(-1)[:1].reshape(()), shape)
     if op == "Identity":
         return args[0]
     if op == "Reshape":
@@ -126,7 +167,7 @@ def _fold(node: onnx.NodeProto, args: list[np.ndarray]) -> np.ndarray | None:
     return None
 
 
-def _stored_source(name: str, graph_nodes: dict[str, onnx.NodeProto], initializers: dict[str, onnx.TensorProto]):
+def stored_source(name: str, graph_nodes: dict[str, onnx.NodeProto], initializers: dict[str, onnx.TensorProto]):
     """Follow a constant value back through Identity/DequantizeLinear/Reshape... to the tensor that stores it."""
     seen = 0
     while name not in initializers and name in graph_nodes and seen < 16:
@@ -140,6 +181,8 @@ def _stored_source(name: str, graph_nodes: dict[str, onnx.NodeProto], initialize
 
 def weighted_nodes(model: onnx.ModelProto) -> list[WeightedNode]:
     """The nodes of `model`'s main graph that carry a constant weight, in graph order."""
+    from accelstudio.core.onnx_storage import tensor_header_size
+
     graph = model.graph
     values = constant_values(graph)
     producers = {out: node for node in graph.node for out in node.output}
@@ -154,20 +197,20 @@ def weighted_nodes(model: onnx.ModelProto) -> list[WeightedNode]:
         if len(node.input) <= w_idx or node.input[w_idx] not in values:
             continue
         weight_name = node.input[w_idx]
-        weight = values[weight_name]
-        if weight.ndim == 0 or (node.op_type in ("MatMul", "Gather") and weight.ndim < 2):
+        ndim = len(values.shape(weight_name))
+        if ndim == 0 or (node.op_type in ("MatMul", "Gather") and ndim < 2):
             continue
-        source = _stored_source(weight_name, producers, initializers)
+        source = stored_source(weight_name, producers, initializers)
         stored = initializers.get(source)
         if stored is not None:
-            stored_arr = values[source]
-            stored_dtype, stored_bytes = str(stored_arr.dtype), int(stored_arr.nbytes)
+            _, stored_bytes, stored_dtype = tensor_header_size(stored)
         else:
+            weight = values[weight_name]
             stored_dtype, stored_bytes = str(weight.dtype), int(weight.nbytes)
         name = layer_name_from(source, node)
         if name in used_names:  # a weight shared by two nodes: keep names unique
             name = node.name or f"{name}#{len(found)}"
         used_names.add(name)
         bias = node.input[b_idx] if b_idx is not None and len(node.input) > b_idx and node.input[b_idx] else None
-        found.append(WeightedNode(name, node, weight_name, weight, bias, stored_dtype, stored_bytes))
+        found.append(WeightedNode(name, node, weight_name, bias, stored_dtype, stored_bytes, values))
     return found

@@ -167,8 +167,12 @@ def _quant_type(name: str):
 
 
 def _dynamic_int8(model: onnx.ModelProto, spec: QuantSpec, excluded: set[str]) -> onnx.ModelProto:
-    """Weights stored as int8, activations quantized at run time (ConvInteger / MatMulInteger)."""
+    """Weights stored as int8, activations quantized at run time (MatMulInteger); embedding tables (Gather on a
+    stored matrix) are stored as 8-bit too and dequantized after the lookup, as ONNX Runtime's own default does,
+    unless the recipe keeps that layer in float."""
     from onnxruntime.quantization import quantize_dynamic
+
+    op_types = [*DYNAMIC_OP_TYPES, "Gather"]
 
     with tempfile.TemporaryDirectory(prefix="accelstudio-quant-") as tmp:
         # Gemm layers become MatMul (+ Add) here, keeping node and weight names, so that exclusions and layer
@@ -177,7 +181,7 @@ def _dynamic_int8(model: onnx.ModelProto, spec: QuantSpec, excluded: set[str]) -
         out = Path(tmp) / "quantized.onnx"
         try:
             with _quiet():
-                quantize_dynamic(str(src), str(out), op_types_to_quantize=DYNAMIC_OP_TYPES,
+                quantize_dynamic(str(src), str(out), op_types_to_quantize=op_types,
                                  per_channel=spec.per_channel, weight_type=_quant_type(spec.weight_type),
                                  nodes_to_exclude=skip,
                                  use_external_data_format=large)

@@ -214,6 +214,7 @@ def summary_from_dict(data: dict[str, Any]) -> ModelSummary:
         file_bytes=None if data["file_bytes"] is None else int(data["file_bytes"]),
         total_flops=int(data["total_flops"]), total_macs=int(data["total_macs"]),
         warnings=tuple(str(w) for w in data.get("warnings", ())),
+        other_params=int(data.get("other_params", 0)), other_bytes=int(data.get("other_bytes", 0)),
     )
 
 

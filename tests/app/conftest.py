@@ -64,7 +64,8 @@ def make_window(qtbot, settings, dialog_answers):
         if load:
             with qtbot.waitSignal(window.model_loaded, timeout=LOAD_TIMEOUT_MS):
                 window.open_default()
-            qtbot.waitUntil(lambda: not window.models.runner.is_busy(), timeout=LOAD_TIMEOUT_MS)
+            qtbot.waitUntil(window.models.is_settled,
+                            timeout=LOAD_TIMEOUT_MS)
         return window
 
     yield make
