@@ -21,7 +21,8 @@ JSON_METRICS = ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "iqr_ms", "mi
                 "spread_ratio", "throughput", "throughput_concurrent", "cold_start_ms", "load_ms", "accuracy",
                 "accuracy_top5", "baseline_accuracy", "accuracy_delta", "accuracy_delta_ci", "delta_significant",
                 "n_eval", "fidelity", "nonfinite_outputs", "size_bytes", "baseline_size_bytes", "artifact_bytes",
-                "params", "baseline_params", "flops", "baseline_flops", "sparsity", "notes", "data")
+                "params", "baseline_params", "flops", "baseline_flops", "sparsity", "notes", "data", "execution",
+                "machine")
 
 
 class UsageError(AccelStudioError):

@@ -18,7 +18,7 @@ from accelstudio.core.stats import (CI_LEVEL, mcnemar_exact, median_difference_c
                                     paired_counts, wilson_interval)
 
 __all__ = ["accuracy_metrics", "fidelity_metrics", "paired_delta", "run_batches", "nonfinite_rows",
-           "describe_outputs", "mcnemar_exact", "median_difference_ci", "wilson_interval", "CI_LEVEL"]
+           "describe_outputs", "output_hint", "mcnemar_exact", "median_difference_ci", "wilson_interval", "CI_LEVEL"]
 
 Predict = Callable[[dict[str, np.ndarray]], np.ndarray]
 
@@ -202,11 +202,12 @@ def _kl(p_raw: np.ndarray, q_raw: np.ndarray) -> np.ndarray:
 OUTPUT_KINDS = ("class_scores", "embedding")
 
 
-def describe_outputs(outputs: np.ndarray, labeled: bool) -> dict[str, Any]:
+def describe_outputs(outputs: np.ndarray, labeled: bool, hint: tuple[str, str] | None = None) -> dict[str, Any]:
     """What the model's outputs are, so fidelity can lead with the right figure: {"output_kind": "class_scores" or
     "embedding", "output_shape": per-sample dims, "output_reason": the rule that decided}.
 
-    Rules, in order: labels given -> class scores; one value per sample -> regression ("embedding"); more than one
+    Rules, in order: labels given -> class scores; a `hint` (kind, reason) read from the graph by output_hint
+    (the output's name or the op that makes it); one value per sample -> regression ("embedding"); more than one
     dim per sample (sequence of vectors, feature map) -> embedding; rows of unit length -> embedding; rows that
     are probabilities -> class scores; otherwise class scores (a [N, K] output is read as K class logits).
     "embedding" stands for any dense output where top-1 agreement means nothing: cosine and error lead."""
@@ -214,6 +215,8 @@ def describe_outputs(outputs: np.ndarray, labeled: bool) -> dict[str, Any]:
     shape = [int(d) for d in arr.shape[1:]]
     if labeled:
         return _kind("class_scores", shape, "labels are given, so the outputs are class scores")
+    if hint is not None:
+        return _kind(hint[0], shape, hint[1])
     if int(np.prod(shape)) <= 1:
         return _kind("embedding", shape, "one value per sample: a regression output")
     core = [d for d in shape if d != 1]  # [1000, 1, 1] is one score per class, laid out as a map
@@ -227,6 +230,35 @@ def describe_outputs(outputs: np.ndarray, labeled: bool) -> dict[str, Any]:
     if rows.shape[0] and _looks_like_probs(rows.T):
         return _kind("class_scores", shape, "output rows are probabilities: class scores")
     return _kind("class_scores", shape, f"{int(np.prod(shape))} values per sample, read as class scores")
+
+
+_EMBEDDING_NAMES = ("emb", "hidden", "pool", "feat", "vector", "sentence", "encod", "token", "represent")
+_SCORE_NAMES = ("logit", "prob", "score", "class", "label", "softmax")
+# Ops that end embedding heads: normalization, pooling, L2 normalization, BERT's pooler activation.
+_EMBEDDING_OPS = ("LayerNormalization", "ReduceMean", "ReduceSum", "LpNormalization", "Div", "Tanh",
+                  "GlobalAveragePool", "SimplifiedLayerNormalization")
+_SCORE_OPS = ("Softmax", "LogSoftmax", "Sigmoid")
+
+
+def output_hint(onnx_model: Any) -> tuple[str, str] | None:
+    """What an ONNX graph's first output is, read from its name ("sentence_embedding", "logits") or the op that
+    makes it (LayerNormalization, pooling or L2 normalization: an embedding; Softmax: class scores); None when
+    neither says (then describe_outputs reads the values). The name speaks first: it is the author's word."""
+    graph = getattr(onnx_model, "graph", None)
+    if graph is None or not graph.output:
+        return None
+    name = graph.output[0].name
+    low = name.lower()
+    if any(k in low for k in _SCORE_NAMES):
+        return "class_scores", f"the output is named '{name}': class scores"
+    if any(k in low for k in _EMBEDDING_NAMES):
+        return "embedding", f"the output is named '{name}': an embedding"
+    producer = next((n.op_type for n in graph.node if name in n.output), None)
+    if producer in _SCORE_OPS:
+        return "class_scores", f"the output comes from {producer}: class scores"
+    if producer in _EMBEDDING_OPS:
+        return "embedding", f"the output comes from {producer}: an embedding, not class scores"
+    return None
 
 
 def _kind(kind: str, shape: list[int], reason: str) -> dict[str, Any]:

@@ -285,10 +285,10 @@ def _cold_start(handle, settings, inputs, metrics: dict, st: _Stages):
 
 
 def _benchmark(predictor, inputs, settings, st: _Stages, cancel) -> dict[str, Any]:
-    """Latency statistics plus metrics["machine"]: the machine's load while the calls were timed (a busy
-    machine also adds a note to the run)."""
+    """Latency statistics plus metrics["machine"]: the machine's load while the calls were timed (the run
+    report turns a busy record into a warning)."""
     from accelstudio.core.benchmark import measure_latency
-    from accelstudio.core.machine_load import busy_note, finish_window, sample_cpu
+    from accelstudio.core.machine_load import finish_window, sample_cpu
 
     before = sample_cpu()
     stats = measure_latency(predictor, inputs, settings, progress=st.within("benchmark"), cancel=cancel)
@@ -296,9 +296,6 @@ def _benchmark(predictor, inputs, settings, st: _Stages, cancel) -> dict[str, An
     out = stats.to_metrics()
     out["samples_ms"] = list(stats.samples_ms)
     out["machine"] = machine
-    note = busy_note(machine)
-    if note:
-        predictor.notes.append(note)  # collected into metrics["notes"] with the run's other notes
     st.emit("benchmark", 1.0, f"p50 {stats.p50_ms:.3f} ms over {stats.n} calls")
     return out
 
@@ -329,7 +326,8 @@ class _PerCall:
 def _evaluate(spec: JobSpec, base, predictor, dataset, progress, cancel, notes: list[str],
               per_call: bool = False) -> dict[str, Any]:
     """Outputs of the compressed and the uncompressed model on the same samples and runtime, compared."""
-    from accelstudio.core.evaluate import accuracy_metrics, describe_outputs, fidelity_metrics, run_batches
+    from accelstudio.core.evaluate import (accuracy_metrics, describe_outputs, fidelity_metrics, output_hint,
+                                           run_batches)
 
     batch, pad = (EVAL_BATCH, False) if per_call else _eval_batch(base)
     half = progress if spec.recipe.is_identity else _scaled(progress, 0.0, 0.5)
@@ -347,7 +345,8 @@ def _evaluate(spec: JobSpec, base, predictor, dataset, progress, cancel, notes: 
     fid = fidelity_metrics(outputs, base_outputs)
     metrics["fidelity"] = {k: fid[k] for k in ("top1_agreement", "cosine", "max_abs_error", "kl_divergence")}
     metrics["fidelity"]["n_compared"] = fid["n_compared"]
-    metrics["fidelity"].update(describe_outputs(base_outputs, dataset.labels is not None))
+    hint = output_hint(base.onnx_model) if base.backend == "onnx" else None
+    metrics["fidelity"].update(describe_outputs(base_outputs, dataset.labels is not None, hint))
     metrics["nonfinite_outputs"] = fid["nonfinite_outputs"]
     metrics["n_eval"] = int(dataset.num_samples)
     if fid["nonfinite_outputs"]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from accelstudio.core.job import RunResult
+from accelstudio.core.machine_load import busy_note
 from accelstudio.core.report_model import Broken, Quality
 
 BROKEN_COSINE = 0.9
@@ -79,10 +80,9 @@ def run_warnings(run: RunResult, baseline: RunResult | None = None) -> list[str]
     m = _dict(run.metrics)
     baseline_metrics = _dict(baseline.metrics) if baseline is not None else None
     out = []
-    busy = _busy_text(_dict(m.get("machine")))
+    busy = busy_note(_dict(m.get("machine")))
     if busy:
-        out.append(f"busy machine: {busy} while measuring; latencies and ratios are not trustworthy, measure "
-                   "again on an idle machine")
+        out.append(busy)
     if baseline_metrics is not None:
         base_busy = _busy_text(_dict(baseline_metrics.get("machine")))
         if base_busy:

@@ -229,3 +229,31 @@ def test_an_unlabeled_user_model_run_reads_as_fidelity_with_the_random_inputs_ba
     report = build_report(result)
     assert report.quality.headline == "agreement" and report.quality.label.startswith("Fidelity")
     assert report.data.badge == "random inputs: fidelity only" and report.broken is None
+
+
+def _graph_ending_in(op: str, out_name: str):
+    from onnx import TensorProto, helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 8])
+    y = helper.make_tensor_value_info(out_name, TensorProto.FLOAT, ["N", 8])
+    attrs = {"axis": -1} if op in ("Softmax", "LayerNormalization") else {}
+    inputs = ["x", "g"] if op == "LayerNormalization" else ["x"]
+    init = [helper.make_tensor("g", TensorProto.FLOAT, [8], [1.0] * 8)] if op == "LayerNormalization" else []
+    node = helper.make_node(op, inputs, [out_name], **attrs)
+    return helper.make_model(helper.make_graph([node], "g", [x], [y], init))
+
+
+def test_output_hint_reads_the_graph_and_names_speak_first():
+    from accelstudio.core.evaluate import output_hint
+
+    assert output_hint(_graph_ending_in("LayerNormalization", "out"))[0] == "embedding"
+    assert output_hint(_graph_ending_in("Softmax", "out"))[0] == "class_scores"
+    assert output_hint(_graph_ending_in("Identity", "sentence_embedding"))[0] == "embedding"
+    assert output_hint(_graph_ending_in("LayerNormalization", "logits"))[0] == "class_scores"
+    assert output_hint(_graph_ending_in("Identity", "out")) is None
+    # A LayerNorm-ended embedding of 128 values reads as class scores from the values alone; the hint fixes it.
+    rows = np.random.default_rng(0).normal(size=(40, 128))
+    assert describe_outputs(rows, labeled=False)["output_kind"] == "class_scores"
+    hint = output_hint(_graph_ending_in("LayerNormalization", "out"))
+    assert describe_outputs(rows, labeled=False, hint=hint)["output_kind"] == "embedding"
+    assert describe_outputs(rows, labeled=True, hint=hint)["output_kind"] == "class_scores"
