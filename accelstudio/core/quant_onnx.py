@@ -12,7 +12,9 @@ import contextlib
 import copy
 import io
 import logging
+import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -43,6 +45,11 @@ def quantize_onnx(model: onnx.ModelProto, spec: QuantSpec, calib: dict[str, np.n
     this runtime cannot be quantized that way (the message suggests an alternative).
     """
     excluded = check_exclude(spec.exclude, [layer.name for layer in weighted_nodes(model)])
+    with private_working_directory():
+        return _quantize(model, spec, excluded, calib)
+
+
+def _quantize(model: onnx.ModelProto, spec: QuantSpec, excluded: set[str], calib) -> onnx.ModelProto:
     mode = spec.mode
     if mode == "none":
         return copy.deepcopy(model)
@@ -64,6 +71,27 @@ def quantize_onnx(model: onnx.ModelProto, spec: QuantSpec, calib: dict[str, np.n
 
 
 # ------------------------------------------------------------------------------------------------ helpers
+
+@contextlib.contextmanager
+def private_working_directory():
+    """Run the body with a fresh temporary folder as the working directory, removed afterwards.
+
+    ONNX Runtime's symbolic shape inference (inside quant_pre_process) saves 'sym_shape_infer_temp.onnx' and its
+    weights as a '<uuid>' external-data file into the working directory whenever it cannot infer every shape,
+    and nothing may be written to the user's folder. The working directory belongs to the whole process: this
+    runs in the worker process (or the single-threaded CLI), never on a GUI thread.
+    """
+    try:
+        before = os.getcwd()
+    except OSError:  # the working directory was deleted; there is nothing to go back to
+        before = None
+    with tempfile.TemporaryDirectory(prefix="accelstudio-cwd-") as tmp:
+        os.chdir(tmp)
+        try:
+            yield Path(tmp)
+        finally:
+            os.chdir(before if before is not None else tempfile.gettempdir())
+
 
 @contextlib.contextmanager
 def _quiet():
@@ -241,10 +269,16 @@ def _calibration_feeds(model: onnx.ModelProto, calib, samples: int) -> list[dict
 
 
 def _static_int8(model: onnx.ModelProto, spec: QuantSpec, excluded: set[str], calib) -> onnx.ModelProto:
-    """QDQ static quantization: activation ranges from calibration (MinMax, Entropy or Percentile)."""
+    """QDQ static quantization: activation ranges from calibration (MinMax, Entropy or Percentile).
+
+    On attention models only the inputs and weights of MatMul (with a constant weight), Gemm and Conv are
+    quantized, with per-channel weights: LayerNorm, Softmax, residual Adds, GELU and embedding gathers stay float.
+    Other graphs (CNNs) get ONNX Runtime's full QDQ coverage, which keeps their int8 chains unbroken.
+    """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
-    reader = _CalibReader(_calibration_feeds(model, calib, spec.calib_samples))
+    feeds = _calibration_feeds(model, calib, spec.calib_samples)
+    plan = _static_plan(model, spec)
     method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
               "percentile": CalibrationMethod.Percentile}[spec.calibration]
     with tempfile.TemporaryDirectory(prefix="accelstudio-quant-") as tmp:
@@ -253,17 +287,77 @@ def _static_int8(model: onnx.ModelProto, spec: QuantSpec, excluded: set[str], ca
         try:
             with _quiet():
                 # uint8 activations with int8 weights is the recommended pairing for x86 CPUs
-                quantize_static(str(src), str(out), reader, quant_format=QuantFormat.QDQ,
-                                per_channel=spec.per_channel, activation_type=QuantType.QUInt8,
-                                weight_type=_quant_type(spec.weight_type), calibrate_method=method,
-                                nodes_to_exclude=skip,
-                                use_external_data_format=large,
-                                extra_options={"WeightSymmetric": spec.symmetric})
+                quantize_static(str(src), str(out), _CalibReader(feeds), quant_format=QuantFormat.QDQ,
+                                op_types_to_quantize=plan.op_types, per_channel=plan.per_channel,
+                                activation_type=QuantType.QUInt8, weight_type=_quant_type(spec.weight_type),
+                                calibrate_method=method, nodes_to_exclude=skip, use_external_data_format=large,
+                                extra_options=plan.extra_options)
         except Exception as exc:
             raise CompressionError(f"ONNX Runtime static int8 quantization failed on this model (check that the "
                                    f"calibration data fits its inputs): {type(exc).__name__}: {exc}") from None
         result = _load(out)
+    for note in plan.notes + _calibration_notes(feeds):
+        add_onnx_note(result, note)
     return result
+
+
+# Ops that mark an attention model. Quantizing everything ONNX Runtime can (LayerNorm, Softmax, residual Adds,
+# GELU, the embedding table) collapsed a sentence-embedding transformer to cosine 0.39 against float32.
+ATTENTION_MARKERS = frozenset({"Softmax", "LayerNormalization", "SkipLayerNormalization", "Erf", "Gelu",
+                               "FastGelu", "BiasGelu", "Attention", "MultiHeadAttention", "EmbedLayerNormalization"})
+ATTENTION_STATIC_OPS = ("MatMul", "Gemm", "Conv")
+FEW_CALIB_SAMPLES = 64
+
+
+@dataclass(frozen=True)
+class _StaticPlan:
+    """How quantize_static is called for one model, and the notes that say so to the user."""
+
+    op_types: list[str] | None
+    per_channel: bool
+    extra_options: dict
+    notes: list[str]
+
+
+def _embedding_gathers(model: onnx.ModelProto) -> list[str]:
+    """Gather nodes that look up rows of a float initializer (token or position embedding tables)."""
+    floats = {i.name for i in model.graph.initializer
+              if i.data_type in (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16) and len(i.dims) >= 2}
+    return [n.name or n.output[0] for n in model.graph.node if n.op_type == "Gather" and n.input[0] in floats]
+
+
+def is_attention_model(model: onnx.ModelProto) -> bool:
+    """Whether the graph holds attention-model parts (Softmax, LayerNorm, GELU, embedding gathers) that static
+    int8 must keep in float."""
+    ops = {n.op_type for n in model.graph.node}
+    return bool(ops & ATTENTION_MARKERS) or bool(_embedding_gathers(model))
+
+
+def _static_plan(model: onnx.ModelProto, spec: QuantSpec) -> _StaticPlan:
+    extra = {"WeightSymmetric": spec.symmetric}
+    if not is_attention_model(model):
+        return _StaticPlan(None, spec.per_channel, extra, [])
+    ops = {n.op_type for n in model.graph.node}
+    kept = sorted((ops & ATTENTION_MARKERS) | ({"Add"} & ops) | ({"Gather"} if _embedding_gathers(model) else set()))
+    extra.update({
+        "MatMulConstBOnly": True,  # attention's activation x activation matmuls (scores, context) stay float
+        "ActivationSymmetric": False,  # post-GELU and post-LayerNorm activations are far from symmetric
+    })
+    notes = [f"static-int8 (attention model): inputs and weights of {', '.join(ATTENTION_STATIC_OPS)} layers "
+             f"quantized with per-channel weights; {', '.join(kept)} and activation x activation MatMuls stay "
+             "float32 (quantizing them destroys attention models)"]
+    if not spec.per_channel:
+        notes.append("static-int8: per-channel weights used on this attention model although the recipe asks "
+                     "per-tensor (per-tensor int8 weights lose too much on attention projections)")
+    return _StaticPlan(list(ATTENTION_STATIC_OPS), True, extra, notes)
+
+
+def _calibration_notes(feeds: list[dict[str, np.ndarray]]) -> list[str]:
+    n = sum(len(next(iter(f.values()))) for f in feeds)
+    if n >= FEW_CALIB_SAMPLES:
+        return []
+    return [f"static-int8: calibrated on only {n} samples; activation ranges from so few inputs may clip "
+            f"typical data (give {FEW_CALIB_SAMPLES} or more calibration samples)"]
 
 
 # ------------------------------------------------------------------------------------------------ fp16
