@@ -596,3 +596,20 @@ def bert_inputs(n: int, seq: int = 16, seed: int = 1, vocab: int = 1000) -> tupl
     lengths = rng.integers(min(4, seq), seq + 1, n)
     mask = (np.arange(seq)[None, :] < lengths[:, None]).astype(np.int64)
     return ids * mask, mask
+
+
+def onnx_unmerged_batch_dims(folder: Path, width: int = 1024) -> Path:
+    """A MatMul with a width x width float32 weight (4 MiB by default) whose output is added to a second input
+    declared with another symbolic batch name ('N' vs 'M'): ONNX Runtime's symbolic shape inference cannot merge
+    the two, gives up, and then saves 'sym_shape_infer_temp.onnx' plus a '<uuid>.data' file holding every
+    initializer of 1 KiB or more into the current working directory."""
+    w = numpy_helper.from_array(np.random.default_rng(0).standard_normal((width, width)).astype(np.float32), "W")
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", width])
+    x2 = helper.make_tensor_value_info("x2", TensorProto.FLOAT, ["M", width])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", width])
+    nodes = [helper.make_node("MatMul", ["x", "W"], ["h"], name="proj"),
+             helper.make_node("Add", ["h", "x2"], ["y"], name="add")]
+    graph = helper.make_graph(nodes, "unmerged_batch_dims", [x, x2], [y], [w])
+    path = folder / "unmerged_batch_dims.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path

@@ -296,15 +296,18 @@ def _static_int8(model: onnx.ModelProto, spec: QuantSpec, excluded: set[str], ca
             raise CompressionError(f"ONNX Runtime static int8 quantization failed on this model (check that the "
                                    f"calibration data fits its inputs): {type(exc).__name__}: {exc}") from None
         result = _load(out)
+    if plan.op_types is not None:
+        _float_readers_read_float(result, set(plan.op_types))
     for note in plan.notes + _calibration_notes(feeds):
         add_onnx_note(result, note)
     return result
 
 
 # Ops that mark an attention model. Quantizing everything ONNX Runtime can (LayerNorm, Softmax, residual Adds,
-# GELU, the embedding table) collapsed a sentence-embedding transformer to cosine 0.39 against float32.
-ATTENTION_MARKERS = frozenset({"Softmax", "LayerNormalization", "SkipLayerNormalization", "Erf", "Gelu",
-                               "FastGelu", "BiasGelu", "Attention", "MultiHeadAttention", "EmbedLayerNormalization"})
+# GELU, the embedding table) collapsed a sentence-embedding transformer to cosine 0.39 against float32. A Softmax
+# alone is no marker: classification CNNs end with one.
+ATTENTION_MARKERS = frozenset({"LayerNormalization", "SkipLayerNormalization", "Erf", "Gelu", "FastGelu",
+                               "BiasGelu", "Attention", "MultiHeadAttention", "EmbedLayerNormalization"})
 ATTENTION_STATIC_OPS = ("MatMul", "Gemm", "Conv")
 FEW_CALIB_SAMPLES = 64
 
@@ -326,11 +329,27 @@ def _embedding_gathers(model: onnx.ModelProto) -> list[str]:
     return [n.name or n.output[0] for n in model.graph.node if n.op_type == "Gather" and n.input[0] in floats]
 
 
+def _constant_names(model: onnx.ModelProto) -> set[str]:
+    """Initializers and every tensor computed from constants only (Constant, ConstantOfShape, ...)."""
+    consts = {i.name for i in model.graph.initializer}
+    for node in model.graph.node:  # nodes are stored in topological order
+        if all(name in consts for name in node.input if name):
+            consts.update(node.output)
+    return consts
+
+
+def _activation_matmuls(model: onnx.ModelProto) -> list[str]:
+    """MatMul nodes that multiply two computed tensors (attention scores and context), not a weight."""
+    consts = _constant_names(model)
+    return [n.name or n.output[0] for n in model.graph.node
+            if n.op_type == "MatMul" and not any(name in consts for name in n.input)]
+
+
 def is_attention_model(model: onnx.ModelProto) -> bool:
-    """Whether the graph holds attention-model parts (Softmax, LayerNorm, GELU, embedding gathers) that static
-    int8 must keep in float."""
+    """Whether the graph holds attention-model parts (LayerNorm, GELU, embedding gathers, activation x activation
+    MatMuls) that static int8 must keep in float."""
     ops = {n.op_type for n in model.graph.node}
-    return bool(ops & ATTENTION_MARKERS) or bool(_embedding_gathers(model))
+    return bool(ops & ATTENTION_MARKERS) or bool(_embedding_gathers(model)) or bool(_activation_matmuls(model))
 
 
 def _static_plan(model: onnx.ModelProto, spec: QuantSpec) -> _StaticPlan:
@@ -338,10 +357,15 @@ def _static_plan(model: onnx.ModelProto, spec: QuantSpec) -> _StaticPlan:
     if not is_attention_model(model):
         return _StaticPlan(None, spec.per_channel, extra, [])
     ops = {n.op_type for n in model.graph.node}
-    kept = sorted((ops & ATTENTION_MARKERS) | ({"Add"} & ops) | ({"Gather"} if _embedding_gathers(model) else set()))
+    kept = (ops & (ATTENTION_MARKERS | {"Softmax", "Add"})) | ({"Gather"} if _embedding_gathers(model) else set())
+    kept = sorted(kept)
     extra.update({
         "MatMulConstBOnly": True,  # attention's activation x activation matmuls (scores, context) stay float
         "ActivationSymmetric": False,  # post-GELU and post-LayerNorm activations are far from symmetric
+        # outputs stay float (int8 in, float out: MatMulIntegerToFloat); quantizing them rounds the bias Adds,
+        # the attention scores and the residual stream
+        "OpTypesToExcludeOutputQuantization": list(ATTENTION_STATIC_OPS),
+        "DedicatedQDQPair": True,  # one Q/DQ pair per quantized reader of a tensor
     })
     notes = [f"static-int8 (attention model): inputs and weights of {', '.join(ATTENTION_STATIC_OPS)} layers "
              f"quantized with per-channel weights; {', '.join(kept)} and activation x activation MatMuls stay "
@@ -350,6 +374,32 @@ def _static_plan(model: onnx.ModelProto, spec: QuantSpec) -> _StaticPlan:
         notes.append("static-int8: per-channel weights used on this attention model although the recipe asks "
                      "per-tensor (per-tensor int8 weights lose too much on attention projections)")
     return _StaticPlan(list(ATTENTION_STATIC_OPS), True, extra, notes)
+
+
+def _float_readers_read_float(model: onnx.ModelProto, quantized_ops: set[str]) -> None:
+    """Rewire nodes that are not quantized (a post-norm layer's residual Add reading the LayerNorm output that a
+    MatMul also reads) from the DequantizeLinear output back to the float tensor. ONNX Runtime gives such a
+    tensor one shared Q/DQ pair when only one of its readers is quantized, which would round the residual."""
+    producers = {out: node for node in model.graph.node for out in node.output}
+    outputs = {o.name for o in model.graph.output}
+    float_of = {}
+    for node in model.graph.node:
+        q = producers.get(node.input[0]) if node.op_type == "DequantizeLinear" else None
+        if q is not None and q.op_type == "QuantizeLinear" and node.output[0] not in outputs:
+            float_of[node.output[0]] = q.input[0]
+    for node in model.graph.node:
+        if node.op_type in quantized_ops or node.op_type in ("QuantizeLinear", "DequantizeLinear"):
+            continue
+        for i, name in enumerate(node.input):
+            if name in float_of:
+                node.input[i] = float_of[name]
+    read = {name for node in model.graph.node for name in node.input} | outputs
+    dangling = [n for n in model.graph.node if n.op_type == "DequantizeLinear" and n.output[0] not in read]
+    for node in dangling:
+        model.graph.node.remove(node)
+    read = {name for node in model.graph.node for name in node.input} | outputs
+    for node in [n for n in model.graph.node if n.op_type == "QuantizeLinear" and n.output[0] not in read]:
+        model.graph.node.remove(node)
 
 
 def _calibration_notes(feeds: list[dict[str, np.ndarray]]) -> list[str]:
