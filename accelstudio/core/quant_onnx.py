@@ -400,6 +400,9 @@ def _float_readers_read_float(model: onnx.ModelProto, quantized_ops: set[str]) -
     read = {name for node in model.graph.node for name in node.input} | outputs
     for node in [n for n in model.graph.node if n.op_type == "QuantizeLinear" and n.output[0] not in read]:
         model.graph.node.remove(node)
+    read = {name for node in model.graph.node for name in node.input} | outputs
+    for init in [i for i in model.graph.initializer if i.name not in read]:  # their scales and zero points
+        model.graph.initializer.remove(init)
 
 
 def _calibration_notes(feeds: list[dict[str, np.ndarray]]) -> list[str]:
