@@ -393,15 +393,31 @@ def _float_readers_read_float(model: onnx.ModelProto, quantized_ops: set[str]) -
         for i, name in enumerate(node.input):
             if name in float_of:
                 node.input[i] = float_of[name]
-    read = {name for node in model.graph.node for name in node.input} | outputs
-    dangling = [n for n in model.graph.node if n.op_type == "DequantizeLinear" and n.output[0] not in read]
-    for node in dangling:
-        model.graph.node.remove(node)
-    read = {name for node in model.graph.node for name in node.input} | outputs
-    for node in [n for n in model.graph.node if n.op_type == "QuantizeLinear" and n.output[0] not in read]:
-        model.graph.node.remove(node)
-    read = {name for node in model.graph.node for name in node.input} | outputs
-    for init in [i for i in model.graph.initializer if i.name not in read]:  # their scales and zero points
+    _drop_unread_qdq(model)
+
+
+def _names_read(graph: onnx.GraphProto) -> set[str]:
+    """Every value name read by a node of `graph` or of its subgraphs (If/Loop/Scan bodies), or output by it."""
+    read = {o.name for o in graph.output}
+    for node in graph.node:
+        read.update(node.input)
+        for attr in node.attribute:
+            for sub in ([attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)):
+                read |= _names_read(sub)
+    return read
+
+
+def _drop_unread_qdq(model: onnx.ModelProto) -> None:
+    """Remove DequantizeLinear, then QuantizeLinear nodes nobody reads any more, and their scales and zero
+    points."""
+    freed: set[str] = set()
+    for op in ("DequantizeLinear", "QuantizeLinear"):
+        read = _names_read(model.graph)
+        for node in [n for n in model.graph.node if n.op_type == op and n.output[0] not in read]:
+            freed.update(node.input[1:])
+            model.graph.node.remove(node)
+    read = _names_read(model.graph) | {i.name for i in model.graph.input}
+    for init in [i for i in model.graph.initializer if i.name in freed and i.name not in read]:
         model.graph.initializer.remove(init)
 
 
