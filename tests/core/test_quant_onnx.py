@@ -262,3 +262,14 @@ def test_quantizers_write_nothing_into_the_working_directory(tmp_path, monkeypat
     quantize_onnx(model, QuantSpec(mode), calib)
     assert list(cwd.iterdir()) == []
     assert Path.cwd() == cwd
+
+
+def test_attention_layers_are_excluded_by_their_torch_names():
+    """torch exports a Linear on 3-D input as MatMul with an anonymous transposed weight ('onnx::MatMul_12');
+    the layer still carries the torch module's name, so a recipe's exclusions mean the same on both forms."""
+    vit = _load("digits-vit")
+    names = [layer.name for layer in weighted_nodes(vit[0])]
+    assert {"embed", "blocks.0.attn.q", "blocks.1.fc2", "head"} <= set(names)
+    q = quantize_onnx(vit[0], QuantSpec("static-int8", exclude=("blocks.0.attn.q",)), vit[3])
+    stored = _stored(q)
+    assert stored["blocks.0.attn.q"] == "float32" and stored["blocks.0.attn.k"] == "int8"
