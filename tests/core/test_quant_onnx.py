@@ -273,3 +273,19 @@ def test_attention_layers_are_excluded_by_their_torch_names():
     q = quantize_onnx(vit[0], QuantSpec("static-int8", exclude=("blocks.0.attn.q",)), vit[3])
     stored = _stored(q)
     assert stored["blocks.0.attn.q"] == "float32" and stored["blocks.0.attn.k"] == "int8"
+
+
+def test_cnns_that_end_in_softmax_are_not_attention_models(tmp_path):
+    """A final Softmax (onnx's ResNet-50 test graph, weights made by ConstantOfShape) keeps full QDQ coverage;
+    the BERT-like encoder and digits-vit are attention models."""
+    import os
+
+    from accelstudio.core.quant_onnx_static import is_attention_model
+    from tests import factories as fx
+
+    light = Path(os.path.dirname(onnx.__file__)) / "backend" / "test" / "data" / "light"
+    for name in ("light_resnet50.onnx", "light_densenet121.onnx", "light_squeezenet.onnx"):
+        assert not is_attention_model(onnx.load(light / name)), name
+    assert is_attention_model(onnx.load(fx.bert_like_onnx(tmp_path)))
+    assert is_attention_model(_load("digits-vit")[0])
+    assert not is_attention_model(_load("digits-resnet")[0])
