@@ -13,6 +13,7 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 PYTHON="${PYTHON:-python3}"
 GOAL_MB=800
+SOURCE_ROOT="$PWD"
 DIST="$PWD/installer/dist"
 WORK="$PWD/installer/build"
 BUNDLE="$DIST/AccelStudio"
@@ -69,6 +70,12 @@ for f in accelstudio.desktop accelstudio.png accelstudio.svg install-desktop-ent
          _internal/accelstudio/resources/icons/accelstudio.svg _internal/PySide6/Qt/plugins/platforms/libqoffscreen.so \
          _internal/PySide6/Qt/plugins/platforms/libqxcb.so _internal/PySide6/Qt/plugins/iconengines/libqsvgicon.so _internal/torch/bin/torch_shm_manager; do
     [[ -e "$BUNDLE/$f" ]] || fail "the bundle lacks $f"
+done
+for meta in "$SOURCE_ROOT"/resources/examples/*/meta.json; do  # every bundled example, with all its files
+    example="$(basename "$(dirname "$meta")")"
+    for f in model.safetensors model.onnx data.npz calib.npz meta.json; do
+        [[ -e "$BUNDLE/_internal/accelstudio/resources/examples/$example/$f" ]] || fail "the bundle lacks example $example/$f"
+    done
 done
 for dist in accelstudio torch onnxruntime onnx numpy; do  # run records read versions from package metadata
     compgen -G "$BUNDLE/_internal/$dist[-.]*info" > /dev/null || fail "the bundle lacks $dist's metadata"

@@ -570,3 +570,99 @@ def tiny_encoder_onnx(folder: Path, name: str = "encoder.onnx", seed: int = 0, *
                       output_names=["embedding"], opset_version=17,
                       dynamic_axes={"input_ids": {0: "batch", 1: "sequence"}, "embedding": {0: "batch"}})
     return path, module
+
+
+# ---------------------------------------------------------------- a BERT-like sentence encoder
+
+OUTLIER_SCALE = 20.0
+
+
+class _BertLayer(nn.Module):
+    """A post-norm BERT layer: explicit q/k/v/out attention with an additive padding mask, GELU MLP."""
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.heads, self.head_dim = heads, dim // heads
+        self.q, self.k, self.v, self.out = (nn.Linear(dim, dim) for _ in range(4))
+        self.norm1, self.norm2 = nn.LayerNorm(dim), nn.LayerNorm(dim)
+        self.fc1, self.fc2 = nn.Linear(dim, 4 * dim), nn.Linear(4 * dim, dim)
+
+    def _split(self, x: torch.Tensor) -> torch.Tensor:
+        return x.reshape(x.shape[0], x.shape[1], self.heads, self.head_dim).transpose(1, 2)
+
+    def forward(self, x: torch.Tensor, mask_bias: torch.Tensor) -> torch.Tensor:
+        q, k, v = self._split(self.q(x)), self._split(self.k(x)), self._split(self.v(x))
+        scores = torch.matmul(q, k.transpose(-2, -1)) / self.head_dim ** 0.5 + mask_bias
+        ctx = torch.matmul(torch.softmax(scores, dim=-1), v).transpose(1, 2).reshape(x.shape[0], x.shape[1], -1)
+        x = self.norm1(x + self.out(ctx))
+        return self.norm2(x + self.fc2(nn.functional.gelu(self.fc1(x))))
+
+
+class TinyBertEncoder(nn.Module):
+    """A BERT-like sentence encoder as sentence-transformers exports them: token and position embedding
+    gathers, embedding LayerNorm, post-norm layers of explicit multi-head attention (MatMul + Softmax) with the
+    padding mask added to the scores as a large negative number, GELU MLPs, residual Adds, and mean pooling over
+    the unmasked tokens. A few embedding channels carry large values (outlier features, as trained models')."""
+
+    def __init__(self, vocab: int = 1000, dim: int = 64, heads: int = 4, depth: int = 2, max_len: int = 128,
+                 seed: int = 0):
+        super().__init__()
+        torch.manual_seed(seed)
+        self.tokens = nn.Embedding(vocab, dim)
+        self.positions = nn.Embedding(max_len, dim)
+        self.norm = nn.LayerNorm(dim)
+        self.layers = nn.ModuleList(_BertLayer(dim, heads) for _ in range(depth))
+        with torch.no_grad():  # outlier channels in the embedding table and in every LayerNorm's scale
+            self.tokens.weight[:, :3] *= OUTLIER_SCALE
+            for norm in [m for m in self.modules() if isinstance(m, nn.LayerNorm)]:
+                norm.weight[:3] = OUTLIER_SCALE
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        pos = torch.arange(input_ids.shape[1], device=input_ids.device)
+        x = self.norm(self.tokens(input_ids) + self.positions(pos))
+        keep = attention_mask.to(torch.float32)
+        mask_bias = (1.0 - keep)[:, None, None, :] * torch.finfo(torch.float32).min
+        for layer in self.layers:
+            x = layer(x, mask_bias)
+        return (x * keep[:, :, None]).sum(1) / keep.sum(1, keepdim=True).clamp(min=1.0)
+
+
+def bert_like_onnx(folder: Path, seed: int = 0) -> Path:
+    """TinyBertEncoder exported with dynamic batch and sequence axes: inputs `input_ids` and `attention_mask`
+    (int64 [batch, seq]), output `embedding` [batch, 64]."""
+    model = TinyBertEncoder(seed=seed).eval()
+    path = folder / "bert_like.onnx"
+    ids, mask = bert_inputs(2, seq=16, seed=seed)
+    axes = {0: "batch", 1: "seq"}
+    torch.onnx.export(model, (torch.from_numpy(ids), torch.from_numpy(mask)), str(path),
+                      input_names=["input_ids", "attention_mask"], output_names=["embedding"],
+                      dynamic_axes={"input_ids": axes, "attention_mask": axes, "embedding": {0: "batch"}},
+                      opset_version=17, dynamo=False)
+    return path
+
+
+def bert_inputs(n: int, seq: int = 16, seed: int = 1, vocab: int = 1000) -> tuple[np.ndarray, np.ndarray]:
+    """`n` padded sequences for TinyBertEncoder with a fixed seed: token ids and an attention mask whose
+    sequences have 4 to `seq` real tokens."""
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(1, vocab, (n, seq)).astype(np.int64)
+    lengths = rng.integers(min(4, seq), seq + 1, n)
+    mask = (np.arange(seq)[None, :] < lengths[:, None]).astype(np.int64)
+    return ids * mask, mask
+
+
+def onnx_unmerged_batch_dims(folder: Path, width: int = 1024) -> Path:
+    """A MatMul with a width x width float32 weight (4 MiB by default) whose output is added to a second input
+    declared with another symbolic batch name ('N' vs 'M'): ONNX Runtime's symbolic shape inference cannot merge
+    the two, gives up, and then saves 'sym_shape_infer_temp.onnx' plus a '<uuid>.data' file holding every
+    initializer of 1 KiB or more into the current working directory."""
+    w = numpy_helper.from_array(np.random.default_rng(0).standard_normal((width, width)).astype(np.float32), "W")
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", width])
+    x2 = helper.make_tensor_value_info("x2", TensorProto.FLOAT, ["M", width])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N", width])
+    nodes = [helper.make_node("MatMul", ["x", "W"], ["h"], name="proj"),
+             helper.make_node("Add", ["h", "x2"], ["y"], name="add")]
+    graph = helper.make_graph(nodes, "unmerged_batch_dims", [x, x2], [y], [w])
+    path = folder / "unmerged_batch_dims.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path

@@ -17,7 +17,7 @@ def test_wheel_contains_resources(tmp_path):
     )
     wheel = next(tmp_path.glob("accelstudio-*.whl"))
     names = set(zipfile.ZipFile(wheel).namelist())
-    for example in ("digits-mlp", "digits-cnn", "digits-resnet"):
+    for example in ("digits-mlp", "digits-cnn", "digits-resnet", "digits-vit"):
         for f in ("model.safetensors", "model.onnx", "data.npz", "calib.npz", "meta.json"):
             assert f"accelstudio/resources/examples/{example}/{f}" in names
     assert "accelstudio/resources/data/digits_split.npz" in names

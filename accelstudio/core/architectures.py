@@ -2,6 +2,8 @@
 
 Every architecture takes one float32 input named `x` with values in [0, 1] and returns class logits.
 No BatchNorm is used, so the torch and ONNX forms of a model hold the same parameters.
+Attention is written out (Linear q/k/v/out, matmul, softmax) rather than fused, so that both the torch module and
+its ONNX graph show MatMul and Softmax nodes that the quantizers and the layer table can see.
 """
 
 from __future__ import annotations
@@ -84,6 +86,72 @@ class DigitsResNet(nn.Module):
         return self.fc(torch.flatten(self.pool(x), 1))
 
 
+class SelfAttention(nn.Module):
+    """Multi-head self-attention from explicit q/k/v/out projections, matmuls and a softmax."""
+
+    def __init__(self, dim: int, heads: int):
+        super().__init__()
+        self.heads, self.head_dim = heads, dim // heads
+        self.q = nn.Linear(dim, dim)
+        self.k = nn.Linear(dim, dim)
+        self.v = nn.Linear(dim, dim)
+        self.out = nn.Linear(dim, dim)
+
+    def _split(self, x: torch.Tensor) -> torch.Tensor:  # (N, T, D) -> (N, heads, T, head_dim)
+        return x.reshape(x.shape[0], x.shape[1], self.heads, self.head_dim).transpose(1, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        q, k, v = self._split(self.q(x)), self._split(self.k(x)), self._split(self.v(x))
+        scores = torch.matmul(q, k.transpose(-2, -1)) * (self.head_dim ** -0.5)
+        mixed = torch.matmul(torch.softmax(scores, dim=-1), v)
+        return self.out(mixed.transpose(1, 2).reshape(x.shape[0], x.shape[1], -1))
+
+
+class EncoderBlock(nn.Module):
+    """Pre-norm transformer encoder block: x + attention(LN(x)), then x + MLP(LN(x)) with GELU."""
+
+    def __init__(self, dim: int, heads: int, hidden: int):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = SelfAttention(dim, heads)
+        self.norm2 = nn.LayerNorm(dim)
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x + self.attn(self.norm1(x))
+        return x + self.fc2(self.act(self.fc1(self.norm2(x))))
+
+
+class DigitsViT(nn.Module):
+    """A small vision transformer on 1x8x8 digits: 16 patches of 2x2 pixels, linear patch embedding, learned
+    position embedding, two encoder blocks (4-head self-attention, GELU MLP), final LayerNorm, mean pooling over
+    the tokens and a linear classifier."""
+
+    def __init__(self, num_classes: int = 10, dim: int = 48, heads: int = 4, hidden: int = 96, depth: int = 2,
+                 patch: int = 2):
+        super().__init__()
+        self.patch = patch
+        tokens = (8 // patch) ** 2
+        self.embed = nn.Linear(patch * patch, dim)
+        self.pos = nn.Parameter(torch.zeros(1, tokens, dim))
+        self.blocks = nn.Sequential(*(EncoderBlock(dim, heads, hidden) for _ in range(depth)))
+        self.norm = nn.LayerNorm(dim)
+        self.head = nn.Linear(dim, num_classes)
+
+    def patches(self, x: torch.Tensor) -> torch.Tensor:
+        """(N, 1, 8, 8) images to (N, 16, 4) row-major 2x2 patches."""
+        p, side = self.patch, 8 // self.patch
+        x = x.reshape(x.shape[0], side, p, side, p).transpose(2, 3)
+        return x.reshape(x.shape[0], side * side, p * p)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        tokens = self.embed(self.patches(x)) + self.pos
+        tokens = self.norm(self.blocks(tokens))
+        return self.head(tokens.mean(dim=1))
+
+
 @dataclass(frozen=True)
 class Architecture:
     """A bundled architecture: how to build it and what input it takes (batch dimension first)."""
@@ -102,6 +170,9 @@ ARCHITECTURES: dict[str, Architecture] = {
         Architecture("digits-cnn", DigitsCNN, (1, 1, 8, 8), description="2-conv CNN on 8x8 digits"),
         Architecture("digits-resnet", DigitsResNet, (1, 1, 8, 8),
                      description="ResNet-style CNN (3 residual stages) on digits upsampled to 64x64 in the model"),
+        Architecture("digits-vit", DigitsViT, (1, 1, 8, 8),
+                     description="Vision transformer: 16 2x2-pixel patches, 2 encoder blocks of 4-head "
+                                 "self-attention, LayerNorm and GELU MLP"),
     )
 }
 

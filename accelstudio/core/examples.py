@@ -47,10 +47,10 @@ class ExampleInfo:
 
 
 def list_examples() -> list[ExampleInfo]:
-    """Every bundled example, smallest first."""
+    """Every bundled example: the MLP, the CNNs, then the transformer."""
     root = resources_dir() / "examples"
     found = [_read(p.parent) for p in sorted(root.glob("*/meta.json"))]
-    order = {"digits-mlp": 0, "digits-cnn": 1, "digits-resnet": 2}
+    order = {"digits-mlp": 0, "digits-cnn": 1, "digits-resnet": 2, "digits-vit": 3}
     return sorted(found, key=lambda e: (order.get(e.name, 99), e.name))
 
 

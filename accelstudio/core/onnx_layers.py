@@ -104,7 +104,20 @@ def layer_name_from(value_name: str, node: onnx.NodeProto) -> str:
                 name = name[: -len(suffix)]
                 changed = True
     if name.startswith("onnx::") or name == value_name and not _looks_like_param(value_name):
-        return node.name or name
+        return _torch_scope(node.name) or node.name or name
+    return name
+
+
+def _torch_scope(node_name: str) -> str | None:
+    """'blocks.0.attn.q' for a node named '/blocks/blocks.0/attn/q/MatMul' by torch's ONNX exporter, which names
+    the transposed copy of a Linear weight 'onnx::MatMul_123' when the Linear takes a 3-D input (a scope part
+    may repeat its parent's qualified name, as children of nn.Sequential do)."""
+    parts = node_name.split("/")
+    if len(parts) < 3 or parts[0] != "" or not all(parts[1:-1]):
+        return None
+    name = ""
+    for part in parts[1:-1]:
+        name = part if not name or part.startswith(name + ".") else f"{name}.{part}"
     return name
 
 

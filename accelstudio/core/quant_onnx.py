@@ -1,9 +1,11 @@
-"""Quantization of ONNX models with onnxruntime.quantization (file based: it works in a temporary folder).
+"""Quantization of ONNX models with onnxruntime.quantization (file based: it works in a temporary folder, with a
+private temporary working directory, since ONNX Runtime's pre-processing writes into the working directory).
 
-Modes: dynamic-int8 (ConvInteger / MatMulInteger), static-int8 (QDQ, calibrated), fp16 (float16 initializers,
-float32 inputs and outputs), weight-int8/int4 (MatMulNBits on MatMul layers; Gemm layers are first rewritten as
-MatMul + Add), sim (fake quantization). bf16 is refused: ONNX Runtime's CPU provider has no bf16 kernels for
-Conv/Gemm/MatMul. Notes for the user are kept in the model's metadata_props ('accelstudio.quant_notes').
+Modes: dynamic-int8 (ConvInteger / MatMulInteger), static-int8 (QDQ, calibrated; see quant_onnx_static),
+fp16 (float16 initializers, float32 inputs and outputs), weight-int8/int4 (MatMulNBits on MatMul layers; Gemm
+layers are first rewritten as MatMul + Add), sim (fake quantization). bf16 is refused: ONNX Runtime's CPU
+provider has no bf16 kernels for Conv/Gemm/MatMul. Notes for the user are kept in the model's metadata_props
+('accelstudio.quant_notes').
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ import contextlib
 import copy
 import io
 import logging
+import os
 import tempfile
 from pathlib import Path
 from typing import Callable
@@ -20,7 +23,6 @@ import numpy as np
 import onnx
 from onnx import helper, numpy_helper
 from onnx.external_data_helper import load_external_data_for_model
-from onnxruntime.quantization import CalibrationDataReader
 
 from accelstudio.core.errors import CompressionError, RecipeError
 from accelstudio.core.onnx_layers import weighted_nodes
@@ -30,7 +32,6 @@ from accelstudio.core.recipe import QuantSpec
 # Convolutions are left out of dynamic quantization: ONNX Runtime's ConvInteger is several times slower than
 # its fp32 convolution on common CPUs (measured 5-6x on digits-resnet), so static-int8 is the way to int8 convs.
 DYNAMIC_OP_TYPES = ["MatMul", "Gemm", "Attention", "LSTM"]
-STATIC_BATCH = 16
 WEIGHT_ONLY_BLOCK = 32
 LARGE_MODEL_BYTES = 1_800_000_000  # protobuf's 2 GiB limit, with headroom
 
@@ -43,6 +44,11 @@ def quantize_onnx(model: onnx.ModelProto, spec: QuantSpec, calib: dict[str, np.n
     this runtime cannot be quantized that way (the message suggests an alternative).
     """
     excluded = check_exclude(spec.exclude, [layer.name for layer in weighted_nodes(model)])
+    with private_working_directory():
+        return _quantize(model, spec, excluded, calib)
+
+
+def _quantize(model: onnx.ModelProto, spec: QuantSpec, excluded: set[str], calib) -> onnx.ModelProto:
     mode = spec.mode
     if mode == "none":
         return copy.deepcopy(model)
@@ -57,13 +63,36 @@ def quantize_onnx(model: onnx.ModelProto, spec: QuantSpec, calib: dict[str, np.n
     if mode == "dynamic-int8":
         return _dynamic_int8(model, spec, excluded)
     if mode == "static-int8":
-        return _static_int8(model, spec, excluded, calib)
+        from accelstudio.core.quant_onnx_static import static_int8  # imports this module's helpers
+
+        return static_int8(model, spec, excluded, calib)
     if mode in ("weight-int8", "weight-int4"):
         return _weight_only(model, spec, excluded)
     raise RecipeError("quantize.mode", f"mode '{mode}' is not available for ONNX models")
 
 
 # ------------------------------------------------------------------------------------------------ helpers
+
+@contextlib.contextmanager
+def private_working_directory():
+    """Run the body with a fresh temporary folder as the working directory, removed afterwards.
+
+    ONNX Runtime's symbolic shape inference (inside quant_pre_process) saves 'sym_shape_infer_temp.onnx' and its
+    weights as a '<uuid>' external-data file into the working directory whenever it cannot infer every shape,
+    and nothing may be written to the user's folder. The working directory belongs to the whole process: this
+    runs in the worker process (or the single-threaded CLI), never on a GUI thread.
+    """
+    try:
+        before = os.getcwd()
+    except OSError:  # the working directory was deleted; there is nothing to go back to
+        before = None
+    with tempfile.TemporaryDirectory(prefix="accelstudio-cwd-") as tmp:
+        os.chdir(tmp)
+        try:
+            yield Path(tmp)
+        finally:
+            os.chdir(before if before is not None else tempfile.gettempdir())
+
 
 @contextlib.contextmanager
 def _quiet():
@@ -190,83 +219,6 @@ def _dynamic_int8(model: onnx.ModelProto, spec: QuantSpec, excluded: set[str]) -
                                    f"{type(exc).__name__}: {exc}") from None
         result = _load(out)
     _note_unquantized_convs(result, excluded, spec.mode)
-    return result
-
-
-class _CalibReader(CalibrationDataReader):
-    """Feeds calibration batches to onnxruntime's calibrator."""
-
-    def __init__(self, feeds: list[dict[str, np.ndarray]]):
-        self._feeds = feeds
-        self._next = 0
-
-    def get_next(self) -> dict[str, np.ndarray] | None:
-        """The next batch, or None when all have been given."""
-        if self._next >= len(self._feeds):
-            return None
-        self._next += 1
-        return self._feeds[self._next - 1]
-
-    def rewind(self) -> None:
-        """Start again from the first batch (calibrators that pass over the data twice call this)."""
-        self._next = 0
-
-
-def _calibration_feeds(model: onnx.ModelProto, calib, samples: int) -> list[dict[str, np.ndarray]]:
-    """Batches of calibration inputs keyed by the model's input names."""
-    if not calib:
-        raise CompressionError("static int8 needs calibration data: give calibration inputs (for the examples "
-                               "their calib.npz) or choose dynamic-int8")
-    init_names = {init.name for init in model.graph.initializer}
-    inputs = [i for i in model.graph.input if i.name not in init_names]
-    arrays = {}
-    for inp in inputs:
-        if inp.name in calib:
-            arrays[inp.name] = calib[inp.name]
-        elif len(inputs) == 1 and len(calib) == 1:
-            arrays[inp.name] = next(iter(calib.values()))
-        else:
-            raise CompressionError(f"calibration data has no array for model input '{inp.name}' "
-                                   f"(it has: {', '.join(calib)}); name the arrays after the model's inputs")
-    n = min(min(len(a) for a in arrays.values()), samples)
-    dims = {inp.name: inp.type.tensor_type.shape.dim for inp in inputs}
-    fixed = {d[0].dim_value for d in dims.values() if len(d) and d[0].HasField("dim_value") and d[0].dim_value > 0}
-    batch = min(fixed) if fixed else STATIC_BATCH
-    feeds = []
-    for start in range(0, n - batch + 1 if fixed else n, batch):
-        feed = {}
-        for inp in inputs:
-            dtype = helper.tensor_dtype_to_np_dtype(inp.type.tensor_type.elem_type)
-            feed[inp.name] = np.ascontiguousarray(np.asarray(arrays[inp.name][start:start + batch], dtype=dtype))
-        feeds.append(feed)
-    if not feeds:
-        raise CompressionError(f"static int8 needs at least {batch} calibration samples; got {n}")
-    return feeds
-
-
-def _static_int8(model: onnx.ModelProto, spec: QuantSpec, excluded: set[str], calib) -> onnx.ModelProto:
-    """QDQ static quantization: activation ranges from calibration (MinMax, Entropy or Percentile)."""
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-
-    reader = _CalibReader(_calibration_feeds(model, calib, spec.calib_samples))
-    method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
-              "percentile": CalibrationMethod.Percentile}[spec.calibration]
-    with tempfile.TemporaryDirectory(prefix="accelstudio-quant-") as tmp:
-        src, skip, large = _prepared(model, Path(tmp), excluded)
-        out = Path(tmp) / "quantized.onnx"
-        try:
-            with _quiet():
-                # uint8 activations with int8 weights is the recommended pairing for x86 CPUs
-                quantize_static(str(src), str(out), reader, quant_format=QuantFormat.QDQ,
-                                per_channel=spec.per_channel, activation_type=QuantType.QUInt8,
-                                weight_type=_quant_type(spec.weight_type), calibrate_method=method,
-                                nodes_to_exclude=skip,
-                                use_external_data_format=large,
-                                extra_options={"WeightSymmetric": spec.symmetric})
-        except Exception as exc:
-            raise CompressionError(f"ONNX Runtime static int8 quantization failed on this model (check that the "
-                                   f"calibration data fits its inputs): {type(exc).__name__}: {exc}") from None
-        result = _load(out)
     return result
 
 

@@ -130,21 +130,38 @@ def _percentile_observer():
     return PercentileObserver
 
 
-def _static_qconfig_mapping(spec: QuantSpec, excluded: set[str]):
+# Module types that mark an attention model: static int8 there quantizes only Linear and Conv layers, as the
+# ONNX path does; quantizing LayerNorm, softmax, GELU, residual adds and embeddings loses too much.
+ATTENTION_MODULES = (nn.LayerNorm, nn.GELU, nn.Embedding, nn.EmbeddingBag, nn.MultiheadAttention)
+WEIGHTED_TYPES = (nn.Linear,) + CONV_TYPES[:3]
+
+
+def is_attention_module(module: nn.Module) -> bool:
+    """Whether `module` holds attention-model parts (LayerNorm, GELU, embeddings, multi-head attention)."""
+    return any(isinstance(m, ATTENTION_MODULES) for m in module.modules())
+
+
+def _static_qconfig_mapping(spec: QuantSpec, excluded: set[str], attention: bool):
     import torch.ao.quantization as tq
     from torch.ao.quantization import observer as obs
 
     engine = torch.backends.quantized.engine
     engine = engine if engine in ("x86", "fbgemm", "qnnpack", "onednn") else "x86"
-    mapping = tq.get_default_qconfig_mapping(engine)
     reduce_range = engine in ("x86", "fbgemm")  # avoids int16 overflow in AVX2 kernels (no VNNI)
     activation = {
         "minmax": obs.MinMaxObserver.with_args(reduce_range=reduce_range),
         "entropy": obs.HistogramObserver.with_args(reduce_range=reduce_range),
         "percentile": _percentile_observer().with_args(reduce_range=reduce_range),
     }[spec.calibration]
-    weight = obs.default_per_channel_weight_observer if spec.per_channel else obs.default_weight_observer
-    mapping = mapping.set_global(tq.QConfig(activation=activation, weight=weight))
+    per_channel = spec.per_channel or attention
+    weight = obs.default_per_channel_weight_observer if per_channel else obs.default_weight_observer
+    qconfig = tq.QConfig(activation=activation, weight=weight)
+    if attention:
+        mapping = tq.QConfigMapping()
+        for kind in WEIGHTED_TYPES:
+            mapping = mapping.set_object_type(kind, qconfig)
+    else:
+        mapping = tq.get_default_qconfig_mapping(engine).set_global(qconfig)
     for name in excluded:
         mapping = mapping.set_module_name(name, None)
     return mapping
@@ -156,8 +173,9 @@ def _static_int8(module: nn.Module, spec: QuantSpec, excluded: set[str], calib, 
     batches = _calibration_batches(calib, spec.calib_samples)
     from torch.ao.quantization import quantize_fx
 
+    attention = is_attention_module(module)
     with _quiet_torch_ao():
-        mapping = _static_qconfig_mapping(spec, excluded)
+        mapping = _static_qconfig_mapping(spec, excluded, attention)
         model = copy.deepcopy(module).eval()
         try:
             prepared = quantize_fx.prepare_fx(model, mapping, example_inputs)
@@ -178,6 +196,10 @@ def _static_int8(module: nn.Module, spec: QuantSpec, excluded: set[str], calib, 
     if spec.calibration == "entropy":
         add_torch_note(converted, "static-int8: torch calibrates 'entropy' with its histogram observer "
                                   "(minimizes quantization error of the histogram)")
+    if attention:
+        add_torch_note(converted, "static-int8 (attention model): only Linear and Conv layers quantized, with "
+                                  "per-channel weights; LayerNorm, softmax, GELU, residual adds and embeddings "
+                                  "stay float32 (quantizing them destroys attention models)")
     return converted
 
 

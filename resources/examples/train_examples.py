@@ -32,6 +32,7 @@ EXAMPLES = {
     "digits-mlp": ("digits-mlp", "Digits MLP", 60, 2e-3),
     "digits-cnn": ("digits-cnn", "Digits CNN", 40, 2e-3),
     "digits-resnet": ("digits-resnet", "Digits ResNet (64x64)", 8, 2e-3),
+    "digits-vit": ("digits-vit", "Digits ViT (transformer)", 200, 2e-3),
 }
 
 

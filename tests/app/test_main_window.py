@@ -30,9 +30,13 @@ def test_opens_with_default_example_and_lists_its_layers(window):
 
 
 def test_examples_menu_lists_every_example_in_both_forms(window):
+    from accelstudio.core.examples import list_examples
+
     texts = [a.text() for a in window.examples_menu.actions()]
-    assert len(texts) == 6
-    assert sum("ONNX" in t for t in texts) == 3 and sum("PyTorch" in t for t in texts) == 3
+    n = len(list_examples())
+    assert n == 4 and len(texts) == 2 * n
+    assert sum("ONNX" in t for t in texts) == n and sum("PyTorch" in t for t in texts) == n
+    assert any("ViT" in t for t in texts)
 
 
 def test_filter_keeps_matching_rows(window, qtbot):

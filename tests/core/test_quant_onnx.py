@@ -8,6 +8,7 @@ model >= 97% and accuracy within 2 points of it (an accuracy difference on 360 s
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -184,3 +185,107 @@ def test_input_model_is_never_modified(cnn, spec):
 def test_unknown_excluded_layer_lists_real_names(cnn):
     with pytest.raises(RecipeError, match=r"quantize\.exclude.*nope.*conv1, conv2, fc1, fc2"):
         quantize_onnx(cnn[0], QuantSpec("dynamic-int8", exclude=("nope",)), None)
+
+
+# ------------------------------------------------------------------------------------- attention models
+
+
+def _cosine(a, b):
+    a, b = a.reshape(len(a), -1), b.reshape(len(b), -1)
+    return float(np.mean(np.sum(a * b, 1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))))
+
+
+def _quantized_consumers(model):
+    """Op types of the nodes that read a DequantizeLinear output (the ops that run on int8 data)."""
+    dq = {n.output[0] for n in model.graph.node if n.op_type == "DequantizeLinear"}
+    return {n.op_type for n in model.graph.node if n.op_type != "QuantizeLinear" and set(n.input) & dq}
+
+
+def _run_feeds(model, feeds):
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    session = ort.InferenceSession(model.SerializeToString(), options, providers=["CPUExecutionProvider"])
+    return session.run(None, feeds)[0]
+
+
+def test_static_int8_on_the_vision_transformer_keeps_fidelity():
+    vit = _load("digits-vit")
+    q = quantize_onnx(vit[0], QuantSpec("static-int8"), vit[3])  # the default recipe settings
+    assert _quantized_consumers(q) == {"MatMul", "Gemm"}  # LayerNorm, Softmax, GELU, residual Adds stay float
+    assert {"LayerNormalization", "Softmax"} <= _ops(q)
+    ref, got = _run(vit[0], vit[1]), _run(q, vit[1])
+    assert _cosine(ref, got) >= 0.99
+    assert (ref.argmax(1) == got.argmax(1)).mean() >= MIN_AGREEMENT
+    assert (ref.argmax(1) == vit[2]).mean() - (got.argmax(1) == vit[2]).mean() <= MAX_ACCURACY_DROP
+    notes = " ".join(quantization_notes(q))
+    assert "attention model" in notes and "per-channel" in notes
+
+
+def test_static_int8_on_a_bert_like_encoder_keeps_the_embedding_close(tmp_path):
+    from tests import factories as fx
+
+    model = onnx.load(fx.bert_like_onnx(tmp_path))
+    ids, mask = fx.bert_inputs(128, seed=1)
+    q = quantize_onnx(model, QuantSpec("static-int8"), {"input_ids": ids, "attention_mask": mask})
+    assert _quantized_consumers(q) == {"MatMul"}
+    gathers = [n for n in q.graph.node if n.op_type == "Gather"]
+    float_tables = {i.name for i in q.graph.initializer if i.data_type == onnx.TensorProto.FLOAT}
+    assert any(g.input[0] in float_tables for g in gathers)  # the embedding tables stay float32
+    ids, mask = fx.bert_inputs(64, seq=24, seed=2)  # another sequence length than calibration's
+    feeds = {"input_ids": ids, "attention_mask": mask}
+    assert _cosine(_run_feeds(model, feeds), _run_feeds(q, feeds)) >= 0.99
+
+
+def test_static_int8_keeps_full_qdq_coverage_on_cnns(cnn):
+    q = quantize_onnx(cnn[0], QuantSpec("static-int8", per_channel=True, calib_samples=64), cnn[3])
+    assert {"Conv", "Gemm"} <= _quantized_consumers(q)
+    assert not any("attention" in note for note in quantization_notes(q))
+
+
+def test_few_calibration_samples_are_noted(mlp):
+    q = quantize_onnx(mlp[0], QuantSpec("static-int8", calib_samples=16), mlp[3])
+    assert any("only 16 samples" in note for note in quantization_notes(q))
+
+
+@pytest.mark.parametrize("mode", ["dynamic-int8", "static-int8", "weight-int8"])
+def test_quantizers_write_nothing_into_the_working_directory(tmp_path, monkeypatch, mode):
+    """ONNX Runtime's symbolic shape inference gives up on this graph and then saves sym_shape_infer_temp.onnx
+    and a 4 MiB <uuid>.data file into the working directory."""
+    from tests import factories as fx
+
+    model = onnx.load(fx.onnx_unmerged_batch_dims(tmp_path))
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    rng = np.random.default_rng(0)
+    calib = {name: rng.random((32, 1024), dtype=np.float32) for name in ("x", "x2")}
+    quantize_onnx(model, QuantSpec(mode), calib)
+    assert list(cwd.iterdir()) == []
+    assert Path.cwd() == cwd
+
+
+def test_attention_layers_are_excluded_by_their_torch_names():
+    """torch exports a Linear on 3-D input as MatMul with an anonymous transposed weight ('onnx::MatMul_12');
+    the layer still carries the torch module's name, so a recipe's exclusions mean the same on both forms."""
+    vit = _load("digits-vit")
+    names = [layer.name for layer in weighted_nodes(vit[0])]
+    assert {"embed", "blocks.0.attn.q", "blocks.1.fc2", "head"} <= set(names)
+    q = quantize_onnx(vit[0], QuantSpec("static-int8", exclude=("blocks.0.attn.q",)), vit[3])
+    stored = _stored(q)
+    assert stored["blocks.0.attn.q"] == "float32" and stored["blocks.0.attn.k"] == "int8"
+
+
+def test_cnns_that_end_in_softmax_are_not_attention_models(tmp_path):
+    """A final Softmax (onnx's ResNet-50 test graph, weights made by ConstantOfShape) keeps full QDQ coverage;
+    the BERT-like encoder and digits-vit are attention models."""
+    import os
+
+    from accelstudio.core.quant_onnx_static import is_attention_model
+    from tests import factories as fx
+
+    light = Path(os.path.dirname(onnx.__file__)) / "backend" / "test" / "data" / "light"
+    for name in ("light_resnet50.onnx", "light_densenet121.onnx", "light_squeezenet.onnx"):
+        assert not is_attention_model(onnx.load(light / name)), name
+    assert is_attention_model(onnx.load(fx.bert_like_onnx(tmp_path)))
+    assert is_attention_model(_load("digits-vit")[0])
+    assert not is_attention_model(_load("digits-resnet")[0])

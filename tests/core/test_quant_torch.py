@@ -188,3 +188,19 @@ def test_input_module_is_never_modified(cnn, spec):
 def test_unknown_excluded_layer_lists_real_names(cnn):
     with pytest.raises(RecipeError, match=r"quantize\.exclude.*fc7.*conv1, conv2, fc1, fc2"):
         _quantize(cnn, QuantSpec("fp16", exclude=("fc7",)))
+
+
+# ------------------------------------------------------------------------------------- attention models
+
+def test_static_int8_on_the_vision_transformer_quantizes_only_linear_layers():
+    vit = _load("digits-vit")
+    q = _quantize(vit, QuantSpec("static-int8"))  # the default recipe settings
+    quantized = {type(m).__name__ for m in q.modules()}
+    assert "Linear" in {t.split(".")[-1] for t in quantized} or any("Quantized" in t for t in quantized)
+    assert not any("LayerNorm" in t and "Quantized" in t for t in quantized)
+    module, x = vit[0], torch.from_numpy(vit[1])
+    with torch.no_grad():
+        ref, got = module(x), q(x)
+    assert torch.nn.functional.cosine_similarity(ref, got, dim=1).mean() >= 0.99
+    _assert_close_to_float(vit, q)
+    assert any("attention model" in note for note in quantization_notes(q))
