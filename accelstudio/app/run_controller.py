@@ -203,11 +203,12 @@ def restored_data(spec: JobSpec) -> DataSettings:
 
 def feasibility_refusal(handle, spec: JobSpec) -> str | None:
     """Why the model's format cannot take this recipe on this runtime (core/feasibility.py), or None."""
-    from accelstudio.core.feasibility import RecipeNotPossible, check_job_feasible
+    from accelstudio.core.feasibility import RecipeNotPossible, check_job_feasible, check_model_feasible
 
     try:
         check_job_feasible(handle.source_format, handle.backend, spec.runtime.runtime, spec.runtime.device,
                            spec.recipe, getattr(handle, "inputs", None), getattr(handle, "name", None))
+        check_model_feasible(handle, spec.recipe)
     except RecipeNotPossible as exc:
         return str(exc)
     return None

@@ -114,8 +114,35 @@ def _batch_refusal(inputs: Sequence[InputSpec], runtime: str, recipe: Recipe) ->
 
 
 def check_handle_feasible(handle: ModelHandle, runtime: str, device: str, recipe: Recipe) -> None:
-    """check_job_feasible for an opened model (its format, backend and declared inputs)."""
+    """check_job_feasible for an opened model (its format, backend and declared inputs), plus what only the
+    model itself shows: structured pruning of an attention model."""
     check_job_feasible(handle.source_format, handle.backend, runtime, device, recipe, handle.inputs, handle.name)
+    check_model_feasible(handle, recipe)
+
+
+def check_model_feasible(handle: ModelHandle, recipe: Recipe) -> None:
+    """Refuse what only the opened model shows (not its format): structured pruning of an attention model."""
+    if recipe.prune.active and recipe.prune.method == "l1-structured" and _has_attention(handle):
+        raise RecipeNotPossible(
+            f"{getattr(handle, 'name', 'this model')}: structured pruning of an attention model would shrink the head and embedding sizes "
+            "that its attention reshapes and position embeddings depend on, so the pruned model could not run; "
+            "choose l1-unstructured or 2:4 pruning, or prune a convolutional or MLP model")
+
+
+def _has_attention(handle: ModelHandle) -> bool:
+    """LayerNorm, GELU, embeddings or multi-head attention in the torch module or the ONNX graph (the rule the
+    quantizers use to keep such parts in float). A data-only snapshot holds neither and is not checked."""
+    module = getattr(handle, "module", None)
+    if module is not None:
+        from accelstudio.core.quant_torch import is_attention_module
+
+        return is_attention_module(module)
+    graph = getattr(handle, "onnx_model", None)
+    if graph is not None:
+        from accelstudio.core.quant_onnx_static import is_attention_model
+
+        return is_attention_model(graph)
+    return False
 
 
 def torchscript_export_error(exc: Exception, guessed: Sequence[str] = ()) -> RecipeNotPossible:

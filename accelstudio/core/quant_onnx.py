@@ -26,6 +26,7 @@ from onnx.external_data_helper import load_external_data_for_model
 
 from accelstudio.core.errors import CompressionError, RecipeError
 from accelstudio.core.onnx_layers import weighted_nodes
+from accelstudio.core.onnx_weights import materialize_weights
 from accelstudio.core.quant_sim import add_onnx_note, check_exclude, simulate_quantization_onnx
 from accelstudio.core.recipe import QuantSpec
 
@@ -154,6 +155,7 @@ def _prepared(model: onnx.ModelProto, folder: Path, excluded: set[str],
     from onnxruntime.quantization import quant_pre_process
 
     named, skip = _named_copy(model, excluded)
+    named, _ = materialize_weights(named)  # node-made and Identity-shared weights are quantized too
     chosen = named
     raw = folder / "input.onnx"
     if not _save(named, raw):

@@ -17,7 +17,7 @@ from accelstudio.core.feasibility import (
 from accelstudio.core.job import RUNTIMES, JobSpec, RuntimeSettings
 from accelstudio.core.model import InputSpec
 from accelstudio.core.pipeline import run_job
-from accelstudio.core.recipe import PRUNE_METHODS, QUANT_MODES, Recipe
+from accelstudio.core.recipe import PRUNE_METHODS, QUANT_MODES, PruneSpec, Recipe
 
 FAST = RuntimeSettings(threads=1, warmup=1, repeats=5, time_budget_s=0.2)
 BACKEND = {"onnx": "onnx"}
@@ -147,3 +147,16 @@ def test_refused_pairs_are_refused_by_the_pipeline_before_any_work(formats, fmt,
                         runtime=RuntimeSettings(**{**FAST.to_dict(), "runtime": runtime}), trust=True,
                         train_data=str(formats / "train.npz")), progress=events.append)
     assert {e.stage for e in events} <= {"load"}
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_structured_pruning_of_an_attention_model_is_refused_before_the_run(backend):
+    from accelstudio.core.feasibility import check_model_feasible
+    from accelstudio.core.loading import open_model
+
+    handle = open_model("example:digits-vit", backend=backend)
+    structured = Recipe(prune=PruneSpec(amount=0.3, method="l1-structured"))
+    with pytest.raises(RecipeNotPossible, match="structured pruning of an attention model"):
+        check_model_feasible(handle, structured)
+    check_model_feasible(handle, Recipe(prune=PruneSpec(amount=0.3, method="l1-unstructured")))
+    check_model_feasible(open_model("example:digits-cnn", backend=backend), structured)
