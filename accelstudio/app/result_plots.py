@@ -125,9 +125,9 @@ def quality_axis_label(kinds: set[str]) -> str:
     if kinds <= {"accuracy"}:
         return "Accuracy (%)"
     if kinds == {"agreement"}:
-        return "Fidelity: top-1 agreement with the original (%)"
+        return "Agreement with original (%)"
     if kinds == {"cosine"}:
-        return "Fidelity: cosine to the original (x100)"
+        return "Cosine to original (x100)"
     return "Accuracy / fidelity (%)"
 
 

@@ -10,8 +10,8 @@ from typing import Any, Callable
 
 from PySide6.QtCore import QItemSelectionModel, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QHBoxLayout, QLabel, QPushButton, QSplitter,
-                               QTableView, QToolButton, QMenu, QVBoxLayout, QWidget)
+from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFrame, QHBoxLayout, QLabel, QMenu, QPushButton,
+                               QScrollArea, QSizePolicy, QSplitter, QTableView, QToolButton, QVBoxLayout, QWidget)
 
 from accelstudio.app import run_metrics as rm
 from accelstudio.app import results_io
@@ -23,6 +23,7 @@ from accelstudio.core.job import RunResult
 
 LIVE_REDRAW_MS = 150  # at most ~7 histogram redraws a second while a run streams latencies
 MIN_TABLE_ROWS = 4  # the runs table never shrinks below this many visible rows
+DETAIL_LINES = 3  # the run's data, fidelity and warning lines show this many lines, then scroll
 MAX_COLUMN_WIDTH = 260
 VERDICT_COLORS = {"drop": "#d55e00", "gain": "#009e73"}
 BROKEN_COLOR = "#d62728"
@@ -156,7 +157,7 @@ class ResultsPanel(QWidget):
         bar.addWidget(self.export_button)
         info = QHBoxLayout()
         info.addWidget(self.badge, 0, Qt.AlignmentFlag.AlignTop)
-        info.addWidget(self.details, 1)
+        info.addWidget(self._scrolled(self.details), 1)
         table_box = QWidget()
         table_layout = QVBoxLayout(table_box)
         table_layout.setContentsMargins(0, 0, 0, 0)
@@ -176,6 +177,18 @@ class ResultsPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(split)
+
+    def _scrolled(self, label: QLabel) -> QScrollArea:
+        """`label` in a frameless scroll area at most DETAIL_LINES lines tall: however many warnings a run has,
+        the details never push the window past a 1280x720 screen."""
+        area = QScrollArea()
+        area.setWidget(label)
+        area.setWidgetResizable(True)
+        area.setFrameShape(QFrame.Shape.NoFrame)
+        area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        area.setMaximumHeight(label.fontMetrics().lineSpacing() * DETAIL_LINES + 6)
+        area.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Maximum)
+        return area
 
     def _build_toolbar_menu(self) -> None:
         menu = QMenu(self)

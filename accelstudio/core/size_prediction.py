@@ -38,6 +38,9 @@ QUANTIZED_KINDS: dict[tuple[str, str], frozenset[str]] = {
     ("torch", "weight-int4"): frozenset({"linear", "conv"}),
 }
 HALF_MODES = ("fp16", "bf16")  # every float tensor in 2 bytes
+# Static int8 on an attention model (quant_onnx_static.is_attention_model) keeps LayerNorm and embeddings in
+# float and quantizes only MatMul/Gemm/Conv; these layer types in the table mark such a model.
+ATTENTION_LAYER_OPS = frozenset({"LayerNormalization", "SkipLayerNormalization", "LayerNorm", "Gather", "Embedding"})
 
 
 @dataclass(frozen=True)
@@ -64,6 +67,8 @@ def predict_size(summary: Any, recipe: Recipe, reports: list | None = None, back
     reports_by_name = {r.name: r for r in (reports or [])}
     structured = recipe.prune.method == "l1-structured"
     kinds = QUANTIZED_KINDS.get((backend, quant.mode), frozenset())
+    if quant.mode == "static-int8" and any(layer.op_type in ATTENTION_LAYER_OPS for layer in summary.layers):
+        kinds = kinds - {"embedding"}
     half = quant.mode in HALF_MODES
     excluded = set(quant.exclude)
     total = float(summary.other_bytes) * (0.5 if half else 1.0)

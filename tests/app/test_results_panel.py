@@ -288,7 +288,7 @@ def test_unlabeled_run_shows_fidelity_badge_and_no_accuracy_heading(qtbot, store
     row = panel.model.row_of(int8)
     assert panel.model.index(row, COLUMN_INDEX["Quality"]).data() == "70.0% agree"
     assert "random inputs" in panel.model.index(row, COLUMN_INDEX["Flags"]).data()
-    assert panel.tradeoff.plotItem.getAxis("left").labelText.startswith("Fidelity")
+    assert panel.tradeoff.plotItem.getAxis("left").labelText.startswith("Agreement with original")
     panel.select_runs([base, int8])
     dialog = panel.compare_selected()
     qtbot.addWidget(dialog)
