@@ -22,7 +22,7 @@ from accelstudio.core import baseline as bl
 from accelstudio.core.job import RunResult
 
 LIVE_REDRAW_MS = 150  # at most ~7 histogram redraws a second while a run streams latencies
-MIN_TABLE_ROWS = 4  # the runs table never shrinks below this many visible rows
+MIN_TABLE_ROWS = 3  # the runs table never shrinks below this many visible rows
 DETAIL_LINES = 3  # the run's data, fidelity and warning lines show this many lines, then scroll
 MAX_COLUMN_WIDTH = 260
 VERDICT_COLORS = {"drop": "#d55e00", "gain": "#009e73"}
@@ -187,6 +187,7 @@ class ResultsPanel(QWidget):
         area.setFrameShape(QFrame.Shape.NoFrame)
         area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         area.setMaximumHeight(label.fontMetrics().lineSpacing() * DETAIL_LINES + 6)
+        area.setMinimumHeight(label.fontMetrics().lineSpacing() + 6)  # one line when the window is short
         area.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Maximum)
         return area
 

@@ -156,7 +156,7 @@ def test_a_run_with_recovery_shows_the_recover_step(window, qtbot, dialog_answer
 
 # --- results layout --------------------------------------------------------------------------------------
 
-def test_runs_table_keeps_four_rows_visible(runs_panel, make_window, qtbot):
+def test_runs_table_keeps_its_rows_visible(runs_panel, make_window, qtbot):
     panel, _ = runs_panel
     table = panel.table
     assert table.minimumHeight() >= table_height(table, MIN_TABLE_ROWS)
@@ -221,3 +221,13 @@ def test_window_and_application_icon(window):
         app.setApplicationDisplayName(saved[2])
         QGuiApplication.setDesktopFileName(saved[3])
         app.setWindowIcon(saved[4])
+
+
+def test_long_run_details_never_push_the_window_past_720_pixels(make_window, qtbot):
+    window = make_window(load=False)
+    panel = window.results
+    panel.summary.setText("Run 9: vs baseline run 1 (onnxruntime on cpu, 2 threads, batch 1): 1.32x faster "
+                          "(95% CI 1.22-1.43x); Fidelity: cosine 0.9999; 3.9x smaller " * 2)
+    panel.details.setText("\n".join(f"warning {i}: the baseline was measured on a busy machine" for i in range(12)))
+    qtbot.waitUntil(lambda: window.minimumSizeHint().height() > 0)
+    assert window.minimumSizeHint().height() <= 720
