@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import numpy as np
 import onnx
-from onnx import helper, numpy_helper
+from onnx import numpy_helper
 
 from accelstudio.core.onnx_layers import FOLDABLE, WEIGHT_INPUTS, constant_values
 
@@ -43,18 +43,27 @@ def materialize_weights(model: onnx.ModelProto) -> tuple[onnx.ModelProto, int]:
                 continue
             values = values if values is not None else constant_values(graph)
             if name in values and producers[name].op_type in FOLDABLE and len(producers[name].output) == 1:
-                array = np.ascontiguousarray(values[name])
-                graph.initializer.append(numpy_helper.from_array(array, name))
-                if out.ir_version < 4:  # before IR 4 every initializer must also be a graph input
-                    graph.input.append(helper.make_tensor_value_info(
-                        name, helper.np_dtype_to_tensor_dtype(array.dtype), array.shape))
+                graph.initializer.append(numpy_helper.from_array(np.ascontiguousarray(values[name]), name))
                 initializers.add(name)
                 fed.update(producers[name].input)
                 graph.node.remove(producers.pop(name))
                 changed += 1
     if changed:
         _drop_dead_foldable_nodes(graph, fed)
+    _constant_initializers(out)
     return out, changed
+
+
+def _constant_initializers(model: onnx.ModelProto) -> None:
+    """Before IR version 4 every initializer was also a graph input, which makes it an overridable default
+    rather than a constant: the quantizers' new tensors (scales, zero points, int8 weights) are then invalid,
+    and ONNX Runtime cannot fold weights. Such graphs move to IR 4 with their weights as constants."""
+    if model.ir_version >= 4:
+        return
+    stored = {init.name for init in model.graph.initializer}
+    for inp in [i for i in model.graph.input if i.name in stored]:
+        model.graph.input.remove(inp)
+    model.ir_version = 4
 
 
 def _identity_source(name: str, producers: dict[str, onnx.NodeProto]) -> str:

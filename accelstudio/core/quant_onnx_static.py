@@ -87,6 +87,8 @@ def static_int8(model: onnx.ModelProto, spec: QuantSpec, excluded: set[str], cal
 
     feeds = _calibration_feeds(model, calib, spec.calib_samples)
     plan = _static_plan(model, spec)
+    if plan.per_channel:
+        model, plan = _opset_for_per_channel(model, plan)
     method = {"minmax": CalibrationMethod.MinMax, "entropy": CalibrationMethod.Entropy,
               "percentile": CalibrationMethod.Percentile}[spec.calibration]
     with tempfile.TemporaryDirectory(prefix="accelstudio-quant-") as tmp:
@@ -109,6 +111,30 @@ def static_int8(model: onnx.ModelProto, spec: QuantSpec, excluded: set[str], cal
     for note in plan.notes + _calibration_notes(feeds):
         add_onnx_note(result, note)
     return result
+
+
+PER_CHANNEL_OPSET = 13  # DequantizeLinear's `axis` (per-channel scales) exists from opset 13 on
+
+
+def _opset_for_per_channel(model: onnx.ModelProto, plan: "_StaticPlan") -> tuple[onnx.ModelProto, "_StaticPlan"]:
+    """Per-channel QDQ needs opset 13; ONNX Runtime's quantizer lifts older graphs only to 11 and then writes an
+    invalid model (onnx's ResNet-50 test graph is opset 9). Convert with onnx's version converter, or fall back
+    to per-tensor weights with a note when the converter cannot."""
+    version = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), PER_CHANNEL_OPSET)
+    if version >= PER_CHANNEL_OPSET:
+        return model, plan
+    from dataclasses import replace
+
+    from onnx import version_converter
+
+    try:
+        return version_converter.convert_version(model, PER_CHANNEL_OPSET), replace(
+            plan, notes=plan.notes + [f"the graph was converted from opset {version} to {PER_CHANNEL_OPSET} for "
+                                      "per-channel int8 weights"])
+    except Exception as exc:  # the converter does not know every old op
+        return model, replace(plan, per_channel=False, notes=plan.notes + [
+            f"per-tensor int8 weights: per-channel needs opset {PER_CHANNEL_OPSET} and this opset-{version} graph "
+            f"could not be converted ({type(exc).__name__})"])
 
 
 # Ops that mark an attention model. Quantizing everything ONNX Runtime can (LayerNorm, Softmax, residual Adds,

@@ -42,6 +42,7 @@ def test_shared_and_node_made_weights_become_initializers():
     for ir in (3, 8):
         out, changed = materialize_weights(_two_layer_graph(ir))
         onnx.checker.check_model(out)
+        assert out.ir_version >= 4 and [i.name for i in out.graph.input] == ["x"]  # weights are constants
         assert changed == 2
         assert [n.input[1] for n in out.graph.node if n.op_type == "MatMul"] == ["W", "W", "V"]
         assert {n.op_type for n in out.graph.node} == {"MatMul", "Relu"}  # Identity and the fill are gone
@@ -68,3 +69,24 @@ def test_dynamic_int8_quantizes_every_layer_and_the_prediction_holds(monkeypatch
     assert after.total_bytes < 0.3 * before.total_bytes  # the shared weight is stored once, as int8
     predicted = predict_size(before, recipe, (), "onnx")
     assert abs(predicted.bytes - after.total_bytes) <= 0.05 * after.total_bytes
+
+
+def test_static_int8_per_channel_on_an_old_graph_with_node_made_weights(tmp_path):
+    """onnx's SqueezeNet test graph: opset 9, IR 3, every weight made by ConstantOfShape. Per-channel static int8
+    must quantize its convolutions and still give a model ONNX Runtime accepts."""
+    import os
+
+    import onnxruntime as ort
+
+    from accelstudio.core.loading import open_model
+
+    path = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "light", "light_squeezenet.onnx")
+    handle = open_model(path)
+    calib = {handle.inputs[0].name: np.random.default_rng(0).normal(size=(4, 3, 224, 224)).astype(np.float32)}
+    recipe = Recipe(quantize=QuantSpec(mode="static-int8", per_channel=True, calib_samples=4))
+    produced = apply_recipe(handle, recipe, calib=calib).handle.onnx_model
+    weights_dq = [n for n in produced.graph.node if n.op_type == "DequantizeLinear" and "_w_" in n.input[0]]
+    assert len(weights_dq) >= 20  # the convolutions' weights are int8 now
+    session = ort.InferenceSession(produced.SerializeToString(), providers=["CPUExecutionProvider"])
+    out = session.run(None, {handle.inputs[0].name: calib[handle.inputs[0].name][:1]})[0]
+    assert np.isfinite(out).all()
