@@ -77,17 +77,7 @@ def _delta_value(result: RunResult) -> float | None:
 
 def _flags(result: RunResult) -> str:
     """BROKEN, the random-inputs badge and warnings, from the run report."""
-    if result.status != "done":
-        return ""
-    rep = rm.report(result)
-    marks = []
-    if rep.broken is not None:
-        marks.append("BROKEN")
-    if rep.data.badge:
-        marks.append("random inputs")
-    if rep.warnings:
-        marks.append("⚠ " + rep.warnings[0].split(":")[0])
-    return ", ".join(marks)
+    return ", ".join(rm.report(result).flags()) if result.status == "done" else ""
 
 
 def _threads(result: RunResult) -> int | None:

@@ -78,15 +78,8 @@ def delta_text(m: dict[str, Any]) -> str:
 
 
 def flags(report: RunReport) -> str:
-    """Short marks for the list: BROKEN, random inputs, warnings."""
-    marks = []
-    if report.broken is not None:
-        marks.append("BROKEN")
-    if report.data.badge:
-        marks.append("random inputs")
-    if report.warnings:
-        marks.append(f"{len(report.warnings)} warning{'s' if len(report.warnings) > 1 else ''}")
-    return ", ".join(marks) or NONE
+    """Short marks for the list: BROKEN, random inputs, warnings (RunReport.flags, the GUI's too)."""
+    return ", ".join(report.flags()) or NONE
 
 
 def speed_cell(report: RunReport) -> str:

@@ -269,6 +269,21 @@ class RunReport:
                          "about the same size")
         return "; ".join(parts)
 
+    def flags(self) -> tuple[str, ...]:
+        """Short marks for a list of runs (the GUI's runs table and `accelstudio runs list`): BROKEN, the
+        random-inputs badge, and the first warning's subject with how many more there are."""
+        if self.status != "done":
+            return ()
+        marks = []
+        if self.broken is not None:
+            marks.append("BROKEN")
+        if self.data.badge:
+            marks.append("random inputs")
+        if self.warnings:
+            more = f" (+{len(self.warnings) - 1})" if len(self.warnings) > 1 else ""
+            marks.append("⚠ " + self.warnings[0].split(":")[0] + more)
+        return tuple(marks)
+
     def to_dict(self) -> dict[str, Any]:
         """The report as JSON-safe plain data (intervals as {lo, hi}; badge and broken text included)."""
         d = asdict(self)

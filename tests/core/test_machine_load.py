@@ -18,6 +18,7 @@ from accelstudio.core.machine_load import (
     BUSY_OTHER_CPU_PCT, MIN_WINDOW_S, CpuSample, busy_note, finish_window, sample_cpu,
 )
 from accelstudio.core.runtimes import make_predictor
+from tests.processes import proc_stats
 
 needs_proc = pytest.mark.skipif(not Path("/proc/stat").exists(), reason="needs Linux /proc/stat")
 TIMING = RuntimeSettings(threads=1, warmup=2, repeats=1_000_000, time_budget_s=0.6)
@@ -133,14 +134,5 @@ def _cpu_ticks(pid: int) -> int:
 def _others_ticks() -> int:
     """CPU ticks of every other process, including the children they have reaped (cutime, cstime), so time
     of processes that ended in the window is still counted."""
-    total, me = 0, os.getpid()
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) == me:
-            continue
-        try:
-            text = (entry / "stat").read_text()
-        except OSError:
-            continue
-        fields = text[text.rfind(")") + 2:].split()
-        total += sum(int(v) for v in fields[11:15])
-    return total
+    me = os.getpid()
+    return sum(sum(int(v) for v in fields[11:15]) for pid, fields in proc_stats() if pid != me)
