@@ -18,7 +18,7 @@ from accelstudio.core.stats import (CI_LEVEL, mcnemar_exact, median_difference_c
                                     paired_counts, wilson_interval)
 
 __all__ = ["accuracy_metrics", "fidelity_metrics", "paired_delta", "run_batches", "nonfinite_rows",
-           "describe_outputs", "output_hint", "mcnemar_exact", "median_difference_ci", "wilson_interval", "CI_LEVEL"]
+           "describe_outputs", "output_hint", "module_output_hint", "mcnemar_exact", "median_difference_ci", "wilson_interval", "CI_LEVEL"]
 
 Predict = Callable[[dict[str, np.ndarray]], np.ndarray]
 
@@ -238,6 +238,20 @@ _SCORE_NAMES = ("logit", "prob", "score", "class", "label", "softmax")
 _EMBEDDING_OPS = ("LayerNormalization", "ReduceMean", "ReduceSum", "LpNormalization", "Div", "Tanh",
                   "GlobalAveragePool", "SimplifiedLayerNormalization")
 _SCORE_OPS = ("Softmax", "LogSoftmax", "Sigmoid")
+
+
+def module_output_hint(module: Any) -> tuple[str, str] | None:
+    """output_hint for a torch module: its last registered layer, when that is a normalization (an embedding
+    head) or a softmax (class scores). Registration order usually is the order of forward; None otherwise."""
+    last = None
+    for _, layer in module.named_modules():
+        if not list(layer.children()):
+            last = getattr(layer, "original_name", None) or type(layer).__name__
+    if last in ("LayerNorm", "RMSNorm"):
+        return "embedding", f"the model ends with {last}: an embedding, not class scores"
+    if last in ("Softmax", "LogSoftmax"):
+        return "class_scores", f"the model ends with {last}: class scores"
+    return None
 
 
 def output_hint(onnx_model: Any) -> tuple[str, str] | None:

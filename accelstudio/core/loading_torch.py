@@ -306,8 +306,12 @@ def guess_inputs(module: nn.Module) -> tuple[tuple[InputSpec, ...], dict]:
         if not isinstance(weight, torch.Tensor):
             continue
         if kind == "Embedding" and weight.dim() == 2:  # a model that starts by looking up token ids
-            note = f"guessed from the first Embedding layer '{layer_name or 'root'}'"
-            return (InputSpec(name, (None, None), "int64"),), {"input_guessed": True, "input_guess": note}
+            # the other required arguments of a token model (attention mask, token type ids) are (N, S) too
+            names = [name] + [n for n in _required_arguments(module)[1:] if n != name]
+            note = (f"guessed from the first Embedding layer '{layer_name or 'root'}'"
+                    + (f" and the forward arguments ({', '.join(names)})" if len(names) > 1 else ""))
+            specs = tuple(InputSpec(n, (None, None), "int64") for n in names)
+            return specs, {"input_guessed": True, "input_guess": note}
         if kind == "Linear" and weight.dim() == 2:
             shape: tuple[int | None, ...] = (None, int(weight.shape[1]))
         elif kind == "Conv2d" and weight.dim() == 4:
@@ -318,6 +322,19 @@ def guess_inputs(module: nn.Module) -> tuple[tuple[InputSpec, ...], dict]:
         note = f"guessed from the first {kind} layer '{layer_name or 'root'}'"
         return (InputSpec(name, shape, "float32"),), {"input_guessed": True, "input_guess": note}
     return (), {"input_guessed": True, "input_guess": "no Linear or Conv2d layer; input shape unknown"}
+
+
+def _required_arguments(module: nn.Module) -> list[str]:
+    """The names of forward's arguments that have no default (TorchScript schema or the Python signature)."""
+    try:
+        return [a.name for a in module.forward.schema.arguments[1:] if not a.has_default_value()]
+    except (AttributeError, IndexError, RuntimeError):
+        pass
+    try:
+        return [p.name for p in inspect.signature(module.forward).parameters.values()
+                if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty]
+    except (TypeError, ValueError):
+        return []
 
 
 def _first_argument(module: nn.Module) -> str:

@@ -326,8 +326,8 @@ class _PerCall:
 def _evaluate(spec: JobSpec, base, predictor, dataset, progress, cancel, notes: list[str],
               per_call: bool = False) -> dict[str, Any]:
     """Outputs of the compressed and the uncompressed model on the same samples and runtime, compared."""
-    from accelstudio.core.evaluate import (accuracy_metrics, describe_outputs, fidelity_metrics, output_hint,
-                                           run_batches)
+    from accelstudio.core.evaluate import (accuracy_metrics, describe_outputs, fidelity_metrics,
+                                           module_output_hint, output_hint, run_batches)
 
     batch, pad = (EVAL_BATCH, False) if per_call else _eval_batch(base)
     half = progress if spec.recipe.is_identity else _scaled(progress, 0.0, 0.5)
@@ -345,7 +345,7 @@ def _evaluate(spec: JobSpec, base, predictor, dataset, progress, cancel, notes: 
     fid = fidelity_metrics(outputs, base_outputs)
     metrics["fidelity"] = {k: fid[k] for k in ("top1_agreement", "cosine", "max_abs_error", "kl_divergence")}
     metrics["fidelity"]["n_compared"] = fid["n_compared"]
-    hint = output_hint(base.onnx_model) if base.backend == "onnx" else None
+    hint = output_hint(base.onnx_model) if base.backend == "onnx" else module_output_hint(base.module)
     metrics["fidelity"].update(describe_outputs(base_outputs, dataset.labels is not None, hint))
     metrics["nonfinite_outputs"] = fid["nonfinite_outputs"]
     metrics["n_eval"] = int(dataset.num_samples)

@@ -278,3 +278,22 @@ def test_save_bytes_atomic_and_sha256(tmp_path):
     assert file_sha256(path) == "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
     save_bytes_atomic(b"xyz", path)
     assert path.read_bytes() == b"xyz" and [p.name for p in tmp_path.iterdir()] == ["f.bin"]
+
+
+def test_torchscript_token_model_gets_all_its_required_inputs(tmp_path):
+    class Encoder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = torch.nn.Embedding(50, 8)
+            self.norm = torch.nn.LayerNorm(8)
+
+        def forward(self, ids, mask):
+            h = self.emb(ids) * mask.unsqueeze(-1).to(torch.float32)
+            return self.norm(h.mean(1))
+
+    path = tmp_path / "enc.pt"
+    torch.jit.script(Encoder()).save(str(path))
+    handle = open_model(path, trust=True)
+    assert [(s.name, s.shape, s.dtype) for s in handle.inputs] == [("ids", (None, None), "int64"),
+                                                                    ("mask", (None, None), "int64")]
+    assert "forward arguments (ids, mask)" in handle.metadata["input_guess"]

@@ -257,3 +257,13 @@ def test_output_hint_reads_the_graph_and_names_speak_first():
     hint = output_hint(_graph_ending_in("LayerNormalization", "out"))
     assert describe_outputs(rows, labeled=False, hint=hint)["output_kind"] == "embedding"
     assert describe_outputs(rows, labeled=True, hint=hint)["output_kind"] == "class_scores"
+
+
+def test_module_output_hint_reads_the_last_layer():
+    import torch
+
+    from accelstudio.core.evaluate import module_output_hint
+
+    assert module_output_hint(torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.LayerNorm(8)))[0] == "embedding"
+    assert module_output_hint(torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Softmax(-1)))[0] == "class_scores"
+    assert module_output_hint(torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.ReLU())) is None
