@@ -2,7 +2,7 @@
 
 Every script writes one JSON document to benchmarks/results/<name>.json (atomically: a temporary file in the
 same folder, then os.replace), holding its figures, its goals, the machine description from
-accelstudio.core.environment.collect_environment and the load average before and after the run, because on
+accelstudio.core.measure.environment.collect_environment and the load average before and after the run, because on
 a shared machine the load decides how far a figure can be trusted.
 
 Scripts import this module as `common` after putting their own folder first on sys.path (see `use_common` in
@@ -78,7 +78,7 @@ class LoadWatch:
 
 def machine(probe_runtimes: bool = False) -> dict[str, Any]:
     """The machine description stored with every result: collect_environment plus a one-line summary."""
-    from accelstudio.core.environment import collect_environment, summary_line
+    from accelstudio.core.measure.environment import collect_environment, summary_line
 
     env = collect_environment(probe_runtimes=probe_runtimes)
     return {"summary": summary_line(env), "cpu_model": env["cpu"]["model"], "environment": env}

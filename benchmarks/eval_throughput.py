@@ -37,8 +37,9 @@ AUTO_MIN_ROUNDS, AUTO_MAX_ROUNDS, AUTO_BUDGET_S = 3, 41, 25.0  # --rounds 0: as 
 
 def repeated_dataset(example: str, samples: int):
     """The example's ONNX handle and its test set repeated (cyclically) to `samples` samples."""
-    from accelstudio.core.datasets import Dataset, load_dataset
-    from accelstudio.core.loading import load_example
+    from accelstudio.core.data.dataset import Dataset
+    from accelstudio.core.data.datasets import load_dataset
+    from accelstudio.core.model.loading import load_example
 
     handle = load_example(example, backend="onnx")
     ds = load_dataset(None, handle)
@@ -49,7 +50,7 @@ def repeated_dataset(example: str, samples: int):
 
 def product_eval(predictor, dataset, baseline_outputs) -> float:
     """Seconds for the product's evaluation: run_batches + accuracy_metrics (with the baseline comparison)."""
-    from accelstudio.core.evaluate import accuracy_metrics, run_batches
+    from accelstudio.core.measure.evaluate import accuracy_metrics, run_batches
 
     start = time.perf_counter()
     outputs = run_batches(predictor.run, dataset, BATCH)
@@ -70,9 +71,9 @@ def raw_eval(session, dataset) -> float:
 
 def compare(example: str, samples: int, rounds: int, threads: int) -> dict:
     """Interleaved rounds of both sides on one example; medians, ratio and per-round ratios."""
-    from accelstudio.core.evaluate import accuracy_metrics, run_batches
+    from accelstudio.core.measure.evaluate import accuracy_metrics, run_batches
     from accelstudio.core.job import RuntimeSettings
-    from accelstudio.core.runtimes import make_predictor
+    from accelstudio.core.measure.runtimes import make_predictor
 
     handle, dataset = repeated_dataset(example, samples)
     predictor = make_predictor(handle, RuntimeSettings(runtime="onnxruntime", threads=threads, batch=BATCH))

@@ -39,8 +39,8 @@ def make_seeds(folder: Path) -> list[Path]:
     import torch
     from safetensors.torch import save_file
 
-    from accelstudio.core.architectures import get_architecture
-    from accelstudio.core.examples import get_example
+    from accelstudio.core.model.architectures import get_architecture
+    from accelstudio.core.model.examples import get_example
 
     folder.mkdir(parents=True, exist_ok=True)
     seeds = []
@@ -103,8 +103,8 @@ def write_case(seed: Path, folder: Path, index: int, rng: random.Random) -> Path
 def classify(path: Path) -> str:
     """Load (and inspect) one file in this process: 'ok', 'error:<category>' or 'unexpected:<type>: <text>'."""
     from accelstudio.core.errors import AccelStudioError
-    from accelstudio.core.inspect import inspect_model
-    from accelstudio.core.loading import load_model
+    from accelstudio.core.model.inspect import inspect_model
+    from accelstudio.core.model.loading import load_model
 
     try:
         inspect_model(load_model(path))
@@ -120,8 +120,8 @@ def child_main(files: list[str]) -> int:
     import resource
 
     resource.setrlimit(resource.RLIMIT_AS, (CHILD_MEMORY_LIMIT, resource.RLIM_INFINITY))
-    import accelstudio.core.inspect  # noqa: F401 - import before the first "start" line
-    import accelstudio.core.loading  # noqa: F401
+    import accelstudio.core.model.inspect  # noqa: F401 - import before the first "start" line
+    import accelstudio.core.model.loading  # noqa: F401
 
     for name in files:
         print(f"start\t{name}", flush=True)

@@ -57,13 +57,13 @@ def tight_loop(session, feed: dict, calls: int, warmup: int) -> list[float]:
 
 def compare_variant(recipe_dict: dict, rounds: int, calls: int, threads: int) -> dict:
     """Interleaved rounds of pipeline measurement and tight loop; pooled p50s, ratio and difference."""
-    from accelstudio.core.benchmark import measure_latency
-    from accelstudio.core.compress import apply_recipe
-    from accelstudio.core.datasets import load_dataset
+    from accelstudio.core.measure.benchmark import measure_latency
+    from accelstudio.core.compress.apply import apply_recipe
+    from accelstudio.core.data.datasets import load_dataset
     from accelstudio.core.job import RuntimeSettings
-    from accelstudio.core.loading import load_example
+    from accelstudio.core.model.loading import load_example
     from accelstudio.core.recipe import Recipe
-    from accelstudio.core.runtimes import make_predictor, onnx_bytes
+    from accelstudio.core.measure.runtimes import make_predictor, onnx_bytes
 
     base = load_example(EXAMPLE, backend="onnx")
     recipe = Recipe.from_dict(recipe_dict)
@@ -93,7 +93,7 @@ def compare_variant(recipe_dict: dict, rounds: int, calls: int, threads: int) ->
 
 def harness_overhead(calls: int = 20000) -> dict:
     """measure_latency on a call that does nothing: what the harness itself adds to each recorded time."""
-    from accelstudio.core.benchmark import measure_latency
+    from accelstudio.core.measure.benchmark import measure_latency
     from accelstudio.core.job import RuntimeSettings
 
     class Noop:

@@ -6,7 +6,7 @@ with onnx.helper in a temporary folder; its weights are written layer by layer s
 file (the layout onnx.save_model(save_as_external_data=True) produces) so building it never holds the whole model
 in memory. Then:
 
-* a baseline child process only imports what the open needs (accelstudio.core.loading and .inspect, hence torch
+* a baseline child process only imports what the open needs (accelstudio.core.model.loading and .inspect, hence torch
   and onnx);
 * a second child process imports the same, then times load_model + inspect_model.
 
@@ -41,7 +41,7 @@ MIN_FREE_BYTES = 3 * 1024**3
 LAYERS = 8
 FULL_DIMS, QUICK_DIMS = (4096, 8192), (1024, 1536)  # ~1.07 GB and ~50 MB of float32 weights
 DATA_FILE = "model.onnx.data"
-IMPORTS = "import accelstudio.core.loading, accelstudio.core.inspect"
+IMPORTS = "import accelstudio.core.model.loading, accelstudio.core.model.inspect"
 
 
 def build_model(folder: Path, dims: tuple[int, int], layers: int = LAYERS, seed: int = 0) -> Path:
@@ -89,8 +89,8 @@ def build_model(folder: Path, dims: tuple[int, int], layers: int = LAYERS, seed:
 def child_open(path: Path) -> int:
     """In the child: import, then time load_model + inspect_model; print one JSON line."""
     t0 = time.perf_counter()
-    from accelstudio.core.inspect import inspect_model
-    from accelstudio.core.loading import load_model
+    from accelstudio.core.model.inspect import inspect_model
+    from accelstudio.core.model.loading import load_model
 
     t1 = time.perf_counter()
     handle = load_model(path)

@@ -8,7 +8,7 @@ process with apply_recipe (cached for the run), then timed at batch 1 with the s
 * each runtime (ONNX Runtime, torch eager) runs in its own child process, so one runtime's threads never slow
   the other's calls;
 * inside a child, every variant of an example is timed in interleaved rounds (round r: each variant in turn,
-  starting one further along each round, a block of calls through accelstudio.core.benchmark.measure_latency),
+  starting one further along each round, a block of calls through accelstudio.core.measure.benchmark.measure_latency),
   so machine load hits the baseline and the variants alike;
 * the children run in alternating segments (ORT, torch, ORT, torch...), so the cross-runtime ratio (a torch
   variant against the fp32 ONNX Runtime baseline) also sees the load of the whole run; it is still a comparison
@@ -162,13 +162,13 @@ class Builder:
         return self._cache[key]
 
     def base(self, example: str, backend: str):
-        from accelstudio.core.loading import load_example
+        from accelstudio.core.model.loading import load_example
 
         return self._cached(("base", example, backend), lambda: load_example(example, backend=backend))
 
     def pruned(self, example: str, recipe: dict):
         """The torch handle after pruning (and recovery) only."""
-        from accelstudio.core.compress import apply_recipe
+        from accelstudio.core.compress.apply import apply_recipe
         from accelstudio.core.recipe import Recipe
 
         stage = {k: recipe[k] for k in ("prune", "recovery") if k in recipe}
@@ -179,7 +179,7 @@ class Builder:
 
     def fit_data(self, example: str) -> dict:
         """The training split without the validation samples, as recovery takes it."""
-        from accelstudio.core.recovery import recovery_data
+        from accelstudio.core.data.training import recovery_data
 
         def make() -> dict:
             full = recovery_data(self.base(example, "torch"))
@@ -190,8 +190,8 @@ class Builder:
 
     def build(self, example: str, variant: Variant):
         """(handle, handle before quantization, warning texts) for `variant`, built as the job pipeline does."""
-        from accelstudio.core.compress import apply_recipe
-        from accelstudio.core.export import to_onnx_handle
+        from accelstudio.core.compress.apply import apply_recipe
+        from accelstudio.core.compress.export import to_onnx_handle
         from accelstudio.core.recipe import Recipe
 
         recipe = variant.recipe
@@ -236,7 +236,7 @@ def build_all(examples: list[str], variants: dict[str, list[Variant]], folder: P
               val_idx: np.ndarray) -> dict[str, list[dict]]:
     """Build and save every variant; per example a list of entries {variant fields, path, sizes, build_s,
     warnings, error}."""
-    from accelstudio.core.inspect import inspect_model
+    from accelstudio.core.model.inspect import inspect_model
 
     builder = Builder(folder, val_idx)
     built: dict[str, list[dict]] = {}
@@ -282,11 +282,11 @@ def child_main(manifest_path: Path, out_path: Path) -> int:
 
 
 def _child_example(example: str, entries: list[dict], m: dict) -> dict:
-    from accelstudio.core.benchmark import measure_latency
-    from accelstudio.core.datasets import load_dataset
-    from accelstudio.core.evaluate import run_batches
+    from accelstudio.core.measure.benchmark import measure_latency
+    from accelstudio.core.data.datasets import load_dataset
+    from accelstudio.core.measure.evaluate import run_batches
     from accelstudio.core.job import RuntimeSettings
-    from accelstudio.core.machine_load import finish_window, sample_cpu
+    from accelstudio.core.measure.machine_load import finish_window, sample_cpu
 
     settings = RuntimeSettings(runtime=m["runtime"], threads=m["threads"], batch=1, warmup=1,
                                repeats=1, time_budget_s=60.0)
@@ -315,7 +315,7 @@ def _child_example(example: str, entries: list[dict], m: dict) -> dict:
 
 
 def _child_handle(example: str, entry: dict | None, runtime: str | None = None):
-    from accelstudio.core.loading import load_example
+    from accelstudio.core.model.loading import load_example
 
     runtime = runtime or entry["runtime"]
     base = load_example(example, backend="onnx" if runtime == ORT else "torch")
@@ -329,7 +329,7 @@ def _child_handle(example: str, entry: dict | None, runtime: str | None = None):
 
     handle = base.with_model(module=torch.load(entry["path"], weights_only=False))  # written by this script
     if entry.get("requantize"):
-        from accelstudio.core.compress import apply_recipe
+        from accelstudio.core.compress.apply import apply_recipe
         from accelstudio.core.recipe import Recipe
 
         handle = apply_recipe(handle, Recipe.from_dict({"quantize": entry["requantize"]})).handle
@@ -337,7 +337,7 @@ def _child_handle(example: str, entry: dict | None, runtime: str | None = None):
 
 
 def _make(handle, settings):
-    from accelstudio.core.runtimes import make_predictor
+    from accelstudio.core.measure.runtimes import make_predictor
 
     return make_predictor(handle, settings)
 
@@ -473,7 +473,7 @@ def run(args) -> int:
                     GOAL_DROP_PTS, "reference": "fp32 ONNX Runtime, batch 1, same threads", "result": goal},
            "examples": results, "machine": info, "load_average": watch.record(),
            "machine_load_while_timing": {"rule": "busy when other processes used over 10% of the machine's CPU "
-                                                 "while a child timed its rounds (accelstudio.core.machine_load)",
+                                                 "while a child timed its rounds (accelstudio.core.measure.machine_load)",
                                          "children": machine_load,
                                          "busy_children": sum(1 for r in machine_load if r.get("busy"))},
            "total_s": round(total_s, 1), "build_s": round(build_s, 1)}

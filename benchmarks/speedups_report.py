@@ -15,8 +15,8 @@ ORT = "onnxruntime"
 
 def validation_dataset(handle, val_idx: np.ndarray):
     """The validation samples of the training split, shaped for `handle`'s input (labels included)."""
-    from accelstudio.core.datasets import Dataset
-    from accelstudio.core.recovery import recovery_data
+    from accelstudio.core.data.dataset import Dataset
+    from accelstudio.core.data.training import recovery_data
 
     full = recovery_data(handle)
     inputs = {k: np.ascontiguousarray(v[val_idx]) for k, v in full["inputs"].items()}
@@ -26,7 +26,7 @@ def validation_dataset(handle, val_idx: np.ndarray):
 
 def split_indices() -> tuple[np.ndarray, np.ndarray]:
     """(fit, validation) indices into the bundled training split (selection.validation_split)."""
-    from accelstudio.core.examples import resources_dir
+    from accelstudio.core.model.examples import resources_dir
 
     with np.load(resources_dir() / "data" / "digits_split.npz") as npz:
         labels = npz["train_labels"]
@@ -41,9 +41,9 @@ BASELINE_KEYS = ("ort:fp32", "torch:fp32", "ort:fp32-export")  # references, nev
 def analyse(example: str, entries: list[dict], timings: dict[str, dict], folder: Path,
             left_out: dict | None = None) -> dict:
     """Per-variant figures, the recipe chosen on validation data, and its figures on the test data."""
-    from accelstudio.core.benchmark import stats_from_samples
-    from accelstudio.core.datasets import load_dataset
-    from accelstudio.core.loading import load_example
+    from accelstudio.core.measure.benchmark import stats_from_samples
+    from accelstudio.core.data.datasets import load_dataset
+    from accelstudio.core.model.loading import load_example
 
     base = load_example(example, backend="onnx")
     labels = load_dataset(None, base).labels
@@ -96,7 +96,7 @@ def _speedups(row: dict, by_key: dict, timings: dict) -> None:
 
 def _accuracy(row: dict, example: str, labels, folder: Path, prefix: str) -> None:
     """Accuracy change against the same runtime's fp32 outputs on the test ("") or validation ("val_") split."""
-    from accelstudio.core.evaluate import accuracy_metrics
+    from accelstudio.core.measure.evaluate import accuracy_metrics
 
     own = "ort:fp32" if row["runtime"] == ORT else "torch:fp32"
     suffix = ".val.npy" if prefix else ".npy"

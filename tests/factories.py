@@ -20,8 +20,8 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
-from accelstudio.core.architectures import get_architecture
-from accelstudio.core.examples import get_example
+from accelstudio.core.model.architectures import get_architecture
+from accelstudio.core.model.examples import get_example
 
 HTML_PAGE = b"<!DOCTYPE html>\n<html><head><title>404 Not Found</title></head><body>Not found</body></html>\n"
 

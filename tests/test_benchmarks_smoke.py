@@ -101,8 +101,8 @@ def test_scale_model_builder_writes_external_data(tmp_path):
     scale = bench("scale")
     path = scale.build_model(tmp_path, (16, 24), layers=3)
     assert (tmp_path / scale.DATA_FILE).stat().st_size == 4 * (16 * 24 * 3)
-    from accelstudio.core.inspect import inspect_model
-    from accelstudio.core.loading import load_model
+    from accelstudio.core.model.inspect import inspect_model
+    from accelstudio.core.model.loading import load_model
 
     summary = inspect_model(load_model(path))
     assert [layer.name for layer in summary.layers] == ["fc0", "fc1", "fc2"]
@@ -119,8 +119,8 @@ def test_resnet50_shape_builder(tmp_path):
     path = tmp_path / "r.onnx"
     counts = gui.build_resnet50_onnx(path, width_div=8, classes=10)
     assert counts["convs"] == 53 and counts["gemms"] == 1
-    from accelstudio.core.inspect import inspect_model
-    from accelstudio.core.loading import load_model
+    from accelstudio.core.model.inspect import inspect_model
+    from accelstudio.core.model.loading import load_model
 
     summary = inspect_model(load_model(path))
     assert len(summary.layers) == 54 and summary.total_params == counts["params"]

@@ -2,7 +2,7 @@
 runs (keep their file), remove the files of selected or all unpinned runs, and set a size cap that is applied
 after every run; a status-bar label shows the store's disk use (database + optimized models).
 
-The rules (what a cap removes, sizes, removal only inside the artifacts folder) live in core.artifacts; the
+The rules (what a cap removes, sizes, removal only inside the artifacts folder) live in core.runs.artifacts; the
 file work runs on the background runner, never on the GUI thread. Removing a file never removes its run.
 """
 
@@ -15,7 +15,7 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QInputDialog, QLabel, QMenu
 
 from accelstudio.app import dialogs
-from accelstudio.core.artifacts import DEFAULT_CAP_MB, MB, clean_artifacts, disk_use, size_text
+from accelstudio.core.runs.artifacts import DEFAULT_CAP_MB, MB, clean_artifacts, disk_use, size_text
 
 CAP_KEY = "artifacts/capMB"
 MAX_CAP_MB = 10_000_000

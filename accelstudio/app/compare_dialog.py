@@ -12,7 +12,7 @@ from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QHeaderView, QLabel, Q
 
 from accelstudio.app import run_metrics as rm
 from accelstudio.core.job import RunResult
-from accelstudio.core.report import compare_speed
+from accelstudio.core.runs.report import compare_speed
 
 BROKEN_COLOR = "#d62728"
 

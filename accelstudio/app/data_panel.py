@@ -2,7 +2,7 @@
 
 Like the other control groups it holds no settings of its own: `show_data` writes a DataSettings into the
 widgets, each user change emits `data_edited(settings, description)`, and the window turns that into an undoable
-edit. Chosen files are counted and checked off the GUI thread (core.data_probe); a bad file shows the data
+edit. Chosen files are counted and checked off the GUI thread (core.data.data_probe); a bad file shows the data
 loader's own error, naming the file, under the group, and `problem()` returns it so a run is not started.
 """
 
@@ -202,7 +202,7 @@ class DataPanel(QGroupBox):
         if target is None or (role, target) in self._probes:
             return
         self._probes[(role, target)] = "counting…"
-        from accelstudio.core.data_probe import probe_data
+        from accelstudio.core.data.data_probe import probe_data
 
         inputs = self._inputs if path else ()  # the bundled files are known to fit their example
         need_labels = role == "train" and bool(path)
@@ -220,7 +220,7 @@ class DataPanel(QGroupBox):
     def _default_file(self, role: str) -> str | None:
         if not self._example:
             return None
-        from accelstudio.core.examples import get_example
+        from accelstudio.core.model.examples import get_example
 
         info = get_example(self._example_name)
         return {"eval": str(info.data_path), "calib": str(info.calib_path)}.get(role)

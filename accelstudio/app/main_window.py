@@ -27,7 +27,7 @@ from accelstudio.app.runtime_panel import RuntimePanel
 from accelstudio.app.state import DataSettings, LoadedModel
 from accelstudio.app.theme import THEME_MODES, ThemeManager
 from accelstudio.core.errors import TrustRequiredError
-from accelstudio.core.examples import DEFAULT_EXAMPLE, list_examples, resources_dir
+from accelstudio.core.model.examples import DEFAULT_EXAMPLE, list_examples, resources_dir
 
 MODEL_FILTER = "Models (*.onnx *.pt *.pth *.pt2 *.safetensors *.ts);;All files (*)"
 MAX_RECENT = 10

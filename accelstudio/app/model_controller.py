@@ -27,9 +27,9 @@ MODEL_SETTLE_MS = 250
 def compute_histogram(model, layer: str, grid: tuple[int, bool, bool] | None):
     """(counts, edges, levels or None) for `layer` of a ModelHandle or ModelSnapshot; runs on the background
     thread."""
-    from accelstudio.core.inspect import values_histogram
-    from accelstudio.core.quant_sim import quantization_grid
-    from accelstudio.core.snapshot import model_layer_weights
+    from accelstudio.core.model.inspect import values_histogram
+    from accelstudio.core.compress.quant_sim import quantization_grid
+    from accelstudio.core.compress.snapshot import model_layer_weights
 
     weights = model_layer_weights(model, layer)
     counts, edges = values_histogram(weights, bins=80)
@@ -93,7 +93,7 @@ class ModelController(QObject):
 
     def start(self) -> None:
         """Discover the runtimes of this machine in the background."""
-        from accelstudio.core.runtimes import available_runtimes
+        from accelstudio.core.measure.runtimes import available_runtimes
 
         self.runner.submit("runtimes", available_runtimes, self._runtimes_found,
                            lambda exc, _t: self.status.emit(f"Could not list runtimes: {exc}"))
@@ -155,8 +155,8 @@ class ModelController(QObject):
         if model is None or self.runner.closed:
             return
         recipe = self.state.recipe
-        from accelstudio.core.size_prediction import unpruned_reports
-        from accelstudio.core.snapshot import model_predict_sparsity
+        from accelstudio.core.compress.size_prediction import unpruned_reports
+        from accelstudio.core.compress.snapshot import model_predict_sparsity
 
         if recipe.prune.active:
             task = lambda: model_predict_sparsity(model.handle, recipe.prune)  # noqa: E731
@@ -178,7 +178,7 @@ class ModelController(QObject):
         self.view.show_prediction(reports, prediction, recipe.describe())
 
     def _update_warnings(self) -> None:
-        from accelstudio.core.hardware import hardware_warnings
+        from accelstudio.core.measure.hardware import hardware_warnings
 
         runtime = self.state.runtime
         backend = "onnx" if runtime.runtime == "onnxruntime" else "torch"

@@ -144,7 +144,7 @@ class TaskRunner(QObject):
 
 def needs_isolation(ref: str, trust: bool) -> bool:
     """True when opening `ref` may run code from the file: a file (not a bundled example) opened with trust."""
-    from accelstudio.core.loading import EXAMPLE_PREFIX
+    from accelstudio.core.model.loading import EXAMPLE_PREFIX
 
     return trust and not ref.startswith(EXAMPLE_PREFIX)
 
@@ -158,8 +158,8 @@ def load_and_inspect(ref: str, trust: bool, backend: str | None,
 
         snapshot = open_isolated(ref, backend=backend, cancel=cancel)
         return LoadedModel(ref=ref, backend=backend, trust=trust, handle=snapshot, summary=snapshot.summary)
-    from accelstudio.core.inspect import inspect_model
-    from accelstudio.core.loading import open_model
+    from accelstudio.core.model.inspect import inspect_model
+    from accelstudio.core.model.loading import open_model
 
     handle = open_model(ref, trust=trust, backend=backend)
     summary = inspect_model(handle)

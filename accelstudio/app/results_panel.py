@@ -18,7 +18,7 @@ from accelstudio.app import results_io
 from accelstudio.app.compare_dialog import CompareDialog
 from accelstudio.app.result_plots import LatencyHistogram, SizeBars, TradeoffPlot
 from accelstudio.app.runs_model import RUN_ID_ROLE, RunsSortProxy, RunsTableModel
-from accelstudio.core import baseline as bl
+from accelstudio.core.runs import baseline as bl
 from accelstudio.core.job import RunResult
 
 LIVE_REDRAW_MS = 150  # at most ~7 histogram redraws a second while a run streams latencies
@@ -267,7 +267,7 @@ class ResultsPanel(QWidget):
 
     def baseline_for(self, result: RunResult) -> RunResult | None:
         """The run a result is compared with: the hinted run when it is a like-for-like baseline, else the
-        like-for-like baseline found in the store (accelstudio.core.baseline); never another."""
+        like-for-like baseline found in the store (accelstudio.core.runs.baseline); never another."""
         if self._baseline_hint is not None:
             hinted = self.run(self._baseline_hint)
             if hinted is not None and rm.is_baseline(hinted) and not bl.mismatches(result, hinted):

@@ -27,7 +27,7 @@ SUB_STAGES = {"prune": "pruning", "recover": "recovering accuracy", "quantize": 
 def open_store():
     """The user's run store, or None (with the reason) when it cannot be opened."""
     from accelstudio.core.paths import default_store_path
-    from accelstudio.core.store import RunStore
+    from accelstudio.core.runs.store import RunStore
 
     try:
         return RunStore(default_store_path()), ""
@@ -202,8 +202,8 @@ def restored_data(spec: JobSpec) -> DataSettings:
 
 
 def feasibility_refusal(handle, spec: JobSpec) -> str | None:
-    """Why the model's format cannot take this recipe on this runtime (core/feasibility.py), or None."""
-    from accelstudio.core.feasibility import RecipeNotPossible, check_job_feasible, check_model_feasible
+    """Why the model's format cannot take this recipe on this runtime (core/compress/feasibility.py), or None."""
+    from accelstudio.core.compress.feasibility import RecipeNotPossible, check_job_feasible, check_model_feasible
 
     try:
         check_job_feasible(handle.source_format, handle.backend, spec.runtime.runtime, spec.runtime.device,
@@ -243,7 +243,7 @@ def outcome_text(result: RunResult) -> str:
     if m.get("size_bytes"):
         parts.append(f"size {m['size_bytes'] / 1e6:.3f} MB")
     name = Path(str(result.model_identity.get("name", ""))).name
-    from accelstudio.core.report import build_report
+    from accelstudio.core.runs.report import build_report
 
     broken = build_report(result).broken
     verdict = f" — {broken.text()}" if broken is not None else ""

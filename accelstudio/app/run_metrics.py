@@ -1,4 +1,4 @@
-"""What the results views show of a run, read through the core run report (accelstudio.core.report). No Qt
+"""What the results views show of a run, read through the core run report (accelstudio.core.runs.report). No Qt
 and no statistics here: intervals, verdicts and baselines all come from the core, so the GUI says what the CLI
 and the exports say. Percent values are for display (accuracy and agreement are fractions in the metrics).
 """
@@ -9,10 +9,10 @@ import math
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
-from accelstudio.core import baseline as bl
+from accelstudio.core.runs import baseline as bl
 from accelstudio.core.job import RunResult
-from accelstudio.core.report import RunReport, build_report, number
-from accelstudio.core.store_export import recipe_text
+from accelstudio.core.runs.report import RunReport, build_report, number
+from accelstudio.core.runs.run_labels import recipe_text
 from accelstudio.core.units import megabytes
 
 VERDICT_KEYS = {"real drop": "drop", "real gain": "gain", "within noise": "noise"}
@@ -95,7 +95,7 @@ def runtime_label(result: RunResult) -> str:
 
 
 def model_key(result: RunResult) -> str:
-    """The model identity of a run (accelstudio.core.baseline.model_key)."""
+    """The model identity of a run (accelstudio.core.runs.baseline.model_key)."""
     return bl.model_key(result)
 
 
@@ -126,7 +126,7 @@ def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
 
 
 def find_baseline(result: RunResult, runs: Iterable[RunResult]) -> RunResult | None:
-    """The like-for-like baseline run of `result` among `runs` (accelstudio.core.baseline.find_baseline)."""
+    """The like-for-like baseline run of `result` among `runs` (accelstudio.core.runs.baseline.find_baseline)."""
     return bl.find_baseline(list(runs), result)
 
 

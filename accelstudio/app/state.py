@@ -53,8 +53,8 @@ QUANT_GRID_BITS = {"dynamic-int8": 8, "static-int8": 8, "weight-int8": 8, "weigh
 class LoadedModel:
     """A model opened for the window: how to open it again (ref, backend, trust), the handle and its summary.
 
-    `handle` is a ModelHandle, or a data-only ModelSnapshot (accelstudio.core.snapshot) for a trusted file
-    that was opened in a separate process; use accelstudio.core.snapshot's model_* functions for either."""
+    `handle` is a ModelHandle, or a data-only ModelSnapshot (accelstudio.core.compress.snapshot) for a trusted file
+    that was opened in a separate process; use accelstudio.core.compress.snapshot's model_* functions for either."""
 
     ref: str
     backend: str | None
@@ -268,8 +268,8 @@ def grid_setting(quant: QuantSpec) -> tuple[int, bool, bool] | None:
 
 
 def predicted_size(summary: Any, recipe: Recipe, reports: list | None, backend: str | None = None):
-    """The size the recipe is expected to leave (accelstudio.core.size_prediction.predict_size, where the rules
+    """The size the recipe is expected to leave (accelstudio.core.compress.size_prediction.predict_size, where the rules
     live): bytes, nonzero parameters, whether anything changes, and notes on what stays in float."""
-    from accelstudio.core.size_prediction import predict_size
+    from accelstudio.core.compress.size_prediction import predict_size
 
     return predict_size(summary, recipe, reports, backend)

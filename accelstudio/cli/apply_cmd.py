@@ -50,10 +50,10 @@ def register(subparsers) -> None:
 
 def run_apply(args: argparse.Namespace) -> int:
     """Build the recipe, open the model, compress it, write it and print the report."""
-    from accelstudio.core.compress import apply_recipe
+    from accelstudio.core.compress.apply import apply_recipe
 
     from accelstudio.core.errors import CompressionError
-    from accelstudio.core.export import EXPORT_FORMATS
+    from accelstudio.core.compress.export import EXPORT_FORMATS
 
     recipe = build_recipe(args)
     out = Path(args.out)
@@ -70,12 +70,12 @@ def run_apply(args: argparse.Namespace) -> int:
             result, backend = _prune_then_onnx_quantize(handle, recipe, calib, train_data), "onnx"
         else:
             result, backend = apply_recipe(handle, recipe, calib, train_data=train_data), handle.backend
-        from accelstudio.core.export import export_model
+        from accelstudio.core.compress.export import export_model
 
         written = export_model(result.handle, out, recipe)
     except CompressionError as exc:
         if handle.source_format == "torchscript" and out.suffix.lower() == ".onnx":
-            from accelstudio.core.feasibility import torchscript_export_error
+            from accelstudio.core.compress.feasibility import torchscript_export_error
 
             raise torchscript_export_error(exc.__context__ or exc, plan.guessed_dims) from None
         raise
@@ -108,8 +108,8 @@ def _prune_then_onnx_quantize(handle, recipe: Recipe, calib, train_data=None):
     """Prune (and recover) in torch, export to ONNX in memory, quantize with ONNX Runtime; one merged result."""
     from dataclasses import replace
 
-    from accelstudio.core.compress import CompressionResult, apply_recipe
-    from accelstudio.core.export import to_onnx_handle
+    from accelstudio.core.compress.apply import CompressionResult, apply_recipe
+    from accelstudio.core.compress.export import to_onnx_handle
     from accelstudio.core.recipe import PruneSpec, QuantSpec
 
     pruned = apply_recipe(handle, replace(recipe, quantize=QuantSpec()), train_data=train_data)
@@ -126,7 +126,7 @@ class UsageError(AccelStudioError):
 
 
 def _open(args, backend: str | None):
-    from accelstudio.core.loading import load_model, open_model
+    from accelstudio.core.model.loading import load_model, open_model
 
     if args.model and args.example:
         raise UsageError("give either MODEL or --example, not both")
@@ -137,7 +137,7 @@ def _open(args, backend: str | None):
         return open_model(ref, trust=args.trust, backend=backend)
     handle = load_model(ref, trust=args.trust, architecture=args.architecture)
     if args.backend == "onnx" and handle.backend == "torch":
-        from accelstudio.core.export import to_onnx_handle
+        from accelstudio.core.compress.export import to_onnx_handle
 
         return to_onnx_handle(handle)
     if args.backend == "torch" and handle.backend == "onnx":
@@ -146,9 +146,9 @@ def _open(args, backend: str | None):
 
 
 def _check_feasible(handle, recipe: Recipe, out: Path) -> None:
-    """Refuse, before any work, a recipe the model's format cannot take (core/feasibility.py); the runtime
+    """Refuse, before any work, a recipe the model's format cannot take (core/compress/feasibility.py); the runtime
     that would run the written file stands for the runtime."""
-    from accelstudio.core.feasibility import check_handle_feasible
+    from accelstudio.core.compress.feasibility import check_handle_feasible
 
     runtime = "onnxruntime" if out.suffix.lower() == ".onnx" or handle.backend == "onnx" else "torch"
     check_handle_feasible(handle, runtime, "cpu", recipe)
@@ -158,7 +158,7 @@ def _shaped(args, handle):
     """The handle declaring the concrete input dims (--input-shape, else the documented guesses, each printed
     as a warning): a torch model is traced and exported at these sizes. Returns (handle, plan)."""
     from accelstudio.cli.recipe_args import shapes_from_args
-    from accelstudio.core.input_shapes import plan_shapes, with_plan
+    from accelstudio.core.model.input_shapes import plan_shapes, with_plan
 
     plan = plan_shapes(handle, 1, shapes_from_args(args))
     if handle.backend == "torch":
@@ -171,7 +171,7 @@ def _read_calib(args, handle, recipe: Recipe, plan):
     """The --calib inputs, shaped as --input-shape says (an image folder is resized to it)."""
     if not args.calib:
         return None
-    from accelstudio.core.datasets import load_dataset
+    from accelstudio.core.data.datasets import load_dataset
 
     return load_dataset(args.calib, handle, max_samples=recipe.quantize.calib_samples, plan=plan).inputs
 

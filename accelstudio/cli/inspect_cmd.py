@@ -7,8 +7,9 @@ import json
 import sys
 
 from accelstudio.core.errors import AccelStudioError
-from accelstudio.core.input_shapes import parse_input_shapes
-from accelstudio.core.inspect import ModelSummary, inspect_model, summary_to_dict
+from accelstudio.core.model.input_shapes import parse_input_shapes
+from accelstudio.core.model.inspect import inspect_model, summary_to_dict
+from accelstudio.core.model.summary import ModelSummary
 from accelstudio.core.units import format_bytes
 
 __all__ = ["format_summary", "human_bytes", "open_handle", "parse_input_shapes", "register", "run_inspect"]
@@ -53,7 +54,7 @@ def run_inspect(args: argparse.Namespace) -> int:
 
 def open_handle(args: argparse.Namespace):
     """The ModelHandle named by MODEL or --example (unknown example names become UnknownExampleError)."""
-    from accelstudio.core.loading import open_model
+    from accelstudio.core.model.loading import open_model
 
     if args.model and args.example:
         raise UsageError("give either MODEL or --example, not both")

@@ -58,7 +58,7 @@ def add_data_arguments(parser: argparse.ArgumentParser, evaluates: bool = True) 
 def shapes_from_args(args: argparse.Namespace) -> dict[str, list[int]]:
     """--input-shape values as {name: dims}; a shape given without a name is stored under "" until the model's
     single input is known (input_shapes.name_unnamed)."""
-    from accelstudio.core.input_shapes import parse_input_shapes
+    from accelstudio.core.model.input_shapes import parse_input_shapes
 
     return {name: list(dims) for name, dims in parse_input_shapes(getattr(args, "input_shape", []) or []).items()}
 

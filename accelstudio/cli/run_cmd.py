@@ -68,7 +68,7 @@ def register(subparsers) -> None:
 def run_run(args: argparse.Namespace) -> int:
     """Build the job, run it in a worker, store and print the result; exit 1 unless it is done."""
     from accelstudio.core.paths import default_store_path
-    from accelstudio.core.store import RunStore
+    from accelstudio.core.runs.store import RunStore
     from accelstudio.worker.client import execute_job
 
     spec = build_spec(args)
@@ -118,7 +118,7 @@ def precheck_spec(spec: JobSpec) -> JobSpec:
     given without a name is bound to the model's single input. Everything is checked again in the worker."""
     from dataclasses import replace
 
-    from accelstudio.core.feasibility import check_job_feasible, sniff_model_format
+    from accelstudio.core.compress.feasibility import check_job_feasible, sniff_model_format
 
     fmt = sniff_model_format(spec.model)
     if fmt is not None:
@@ -126,8 +126,8 @@ def precheck_spec(spec: JobSpec) -> JobSpec:
         check_job_feasible(fmt, backend, spec.runtime.runtime, spec.runtime.device, spec.recipe,
                            model_name=Path(spec.model).name)
     if fmt == "onnx":
-        from accelstudio.core.feasibility import onnx_file_inputs
-        from accelstudio.core.input_shapes import name_unnamed, plan_shapes
+        from accelstudio.core.compress.feasibility import onnx_file_inputs
+        from accelstudio.core.model.input_shapes import name_unnamed, plan_shapes
 
         handle = onnx_file_inputs(spec.model)
         if handle is not None:
@@ -145,7 +145,7 @@ def default_runtime(model: str) -> str:
     if path.suffix.lower() == ".onnx":
         return "onnxruntime"
     try:
-        from accelstudio.core.loading_common import read_head, sniff_content
+        from accelstudio.core.model.loading_common import read_head, sniff_content
 
         if path.is_file() and sniff_content(read_head(path), path.stat().st_size) == "onnx":
             return "onnxruntime"
@@ -169,7 +169,7 @@ def _stage_printer():
 
 def _stored_baseline(store, result: RunResult) -> RunResult | None:
     """The like-for-like baseline of a finished run among the stored runs (None when there is none)."""
-    from accelstudio.core.baseline import find_baseline
+    from accelstudio.core.runs.baseline import find_baseline
 
     if result.status != "done":
         return None
@@ -182,7 +182,7 @@ def _stored_baseline(store, result: RunResult) -> RunResult | None:
 def json_document(result: RunResult, baseline: RunResult | None = None) -> dict[str, Any]:
     """The --json output: status, reason, run_id, what ran, the headline metrics, the run report (verdicts
     against `baseline`, its like-for-like baseline run), warnings, layers."""
-    from accelstudio.core.report import build_report
+    from accelstudio.core.runs.report import build_report
 
     m = result.metrics
     spec = result.spec or {}
@@ -201,7 +201,7 @@ def json_document(result: RunResult, baseline: RunResult | None = None) -> dict[
 
 def format_result(result: RunResult, baseline: RunResult | None = None) -> str:
     """The human summary printed by `accelstudio run`, read through the run report against `baseline`."""
-    from accelstudio.core.report import build_report
+    from accelstudio.core.runs.report import build_report
 
     rep = build_report(result, baseline)
     spec = result.spec or {}

@@ -9,11 +9,12 @@ import json
 import sys
 
 from accelstudio.cli import runs_format as fmt
-from accelstudio.core.artifacts import MB, clean_artifacts, disk_use
-from accelstudio.core.baseline import find_baseline
-from accelstudio.core.report import build_report
-from accelstudio.core.store import RunStore
-from accelstudio.core.store_export import runs_document, to_json_safe
+from accelstudio.core.runs.artifacts import MB, clean_artifacts, disk_use
+from accelstudio.core.runs.baseline import find_baseline
+from accelstudio.core.runs.report import build_report
+from accelstudio.core.runs.store import RunStore
+from accelstudio.core.runs.run_labels import to_json_safe
+from accelstudio.core.runs.store_export import runs_document
 
 
 def register(subparsers) -> None:

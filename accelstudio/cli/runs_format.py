@@ -1,5 +1,5 @@
 """Text and JSON views of stored runs for the `runs` and `compare` commands: aligned tables, human units, and
-the run report's reading of each run (accelstudio.core.report): speed-up against the named like-for-like
+the run report's reading of each run (accelstudio.core.runs.report): speed-up against the named like-for-like
 baseline with its interval and verdict, accuracy change with discordant counts and exact p, fidelity under its
 own name, BROKEN runs, the data used and its badge, warnings."""
 
@@ -7,11 +7,12 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
-from accelstudio.core import baseline as bl
+from accelstudio.core.runs import baseline as bl
 from accelstudio.core.job import RunResult
-from accelstudio.core.report import RunReport, build_report, compare_speed
-from accelstudio.core.stats import unpaired_difference_interval
-from accelstudio.core.store_export import flat_row, recipe_text
+from accelstudio.core.runs.report import RunReport, build_report, compare_speed
+from accelstudio.core.measure.stats import unpaired_difference_interval
+from accelstudio.core.runs.run_labels import recipe_text
+from accelstudio.core.runs.store_export import flat_row
 from accelstudio.core.units import format_bytes
 
 NONE = "-"
@@ -67,7 +68,7 @@ def fmt_created(created: str | None) -> str:
 
 def delta_text(m: dict[str, Any]) -> str:
     """'-0.56 [-1.39, +0.28]' with ' *' when the change is real (the report's exact-test verdict)."""
-    from accelstudio.core.report import read_change
+    from accelstudio.core.runs.report import read_change
 
     change = read_change(m)
     if change is None:
@@ -125,7 +126,7 @@ def list_table(runs: list[RunResult], pool: list[RunResult] | None = None) -> st
 def show_text(r: RunResult, pool: list[RunResult] | None = None) -> str:
     """Everything worth reading about one run, as text, read through its report against the like-for-like
     baseline found in `pool` (the store's runs)."""
-    from accelstudio.core.environment import summary_line
+    from accelstudio.core.measure.environment import summary_line
 
     base = bl.find_baseline(pool or [], r)
     rep = build_report(r, base)

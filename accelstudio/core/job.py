@@ -78,7 +78,7 @@ class RunResult:
     accuracy_delta, accuracy_delta_ci, mcnemar_p, discordant {baseline_only, new_only}, fidelity {top1_agreement,
     cosine, max_abs_error, kl_divergence, n_compared, output_kind ("class_scores" | "embedding"), output_shape,
     output_reason}, size_bytes, baseline_size_bytes, params, flops, ...); `layers` the per-layer report;
-    `latencies_ms` the per-call timings. accelstudio.core.report.build_report is the one reading of these keys.
+    `latencies_ms` the per-call timings. accelstudio.core.runs.report.build_report is the one reading of these keys.
 
     Keys that describe what was measured on (each optional; readers must tolerate their absence in older runs):
       data: {"eval": {"source": str, "n": int, "synthesized": bool, "labeled": bool},
@@ -86,7 +86,7 @@ class RunResult:
                       | None,
              "train": {"source": str, "n": int, "overlap_with_eval": int} | None,
              "input_shapes": {input name: [dims]} (one call's shapes), "guessed_dims": [str, ...] ("x[2]=224 (H)"),
-             "layout": "batched" | "fixed" | "per-call"}  (see core/input_shapes.py and core/run_data.py)
+             "layout": "batched" | "fixed" | "per-call"}  (see core/model/input_shapes.py and core/data/run_data.py)
       machine: {"load_1min": float, "other_cpu_pct": float, "busy": bool}
       execution: {"device": str, "providers": [str, ...], "threads": int}  (what actually ran)"""
 
@@ -98,7 +98,7 @@ class RunResult:
     layers: list[dict[str, Any]] = field(default_factory=list)
     warnings: list[dict[str, Any]] = field(default_factory=list)
     environment: dict[str, Any] = field(default_factory=dict)
-    model_identity: dict[str, Any] = field(default_factory=dict)  # path, sha256, name, key (core/baseline.py)
+    model_identity: dict[str, Any] = field(default_factory=dict)  # path, sha256, name, key (core/runs/baseline.py)
     artifact: str | None = None
     run_id: int | None = None
     created: str | None = None

@@ -56,8 +56,8 @@ def run_job(spec: JobSpec, progress: ProgressCallback | None = None,
             cancel: CancelToken | None = None) -> RunResult:
     """Run one job and return its RunResult (status "done"); user errors raise AccelStudioError subclasses,
     cancellation raises JobCancelled."""
-    from accelstudio.core.environment import collect_environment
-    from accelstudio.core.runtimes import check_runtime
+    from accelstudio.core.measure.environment import collect_environment
+    from accelstudio.core.measure.runtimes import check_runtime
 
     st = _Stages(progress)
     created = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -107,7 +107,7 @@ def run_job(spec: JobSpec, progress: ProgressCallback | None = None,
         evaluated = _PerCall(predictor) if per_call else predictor
         metrics.update(_evaluate(spec, base, evaluated, dataset, st.within("evaluate"), cancel, notes, per_call))
     else:
-        from accelstudio.core.evaluate import nonfinite_rows
+        from accelstudio.core.measure.evaluate import nonfinite_rows
 
         metrics["nonfinite_outputs"] = int(nonfinite_rows(first_out).sum())
     metrics.update(_sizes(base, comp, artifact, notes))
@@ -124,7 +124,7 @@ def run_job(spec: JobSpec, progress: ProgressCallback | None = None,
 # --- stages ----------------------------------------------------------------------------------------------
 
 def _load(spec: JobSpec):
-    from accelstudio.core.loading import EXAMPLE_PREFIX, file_sha256, open_model
+    from accelstudio.core.model.loading import EXAMPLE_PREFIX, file_sha256, open_model
 
     backend = None
     if spec.model.startswith(EXAMPLE_PREFIX):
@@ -140,7 +140,7 @@ def _load(spec: JobSpec):
 
 def _check_feasible(spec: JobSpec, handle) -> None:
     """Refuse a recipe the model's format cannot take here, in one sentence, before any work."""
-    from accelstudio.core.feasibility import check_handle_feasible
+    from accelstudio.core.compress.feasibility import check_handle_feasible
 
     check_handle_feasible(handle, spec.runtime.runtime, spec.runtime.device, spec.recipe)
 
@@ -149,7 +149,7 @@ def model_identity(ref: str, name: str, path: str, sha256: str | None) -> dict[s
     """What a run measured: path, sha256 and name of the file opened, and `key`, the model's identity for
     comparisons. A bundled example is "example:<name>" whatever form (ONNX or torch weights) the recipe needed,
     so its pruned and quantized runs meet the same baseline; a user's file is "sha256:<hash>" of its bytes."""
-    from accelstudio.core.loading import EXAMPLE_PREFIX
+    from accelstudio.core.model.loading import EXAMPLE_PREFIX
 
     if ref.startswith(EXAMPLE_PREFIX):
         key = ref
@@ -167,21 +167,21 @@ def _needs_torch(recipe: Recipe) -> bool:
 
 def _load_data(spec: JobSpec, handle):
     """Evaluation, calibration and training data kept apart, and the concrete input shapes (run_data.py)."""
-    from accelstudio.core.run_data import prepare_run_data
+    from accelstudio.core.data.run_data import prepare_run_data
 
     return prepare_run_data(spec, handle)
 
 
 def _with_shapes(handle, plan):
     """The model declaring the run's concrete input dims (tracing, export, calibration, FLOPs see them)."""
-    from accelstudio.core.input_shapes import with_plan
+    from accelstudio.core.model.input_shapes import with_plan
 
     return with_plan(handle, plan)
 
 
 def _compress(spec: JobSpec, base, run_data, progress, cancel):
     """The compressed handle (on the runtime's format), per-layer reports and warnings."""
-    from accelstudio.core.compress import apply_recipe
+    from accelstudio.core.compress.apply import apply_recipe
 
     recipe = spec.recipe
     to_onnx = base.backend == "torch" and spec.runtime.runtime == "onnxruntime"
@@ -207,14 +207,14 @@ def _compress(spec: JobSpec, base, run_data, progress, cancel):
 def _exported(handle, source_format: str, guessed=()):
     """The ONNX form of a torch handle; a TorchScript model that cannot be exported gets a plain sentence."""
     from accelstudio.core.errors import CompressionError
-    from accelstudio.core.export import to_onnx_handle
+    from accelstudio.core.compress.export import to_onnx_handle
 
     try:
         return to_onnx_handle(handle)
     except CompressionError as exc:
         if source_format != "torchscript":
             raise
-        from accelstudio.core.feasibility import torchscript_export_error
+        from accelstudio.core.compress.feasibility import torchscript_export_error
 
         raise torchscript_export_error(exc.__context__ or exc, guessed) from None
 
@@ -222,7 +222,7 @@ def _exported(handle, source_format: str, guessed=()):
 def _save_artifact(handle, runtime: str, recipe: Recipe, notes: list[str]) -> Path | None:
     """Save the optimized model under artifacts_dir()/<timestamp-uuid>/; a failure becomes a note."""
     from accelstudio.core.errors import AccelStudioError
-    from accelstudio.core.export import export_model
+    from accelstudio.core.compress.export import export_model
     from accelstudio.core.paths import artifacts_dir
 
     folder = artifacts_dir() / f"{datetime.now().strftime('%Y%m%d-%H%M%S')}-{uuid.uuid4().hex[:8]}"
@@ -249,7 +249,7 @@ def _batch_inputs(dataset, batch: int) -> dict[str, np.ndarray]:
 def _first_call(handle, settings, inputs, metrics: dict, st: _Stages, plan):
     """_cold_start; a model that fails on guessed input dims gets the guess named and how to set the dims."""
     from accelstudio.core.errors import AccelStudioError
-    from accelstudio.core.inspect import InputShapeError
+    from accelstudio.core.model.inspect import InputShapeError
 
     try:
         return _cold_start(handle, settings, inputs, metrics, st)
@@ -270,7 +270,7 @@ def _cold_start(handle, settings, inputs, metrics: dict, st: _Stages):
     """Create the predictor and run it once; cold_start_ms covers both. metrics["execution"] records what
     actually ran (device, providers, threads); a run on another device than requested is refused
     (DeviceMismatchError), also when only the first output shows it."""
-    from accelstudio.core.runtimes import check_execution, make_predictor
+    from accelstudio.core.measure.runtimes import check_execution, make_predictor
 
     st.emit("benchmark", 0.0, f"starting {settings.runtime} on {settings.device}")
     predictor = make_predictor(handle, settings)
@@ -287,8 +287,8 @@ def _cold_start(handle, settings, inputs, metrics: dict, st: _Stages):
 def _benchmark(predictor, inputs, settings, st: _Stages, cancel) -> dict[str, Any]:
     """Latency statistics plus metrics["machine"]: the machine's load while the calls were timed (the run
     report turns a busy record into a warning)."""
-    from accelstudio.core.benchmark import measure_latency
-    from accelstudio.core.machine_load import finish_window, sample_cpu
+    from accelstudio.core.measure.benchmark import measure_latency
+    from accelstudio.core.measure.machine_load import finish_window, sample_cpu
 
     before = sample_cpu()
     stats = measure_latency(predictor, inputs, settings, progress=st.within("benchmark"), cancel=cancel)
@@ -302,7 +302,7 @@ def _benchmark(predictor, inputs, settings, st: _Stages, cancel) -> dict[str, An
 
 def _predictor(handle, settings, per_call: bool):
     """make_predictor, fed one sample at a time when a sample is one whole call (input_shapes.py)."""
-    from accelstudio.core.runtimes import make_predictor
+    from accelstudio.core.measure.runtimes import make_predictor
 
     predictor = make_predictor(handle, settings)
     return _PerCall(predictor) if per_call else predictor
@@ -326,8 +326,8 @@ class _PerCall:
 def _evaluate(spec: JobSpec, base, predictor, dataset, progress, cancel, notes: list[str],
               per_call: bool = False) -> dict[str, Any]:
     """Outputs of the compressed and the uncompressed model on the same samples and runtime, compared."""
-    from accelstudio.core.evaluate import (accuracy_metrics, describe_outputs, fidelity_metrics,
-                                           module_output_hint, output_hint, run_batches)
+    from accelstudio.core.measure.evaluate import (accuracy_metrics, describe_outputs, fidelity_metrics,
+                                                   module_output_hint, output_hint, run_batches)
 
     batch, pad = (EVAL_BATCH, False) if per_call else _eval_batch(base)
     half = progress if spec.recipe.is_identity else _scaled(progress, 0.0, 0.5)
@@ -357,7 +357,7 @@ def _evaluate(spec: JobSpec, base, predictor, dataset, progress, cancel, notes: 
 
 def _eval_batch(handle) -> tuple[int, bool]:
     """Evaluation batch size: the model's fixed batch dimension if it has one (pad the last batch)."""
-    from accelstudio.core.input_shapes import batch_layout
+    from accelstudio.core.model.input_shapes import batch_layout
 
     layout, fixed = batch_layout(handle.inputs)
     if layout == "fixed":
@@ -374,7 +374,7 @@ def _scaled(progress, lo: float, hi: float):
 def _sizes(base, comp, artifact: Path | None, notes: list[str]) -> dict[str, Any]:
     """Parameters, bytes, FLOPs and sparsity before and after. Counted after the measurement, so a model
     that inspection cannot handle loses only these figures (with a note), never the measured run."""
-    from accelstudio.core.inspect import inspect_model
+    from accelstudio.core.model.inspect import inspect_model
 
     try:
         before, after = inspect_model(base), inspect_model(comp)
@@ -394,7 +394,7 @@ def _sizes(base, comp, artifact: Path | None, notes: list[str]) -> dict[str, Any
 
 
 def _add_notes(metrics: dict, dataset, spec: JobSpec, notes: list[str]) -> None:
-    from accelstudio.core.benchmark import MIN_STABLE_CALLS
+    from accelstudio.core.measure.benchmark import MIN_STABLE_CALLS
 
     if metrics.get("n", 0) < MIN_STABLE_CALLS:
         notes.append(f"only {metrics.get('n')} timed calls: too few for stable percentiles; raise repeats or the "

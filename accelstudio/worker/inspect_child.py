@@ -6,7 +6,7 @@
 It speaks the job protocol (accelstudio.worker.child): a JobSpec line on stdin (model, trust, memory limit),
 then progress ("load", "inspect", "snapshot"), result or error messages on a private copy of stdout, so the
 parent supervises it with the same JobRunner as jobs (stage timeouts, cancel, crash signals). The file's code
-runs only in this process; the parent reads back FOLDER (accelstudio.core.snapshot), never a pickle.
+runs only in this process; the parent reads back FOLDER (accelstudio.core.compress.snapshot), never a pickle.
 
 On an error it also writes FOLDER/error.json (type, category, path, detail, message) so that the parent can
 raise the same typed error. A "cancel" line or the end of stdin ends the process at once: it holds nothing
@@ -58,7 +58,7 @@ def run(channel: Channel, args: list[str]) -> int:
     exit_on_cancel()
     try:
         apply_memory_limit(spec.memory_limit_mb)
-        from accelstudio.core.snapshot import snapshot_model
+        from accelstudio.core.compress.snapshot import snapshot_model
 
         summary = snapshot_model(spec.model, folder, trust=spec.trust, backend=backend,
                                  progress=make_progress(channel))

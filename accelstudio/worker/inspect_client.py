@@ -1,5 +1,5 @@
 """Open a model whose file runs code (trusted TorchScript, torch.export, pickled module) in a separate process,
-and get back a data-only ModelSnapshot (accelstudio.core.snapshot).
+and get back a data-only ModelSnapshot (accelstudio.core.compress.snapshot).
 
 The child (accelstudio.worker.inspect_child) is supervised by the same JobRunner as jobs: memory limit, stage
 timeout, cancel, and the signal that ended it. Whatever way it ends becomes either a snapshot or one typed
@@ -18,7 +18,7 @@ from pathlib import Path
 from accelstudio.core import errors
 from accelstudio.core.errors import JobCancelled, ModelLoadError, ModelTooLargeError
 from accelstudio.core.job import JobSpec, RunResult
-from accelstudio.core.snapshot import (
+from accelstudio.core.compress.snapshot import (
     ModelSnapshot, SnapshotError, new_snapshot_folder, read_snapshot, remove_snapshot, remove_stale_snapshots,
 )
 from accelstudio.worker.client import JobRunner, _signal_name, wait_cancellable, worker_command

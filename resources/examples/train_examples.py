@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from safetensors.torch import save_file
 
-from accelstudio.core.architectures import get_architecture
+from accelstudio.core.model.architectures import get_architecture
 
 HERE = Path(__file__).resolve().parent
 DATA = HERE.parent / "data" / "digits_split.npz"

@@ -15,7 +15,7 @@ from PySide6.QtCore import QElapsedTimer, QTimer
 
 from accelstudio.app.job_bridge import JobBridge
 from accelstudio.core.job import JobSpec, RunResult, RuntimeSettings
-from accelstudio.core.store import RunStore
+from accelstudio.core.runs.store import RunStore
 from accelstudio.worker import protocol
 
 

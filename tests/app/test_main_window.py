@@ -7,8 +7,8 @@ from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QColor, QDropEvent, QKeySequence, QPalette
 from PySide6.QtWidgets import QApplication, QMessageBox
 
-from accelstudio.core.inspect import inspect_model
-from accelstudio.core.loading import open_model
+from accelstudio.core.model.inspect import inspect_model
+from accelstudio.core.model.loading import open_model
 from tests import factories as fx
 
 WAIT_MS = 30_000
@@ -30,7 +30,7 @@ def test_opens_with_default_example_and_lists_its_layers(window):
 
 
 def test_examples_menu_lists_every_example_in_both_forms(window):
-    from accelstudio.core.examples import list_examples
+    from accelstudio.core.model.examples import list_examples
 
     texts = [a.text() for a in window.examples_menu.actions()]
     n = len(list_examples())
@@ -111,7 +111,7 @@ def test_hardware_warnings_sit_under_their_control(window, qtbot):
 
 
 def test_runtime_choices_are_only_available_ones(window):
-    from accelstudio.core.runtimes import available_runtimes
+    from accelstudio.core.measure.runtimes import available_runtimes
 
     combo = window.runtime_panel.backend_combo
     offered = {combo.itemData(i) for i in range(combo.count())}

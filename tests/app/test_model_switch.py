@@ -9,7 +9,7 @@ from dataclasses import replace
 import numpy as np
 
 from accelstudio.app.state import DataSettings
-from accelstudio.core.examples import get_example
+from accelstudio.core.model.examples import get_example
 from accelstudio.core.recipe import PruneSpec, QuantSpec, Recipe
 from tests import factories as fx
 from tests.app.test_window_runs import RUN_MS, short_run

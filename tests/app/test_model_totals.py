@@ -11,7 +11,7 @@ import onnx
 import pytest
 
 from accelstudio.core.recipe import QuantSpec, Recipe
-from accelstudio.core.size_prediction import predict_size
+from accelstudio.core.compress.size_prediction import predict_size
 
 WAIT_MS = 60_000
 RESNET50 = Path(os.path.dirname(onnx.__file__)) / "backend" / "test" / "data" / "light" / "light_resnet50.onnx"

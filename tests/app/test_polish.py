@@ -16,7 +16,7 @@ from accelstudio.app.results_panel import MIN_TABLE_ROWS, ResultsPanel, table_he
 from accelstudio.app.run_controller import stage_text
 from accelstudio.core.job import JobSpec, RunResult, RuntimeSettings
 from accelstudio.core.recipe import PruneSpec, QuantSpec, Recipe, RecoverySpec
-from accelstudio.core.store import RunStore
+from accelstudio.core.runs.store import RunStore
 
 WAIT_MS = 30_000
 RUN_MS = 240_000

@@ -18,7 +18,7 @@ from accelstudio.app.results_panel import ResultsPanel
 from accelstudio.app.runs_model import COLUMN_INDEX
 from accelstudio.core.job import RunResult, RuntimeSettings
 from accelstudio.core.recipe import PruneSpec, QuantSpec, Recipe
-from accelstudio.core.store import RunStore
+from accelstudio.core.runs.store import RunStore
 
 SHA_A, SHA_B = "a" * 64, "b" * 64
 

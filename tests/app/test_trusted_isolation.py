@@ -8,9 +8,9 @@ import time
 import pytest
 from PySide6.QtWidgets import QMessageBox
 
-from accelstudio.core.compress import predict_sparsity
+from accelstudio.core.compress.apply import predict_sparsity
 from accelstudio.core.errors import TrustRequiredError
-from accelstudio.core.snapshot import ModelSnapshot, snapshots_dir
+from accelstudio.core.compress.snapshot import ModelSnapshot, snapshots_dir
 from tests import factories as fx
 from tests.processes import live_children
 
@@ -49,7 +49,7 @@ def test_trusted_file_that_aborts_gives_one_error_and_the_window_keeps_working(m
 def test_trusted_torchscript_is_shown_from_its_snapshot(make_window, qtbot, tmp_path, monkeypatch):
     window = make_window(load=False)
     path = str(fx.torchscript_file(tmp_path))
-    import accelstudio.core.loading as loading
+    import accelstudio.core.model.loading as loading
 
     real_open = loading.open_model
 

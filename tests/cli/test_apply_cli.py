@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from accelstudio.cli import main
-from accelstudio.core.examples import get_example
+from accelstudio.core.model.examples import get_example
 from accelstudio.core.recipe import PruneSpec, Recipe, save_recipe
 
 
@@ -71,7 +71,7 @@ def test_structured_pruning_of_an_example_to_torchscript(capsys, tmp_path):
 
 
 def test_torch_model_quantized_for_onnx_output_goes_through_ort(capsys, tmp_path):
-    pytest.importorskip("accelstudio.core.quant_onnx")
+    pytest.importorskip("accelstudio.core.compress.quant_onnx")
     target = tmp_path / "q.onnx"
     code, out, err = apply(capsys, "--example", "digits-cnn", "--prune", "0.3", "--prune-method", "l1-structured",
                            "--quantize", "dynamic-int8", "--per-channel", "--out", str(target), "--json")

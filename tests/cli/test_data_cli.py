@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from accelstudio.core.examples import get_example
+from accelstudio.core.model.examples import get_example
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "core"))
 from shape_models import conv, fixed_matmul  # noqa: E402
@@ -86,7 +86,7 @@ def test_apply_takes_the_shared_data_flags(tmp_path):
 def test_apply_exports_torchscript_at_the_given_shape_and_refuses_noop_pairs(tmp_path):
     import torch
 
-    from accelstudio.core.loading import load_example
+    from accelstudio.core.model.loading import load_example
 
     scripted = tmp_path / "cnn_ts.pt"
     torch.jit.trace(load_example("digits-cnn").module.eval(), torch.rand(2, 1, 8, 8)).save(str(scripted))

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from accelstudio.cli.inspect_cmd import human_bytes, parse_input_shapes
-from accelstudio.core.inspect import InputShapeError
+from accelstudio.core.model.inspect import InputShapeError
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:

@@ -11,7 +11,7 @@ import pytest
 from accelstudio.cli import main
 from accelstudio.cli.recipe_args import add_recipe_arguments, recipe_from_args
 from accelstudio.core.errors import RecipeError
-from accelstudio.core.examples import get_example
+from accelstudio.core.model.examples import get_example
 from accelstudio.core.recipe import Recipe, RecoverySpec
 
 

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 from accelstudio.cli.run_cmd import default_runtime, format_result, json_document
-from accelstudio.core.examples import get_example
+from accelstudio.core.model.examples import get_example
 from accelstudio.core.job import RunResult
 
 FAST = ["--threads", "1", "--warmup", "2", "--time-budget", "2", "--no-artifact"]
@@ -29,7 +29,7 @@ def test_json_run_of_an_example_gives_the_keys(tmp_path):
     assert doc["status"] == "done" and doc["n"] == 20 and isinstance(doc["run_id"], int)
     assert doc["runtime"]["runtime"] == "onnxruntime"
     assert abs(doc["accuracy"] - get_example("digits-mlp").test_accuracy) < 0.01
-    from accelstudio.core.store import RunStore
+    from accelstudio.core.runs.store import RunStore
 
     assert RunStore(store).get_run(doc["run_id"]).status == "done"
 

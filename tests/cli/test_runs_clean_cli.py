@@ -8,7 +8,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from accelstudio.core.paths import artifacts_dir
-from accelstudio.core.store import RunStore
+from accelstudio.core.runs.store import RunStore
 from tests.cli.test_runs_cli import run_cli
 from tests.core.test_store import make_run
 

@@ -11,7 +11,7 @@ import pytest
 
 from accelstudio.core.job import JobSpec, RunResult, RuntimeSettings
 from accelstudio.core.recipe import Recipe
-from accelstudio.core.store import RunStore
+from accelstudio.core.runs.store import RunStore
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:

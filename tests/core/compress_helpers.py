@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from accelstudio.core.loading import load_example
+from accelstudio.core.model.loading import load_example
 
 
 def example_handle(name: str, backend: str = "torch"):

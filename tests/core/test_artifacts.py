@@ -7,9 +7,9 @@ import os
 from dataclasses import replace
 from pathlib import Path
 
-from accelstudio.core.artifacts import (ArtifactEntry, artifact_entries, clean_artifacts, disk_use, owned_folder,
+from accelstudio.core.runs.artifacts import (ArtifactEntry, artifact_entries, clean_artifacts, disk_use, owned_folder,
                                         plan_cleanup)
-from accelstudio.core.store import RunStore
+from accelstudio.core.runs.store import RunStore
 from tests.core.test_store import make_run
 
 

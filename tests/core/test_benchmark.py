@@ -7,7 +7,7 @@ import contextlib
 import numpy as np
 import pytest
 
-from accelstudio.core.benchmark import (
+from accelstudio.core.measure.benchmark import (
     MAX_STABLE_SPREAD, MIN_CALLS, measure_latency, stats_from_samples,
 )
 from accelstudio.core.errors import JobCancelled, RuntimeUnavailableError
@@ -106,7 +106,7 @@ def test_concurrent_streams_measure_throughput():
 # --- runtimes ----------------------------------------------------------------------------------------------
 
 def test_available_runtimes_lists_what_exists():
-    from accelstudio.core.runtimes import available_runtimes
+    from accelstudio.core.measure.runtimes import available_runtimes
 
     found = {(o.runtime, o.device) for o in available_runtimes()}
     assert {("torch", "cpu"), ("torchscript", "cpu"), ("onnxruntime", "cpu")} <= found
@@ -118,8 +118,8 @@ def test_available_runtimes_lists_what_exists():
 def test_missing_device_and_onnx_on_torch_are_refused():
     import torch
 
-    from accelstudio.core.loading import load_example
-    from accelstudio.core.runtimes import make_predictor
+    from accelstudio.core.model.loading import load_example
+    from accelstudio.core.measure.runtimes import make_predictor
 
     handle = load_example("digits-mlp", backend="onnx")
     if not torch.cuda.is_available():
@@ -133,8 +133,8 @@ def test_missing_device_and_onnx_on_torch_are_refused():
 def test_torch_model_gives_the_same_outputs_on_every_runtime(runtime):
     import torch
 
-    from accelstudio.core.loading import load_example
-    from accelstudio.core.runtimes import make_predictor
+    from accelstudio.core.model.loading import load_example
+    from accelstudio.core.measure.runtimes import make_predictor
 
     handle = load_example("digits-cnn", backend="torch")
     x = np.random.default_rng(0).random((3, 1, 8, 8), dtype=np.float32)
@@ -150,8 +150,8 @@ def test_torch_model_gives_the_same_outputs_on_every_runtime(runtime):
 def test_untraceable_module_is_refused_for_torchscript():
     import torch
 
-    from accelstudio.core.model import InputSpec, ModelHandle
-    from accelstudio.core.runtimes import make_predictor
+    from accelstudio.core.model.handle import InputSpec, ModelHandle
+    from accelstudio.core.measure.runtimes import make_predictor
 
     class Untraceable(torch.nn.Module):
         def forward(self, x):

@@ -10,11 +10,11 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from accelstudio.core.architectures import get_architecture
-from accelstudio.core.compress import apply_recipe
+from accelstudio.core.model.architectures import get_architecture
+from accelstudio.core.compress.apply import apply_recipe
 from accelstudio.core.errors import CompressionError, JobCancelled
-from accelstudio.core.examples import get_example
-from accelstudio.core.export import export_model, to_onnx_handle
+from accelstudio.core.model.examples import get_example
+from accelstudio.core.compress.export import export_model, to_onnx_handle
 from accelstudio.core.progress import Cancel
 from accelstudio.core.recipe import PruneSpec, QuantSpec, Recipe
 
@@ -95,7 +95,7 @@ def test_static_int8_without_calibration_data_says_what_to_pass():
 
 
 def test_prune_then_quantize_torch_end_to_end():
-    pytest.importorskip("accelstudio.core.quant_torch")
+    pytest.importorskip("accelstudio.core.compress.quant_torch")
     handle = example_handle("digits-mlp")
     recipe = Recipe(prune=PruneSpec(amount=0.5), quantize=QuantSpec(mode="dynamic-int8", per_channel=True))
     events = []
@@ -108,7 +108,7 @@ def test_prune_then_quantize_torch_end_to_end():
 
 
 def test_prune_then_quantize_onnx_end_to_end(tmp_path):
-    pytest.importorskip("accelstudio.core.quant_onnx")
+    pytest.importorskip("accelstudio.core.compress.quant_onnx")
     handle = example_handle("digits-cnn", "onnx")
     recipe = Recipe(prune=PruneSpec(amount=0.5), quantize=QuantSpec(mode="dynamic-int8", per_channel=True))
     result = apply_recipe(handle, recipe)

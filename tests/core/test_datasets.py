@@ -9,10 +9,10 @@ import pickle
 import numpy as np
 import pytest
 
-from accelstudio.core.datasets import calibration_inputs, load_dataset
+from accelstudio.core.data.datasets import calibration_inputs, load_dataset
 from accelstudio.core.errors import DatasetError
-from accelstudio.core.examples import get_example
-from accelstudio.core.model import InputSpec, ModelHandle
+from accelstudio.core.model.examples import get_example
+from accelstudio.core.model.handle import InputSpec, ModelHandle
 
 HAS_PIL = importlib.util.find_spec("PIL") is not None
 

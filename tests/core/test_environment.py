@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from accelstudio.core import environment
+from accelstudio.core.measure import environment
 from accelstudio.core.job import RuntimeSettings
 
 

@@ -7,9 +7,9 @@ import math
 import numpy as np
 import pytest
 
-from accelstudio.core.datasets import Dataset
+from accelstudio.core.data.dataset import Dataset
 from accelstudio.core.errors import DatasetError, JobCancelled
-from accelstudio.core.evaluate import (accuracy_metrics, fidelity_metrics, mcnemar_exact, median_difference_ci,
+from accelstudio.core.measure.evaluate import (accuracy_metrics, fidelity_metrics, mcnemar_exact, median_difference_ci,
                                        nonfinite_rows, run_batches, wilson_interval)
 from accelstudio.core.progress import Cancel
 

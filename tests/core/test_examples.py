@@ -8,8 +8,8 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from accelstudio.core.architectures import get_architecture
-from accelstudio.core.examples import get_example, list_examples
+from accelstudio.core.model.architectures import get_architecture
+from accelstudio.core.model.examples import get_example, list_examples
 
 
 EXAMPLES = ["digits-mlp", "digits-cnn", "digits-resnet", "digits-vit"]

@@ -7,12 +7,12 @@ import os
 import numpy as np
 import pytest
 
-from accelstudio.core import environment, runtimes
+from accelstudio.core.measure import environment, runtimes
 from accelstudio.core.errors import RuntimeUnavailableError
 from accelstudio.core.job import JobSpec, RuntimeSettings
-from accelstudio.core.loading import load_example
+from accelstudio.core.model.loading import load_example
 from accelstudio.core.pipeline import run_job
-from accelstudio.core.runtimes import DeviceMismatchError, check_execution, make_predictor
+from accelstudio.core.measure.runtimes import DeviceMismatchError, check_execution, make_predictor
 
 X = {"x": np.zeros((1, 64), dtype=np.float32)}
 
@@ -110,7 +110,7 @@ def test_run_and_environment_agree_on_what_ran():
     assert set(machine) >= {"load_1min", "other_cpu_pct", "busy"}
     if os.path.exists("/proc/stat"):
         assert 0.0 <= machine["other_cpu_pct"] <= 100.0 and isinstance(machine["busy"], bool)
-        from accelstudio.core.report import build_report
+        from accelstudio.core.runs.report import build_report
 
         warned = any(w.startswith("busy machine") for w in build_report(res, None).warnings)
         assert warned == machine["busy"]  # one reading: the report warns, the notes do not repeat it

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from accelstudio.core.examples import get_example
-from accelstudio.core.feasibility import (
+from accelstudio.core.model.examples import get_example
+from accelstudio.core.compress.feasibility import (
     MODEL_FORMATS, RecipeNotPossible, check_job_feasible, sniff_model_format,
 )
 from accelstudio.core.job import RUNTIMES, JobSpec, RuntimeSettings
-from accelstudio.core.model import InputSpec
+from accelstudio.core.model.handle import InputSpec
 from accelstudio.core.pipeline import run_job
 from accelstudio.core.recipe import PRUNE_METHODS, QUANT_MODES, PruneSpec, Recipe
 
@@ -82,7 +82,7 @@ def test_fixed_batch_rules_out_training_in_other_batches():
 @pytest.fixture(scope="module")
 def formats(tmp_path_factory):
     """digits-cnn in every format, its test data and its training split."""
-    from accelstudio.core.loading import load_example
+    from accelstudio.core.model.loading import load_example
 
     folder = tmp_path_factory.mktemp("formats")
     info = get_example("digits-cnn")
@@ -151,8 +151,8 @@ def test_refused_pairs_are_refused_by_the_pipeline_before_any_work(formats, fmt,
 
 @pytest.mark.parametrize("backend", ["torch", "onnx"])
 def test_structured_pruning_of_an_attention_model_is_refused_before_the_run(backend):
-    from accelstudio.core.feasibility import check_model_feasible
-    from accelstudio.core.loading import open_model
+    from accelstudio.core.compress.feasibility import check_model_feasible
+    from accelstudio.core.model.loading import open_model
 
     handle = open_model("example:digits-vit", backend=backend)
     structured = Recipe(prune=PruneSpec(amount=0.3, method="l1-structured"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from accelstudio.core.hardware import cpu_features, hardware_warnings
+from accelstudio.core.measure.hardware import cpu_features, hardware_warnings
 from accelstudio.core.recipe import PruneSpec, QuantSpec, Recipe
 
 BASE = {"model_name": "Test CPU", "cores": 4, "avx2": True, "avx512f": False, "avx512_vnni": False,

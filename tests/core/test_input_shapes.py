@@ -6,14 +6,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from accelstudio.core.datasets import synthesize_inputs
-from accelstudio.core.inspect import InputShapeError
-from accelstudio.core.input_shapes import (
+from accelstudio.core.data.datasets import synthesize_inputs
+from accelstudio.core.model.inspect import InputShapeError
+from accelstudio.core.model.input_shapes import (
     BatchShapeError, GUESS_IMAGE_SIDE, GUESS_SEQ_LEN, parse_input_shapes, plan_shapes, token_vocab_sizes,
 )
 from accelstudio.core.job import JobSpec, RuntimeSettings
-from accelstudio.core.loading import load_model
-from accelstudio.core.model import InputSpec, ModelHandle
+from accelstudio.core.model.loading import load_model
+from accelstudio.core.model.handle import InputSpec, ModelHandle
 from accelstudio.core.pipeline import run_job
 from shape_models import conv, fixed_matmul, fixed_width_add, token_model
 
@@ -108,7 +108,7 @@ def test_guess_rules_per_kind():
 
 
 def test_synthesized_data_stays_within_memory(tmp_path):
-    from accelstudio.core.datasets import SYNTH_MAX_BYTES
+    from accelstudio.core.data.datasets import SYNTH_MAX_BYTES
     from accelstudio.core.errors import DatasetError
 
     h = ModelHandle("onnx", "onnx", (InputSpec("x", (None, 3, None, None)),))

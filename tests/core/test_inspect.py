@@ -13,13 +13,13 @@ from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
-from accelstudio.core.architectures import get_architecture
-from accelstudio.core.examples import get_example
-from accelstudio.core.inspect import (
+from accelstudio.core.model.architectures import get_architecture
+from accelstudio.core.model.examples import get_example
+from accelstudio.core.model.inspect import (
     InputShapeError, UnknownLayerError, inspect_model, layer_weights, summary_to_dict, weight_histogram,
 )
-from accelstudio.core.loading import load_example
-from accelstudio.core.model import InputSpec, ModelHandle
+from accelstudio.core.model.loading import load_example
+from accelstudio.core.model.handle import InputSpec, ModelHandle
 
 EXAMPLES = ("digits-mlp", "digits-cnn", "digits-resnet")
 

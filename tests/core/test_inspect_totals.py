@@ -13,9 +13,9 @@ import torch
 from onnx import TensorProto, helper, numpy_helper
 from torch import nn
 
-from accelstudio.core.inspect import inspect_model
-from accelstudio.core.loading import load_example, open_model
-from accelstudio.core.model import InputSpec, ModelHandle
+from accelstudio.core.model.inspect import inspect_model
+from accelstudio.core.model.loading import load_example, open_model
+from accelstudio.core.model.handle import InputSpec, ModelHandle
 from tests.factories import tiny_encoder_onnx
 
 LIGHT = Path(os.path.dirname(onnx.__file__)) / "backend" / "test" / "data" / "light"

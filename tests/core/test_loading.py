@@ -16,8 +16,8 @@ from accelstudio.core.errors import (
     CorruptModelError, ExternalDataError, ModelLoadError, ModelTooLargeError, NotAModelError, TrustRequiredError,
     UnsupportedModelError,
 )
-from accelstudio.core.examples import get_example
-from accelstudio.core.loading import (
+from accelstudio.core.model.examples import get_example
+from accelstudio.core.model.loading import (
     MAX_SINGLE_ONNX_BYTES, file_sha256, load_example, load_model, open_model, save_bytes_atomic, save_onnx_atomic,
 )
 from tests import factories as fx

@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 
-from accelstudio.core import machine_load
-from accelstudio.core.benchmark import measure_latency
+from accelstudio.core.measure import machine_load
+from accelstudio.core.measure.benchmark import measure_latency
 from accelstudio.core.job import RuntimeSettings
-from accelstudio.core.loading import load_example
-from accelstudio.core.machine_load import (
+from accelstudio.core.model.loading import load_example
+from accelstudio.core.measure.machine_load import (
     BUSY_OTHER_CPU_PCT, MIN_WINDOW_S, CpuSample, busy_note, finish_window, sample_cpu,
 )
-from accelstudio.core.runtimes import make_predictor
+from accelstudio.core.measure.runtimes import make_predictor
 from tests.processes import proc_stats
 
 needs_proc = pytest.mark.skipif(not Path("/proc/stat").exists(), reason="needs Linux /proc/stat")

@@ -1,17 +1,15 @@
-"""accelstudio.core and accelstudio.worker never import Qt: they run headless, in the CLI and in workers."""
+"""accelstudio.core and accelstudio.worker never import Qt: they run headless, in the CLI and in workers.
+
+The import lines themselves are checked by import-linter's contract (tests/test_layering.py); this test imports
+every module for real, so that Qt loaded through a third-party library is caught too."""
 
 from __future__ import annotations
 
-import re
 import subprocess
 import sys
-from pathlib import Path
-
-import accelstudio
 
 QT_MODULES = ("PySide6", "pyqtgraph", "shiboken6")
 PACKAGES = ("accelstudio.core", "accelstudio.worker")
-IMPORT_LINE = re.compile(r"^\s*(?:import|from)\s+(" + "|".join(QT_MODULES) + r")\b", re.MULTILINE)
 
 PROBE = """
 import importlib, pkgutil, sys
@@ -36,18 +34,3 @@ def test_importing_core_and_worker_loads_no_qt():
     assert lines["QT-LOADED"] == "[]", f"Qt was imported by a core/worker module: {lines['QT-LOADED']}"
     assert lines["IMPORT-FAILED"] == "[]", f"modules that fail to import: {lines['IMPORT-FAILED']}"
 
-
-def test_no_qt_import_lines_in_core_or_worker():
-    root = Path(accelstudio.__file__).parent
-    offenders = []
-    for folder in ("core", "worker"):
-        for path in sorted((root / folder).rglob("*.py")):
-            for match in IMPORT_LINE.finditer(path.read_text(encoding="utf-8")):
-                offenders.append(f"{path.relative_to(root)}: {match.group(0).strip()}")
-    assert not offenders, "Qt imports in Qt-free packages:\n" + "\n".join(offenders)
-
-
-def test_import_line_pattern_catches_qt_imports():
-    assert IMPORT_LINE.search("import numpy\nfrom PySide6.QtCore import Qt\n")
-    assert IMPORT_LINE.search("    import pyqtgraph as pg")
-    assert not IMPORT_LINE.search("# the GUI uses PySide6\nimport numpy")

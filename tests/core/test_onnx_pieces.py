@@ -10,7 +10,7 @@ import onnx
 import pytest
 from onnx import TensorProto, helper, numpy_helper
 
-from accelstudio.core.onnx_pieces import check_model_in_pieces, parse_model_in_pieces
+from accelstudio.core.model.onnx_pieces import check_model_in_pieces, parse_model_in_pieces
 from tests import factories as fx
 
 DATA = Path(os.path.dirname(onnx.__file__)) / "backend" / "test" / "data"

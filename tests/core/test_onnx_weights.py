@@ -6,12 +6,12 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from accelstudio.core.compress import apply_recipe
-from accelstudio.core.inspect import inspect_model
-from accelstudio.core.model import InputSpec, ModelHandle
-from accelstudio.core.onnx_weights import materialize_weights
+from accelstudio.core.compress.apply import apply_recipe
+from accelstudio.core.model.inspect import inspect_model
+from accelstudio.core.model.handle import InputSpec, ModelHandle
+from accelstudio.core.model.onnx_weights import materialize_weights
 from accelstudio.core.recipe import QuantSpec, Recipe
-from accelstudio.core.size_prediction import predict_size
+from accelstudio.core.compress.size_prediction import predict_size
 
 
 def _two_layer_graph(ir_version: int = 8) -> onnx.ModelProto:
@@ -78,7 +78,7 @@ def test_static_int8_per_channel_on_an_old_graph_with_node_made_weights(tmp_path
 
     import onnxruntime as ort
 
-    from accelstudio.core.loading import open_model
+    from accelstudio.core.model.loading import open_model
 
     path = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "light", "light_squeezenet.onnx")
     handle = open_model(path)

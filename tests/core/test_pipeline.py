@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 
 from accelstudio.core.errors import DatasetError, RuntimeUnavailableError
-from accelstudio.core.examples import get_example
+from accelstudio.core.model.examples import get_example
 from accelstudio.core.job import JobSpec, RuntimeSettings
-from accelstudio.core.loading import file_sha256
+from accelstudio.core.model.loading import file_sha256
 from accelstudio.core.paths import artifacts_dir
 from accelstudio.core.pipeline import STAGES, run_job
 from accelstudio.core.recipe import Recipe

@@ -11,12 +11,12 @@ import pytest
 import torch
 from onnx import helper, numpy_helper
 
-from accelstudio.core.compress import apply_recipe, predict_sparsity
+from accelstudio.core.compress.apply import apply_recipe, predict_sparsity
 from accelstudio.core.errors import CompressionError, RecipeError
-from accelstudio.core.examples import get_example
-from accelstudio.core.inspect import inspect_model
-from accelstudio.core.pruning_onnx import prune_zeroing_onnx
-from accelstudio.core.pruning_plan import PrunableWeight, zero_masks
+from accelstudio.core.model.examples import get_example
+from accelstudio.core.model.inspect import inspect_model
+from accelstudio.core.compress.pruning_onnx import prune_zeroing_onnx
+from accelstudio.core.compress.pruning_plan import PrunableWeight, zero_masks
 from accelstudio.core.recipe import PruneSpec, Recipe
 
 from compress_helpers import example_handle, param_total, torch_weights

@@ -17,10 +17,10 @@ import pytest
 from onnx import numpy_helper
 
 from accelstudio.core.errors import CompressionError, RecipeError
-from accelstudio.core.examples import get_example
-from accelstudio.core.onnx_layers import weighted_nodes
-from accelstudio.core.quant_onnx import gemm_to_matmul, quantize_onnx
-from accelstudio.core.quant_sim import quantization_notes
+from accelstudio.core.model.examples import get_example
+from accelstudio.core.model.onnx_layers import weighted_nodes
+from accelstudio.core.compress.quant_onnx import gemm_to_matmul, quantize_onnx
+from accelstudio.core.compress.quant_sim import quantization_notes
 from accelstudio.core.recipe import QuantSpec
 
 MIN_AGREEMENT = 0.97
@@ -280,7 +280,7 @@ def test_cnns_that_end_in_softmax_are_not_attention_models(tmp_path):
     the BERT-like encoder and digits-vit are attention models."""
     import os
 
-    from accelstudio.core.quant_onnx_static import is_attention_model
+    from accelstudio.core.compress.quant_onnx_static import is_attention_model
     from tests import factories as fx
 
     light = Path(os.path.dirname(onnx.__file__)) / "backend" / "test" / "data" / "light"

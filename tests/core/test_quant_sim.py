@@ -9,10 +9,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from accelstudio.core.architectures import get_architecture
+from accelstudio.core.model.architectures import get_architecture
 from accelstudio.core.errors import RecipeError
-from accelstudio.core.examples import get_example
-from accelstudio.core.quant_sim import (fake_quantize_tensor, quantization_grid, quantization_notes,
+from accelstudio.core.model.examples import get_example
+from accelstudio.core.compress.quant_sim import (fake_quantize_tensor, quantization_grid, quantization_notes,
                                         simulate_quantization_onnx, simulate_quantization_torch)
 from accelstudio.core.recipe import QuantSpec
 

@@ -13,12 +13,12 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from accelstudio.core.architectures import get_architecture
+from accelstudio.core.model.architectures import get_architecture
 from accelstudio.core.errors import CompressionError, RecipeError
-from accelstudio.core.examples import get_example
-from accelstudio.core.quant_sim import quantization_notes
-from accelstudio.core.quant_torch import quantize_torch
-from accelstudio.core.quant_weight_only import WeightOnlyConv2d, WeightOnlyLinear
+from accelstudio.core.model.examples import get_example
+from accelstudio.core.compress.quant_sim import quantization_notes
+from accelstudio.core.compress.quant_torch import quantize_torch
+from accelstudio.core.compress.quant_weight_only import WeightOnlyConv2d, WeightOnlyLinear
 from accelstudio.core.recipe import QuantSpec
 
 torch.set_num_threads(1)

@@ -8,13 +8,14 @@ import numpy as np
 import pytest
 import torch
 
-from accelstudio.core.compress import apply_recipe
+from accelstudio.core.compress.apply import apply_recipe
 from accelstudio.core.errors import CompressionError, JobCancelled, RecipeError
-from accelstudio.core.examples import get_example
-from accelstudio.core.loading import load_example, load_model
+from accelstudio.core.model.examples import get_example
+from accelstudio.core.model.loading import load_example, load_model
 from accelstudio.core.progress import Cancel
 from accelstudio.core.recipe import PruneSpec, QuantSpec, Recipe, RecoverySpec
-from accelstudio.core.recovery import recover, recovery_data
+from accelstudio.core.compress.recovery import recover
+from accelstudio.core.data.training import recovery_data
 
 FAST = dict(epochs=1, max_samples=512)
 

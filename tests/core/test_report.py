@@ -8,12 +8,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from accelstudio.core.baseline import baseline_spec, find_baseline, mismatches, model_key
-from accelstudio.core.evaluate import describe_outputs
+from accelstudio.core.runs.baseline import baseline_spec, find_baseline, mismatches, model_key
+from accelstudio.core.measure.evaluate import describe_outputs
 from accelstudio.core.job import RunResult, RuntimeSettings
 from accelstudio.core.recipe import PruneSpec, QuantSpec, Recipe
-from accelstudio.core.report import build_report
-from accelstudio.core.store import RunStore
+from accelstudio.core.runs.report import build_report
+from accelstudio.core.runs.store import RunStore
 from accelstudio.core.units import format_bytes
 
 EXAMPLES = "/site/accelstudio/resources/examples/digits-cnn"
@@ -203,9 +203,9 @@ def test_one_byte_formatter_in_decimal_units():
 def test_pipeline_identity_is_the_example_name_whatever_form_and_the_hash_for_user_files(tmp_path):
     import shutil
 
-    from accelstudio.core.examples import get_example
+    from accelstudio.core.model.examples import get_example
     from accelstudio.core.job import JobSpec
-    from accelstudio.core.loading import file_sha256
+    from accelstudio.core.model.loading import file_sha256
     from accelstudio.core.pipeline import _load
 
     _, _, onnx_form = _load(JobSpec("example:digits-cnn"))
@@ -244,7 +244,7 @@ def _graph_ending_in(op: str, out_name: str):
 
 
 def test_output_hint_reads_the_graph_and_names_speak_first():
-    from accelstudio.core.evaluate import output_hint
+    from accelstudio.core.measure.evaluate import output_hint
 
     assert output_hint(_graph_ending_in("LayerNormalization", "out"))[0] == "embedding"
     assert output_hint(_graph_ending_in("Softmax", "out"))[0] == "class_scores"
@@ -262,7 +262,7 @@ def test_output_hint_reads_the_graph_and_names_speak_first():
 def test_module_output_hint_reads_the_last_layer():
     import torch
 
-    from accelstudio.core.evaluate import module_output_hint
+    from accelstudio.core.measure.evaluate import module_output_hint
 
     assert module_output_hint(torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.LayerNorm(8)))[0] == "embedding"
     assert module_output_hint(torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Softmax(-1)))[0] == "class_scores"

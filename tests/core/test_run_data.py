@@ -5,12 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from accelstudio.core.datasets import Dataset
-from accelstudio.core.examples import get_example
+from accelstudio.core.data.dataset import Dataset
+from accelstudio.core.model.examples import get_example
 from accelstudio.core.job import JobSpec, RuntimeSettings
 from accelstudio.core.pipeline import run_job
 from accelstudio.core.recipe import Recipe
-from accelstudio.core.run_data import (
+from accelstudio.core.data.run_data import (
     MAX_CALIB_FRACTION, TrainOverlapError, count_overlap, prepare_run_data, split_calibration,
 )
 from shape_models import conv
@@ -25,7 +25,7 @@ def _spec(model="example:digits-cnn", recipe=None, **kw) -> JobSpec:
 
 
 def _data(handle_spec: JobSpec):
-    from accelstudio.core.loading import open_model
+    from accelstudio.core.model.loading import open_model
 
     backend = "torch" if handle_spec.recipe.recovery.active else "onnx"
     return prepare_run_data(handle_spec, open_model(handle_spec.model, backend=backend))

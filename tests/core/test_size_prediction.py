@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from accelstudio.core.compress import apply_recipe, predict_sparsity
-from accelstudio.core.inspect import inspect_model
-from accelstudio.core.loading import load_example, open_model
+from accelstudio.core.compress.apply import apply_recipe, predict_sparsity
+from accelstudio.core.model.inspect import inspect_model
+from accelstudio.core.model.loading import load_example, open_model
 from accelstudio.core.recipe import PruneSpec, QuantSpec, Recipe
-from accelstudio.core.size_prediction import predict_size
+from accelstudio.core.compress.size_prediction import predict_size
 from tests.factories import tiny_encoder_onnx
 
 TOLERANCE = 0.05  # predicted bytes within 5% of the produced model's inspected bytes
@@ -117,7 +117,7 @@ def test_torch_example_prediction_matches_produced(mode):
 
 @pytest.mark.parametrize("method", ("l1-unstructured", "l1-structured", "2:4"))
 def test_unpruned_reports_match_the_planner_at_zero(method):
-    from accelstudio.core.size_prediction import unpruned_reports
+    from accelstudio.core.compress.size_prediction import unpruned_reports
 
     handle = load_example("digits-cnn", "torch")
     planner = {r.name: r for r in predict_sparsity(handle, PruneSpec(amount=0.0, method=method))}

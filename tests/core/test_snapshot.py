@@ -11,14 +11,14 @@ import time
 import numpy as np
 import pytest
 
-from accelstudio.core.compress import predict_sparsity
+from accelstudio.core.compress.apply import predict_sparsity
 from accelstudio.core.errors import CompressionError, UnsupportedModelError
-from accelstudio.core.inspect import (
+from accelstudio.core.model.inspect import (
     UnknownLayerError, inspect_model, layer_weights, summary_to_dict, weight_histogram, values_histogram,
 )
-from accelstudio.core.loading import open_model
+from accelstudio.core.model.loading import open_model
 from accelstudio.core.recipe import PruneSpec
-from accelstudio.core.snapshot import (
+from accelstudio.core.compress.snapshot import (
     META_FILE, WEIGHTS_FILE, ModelSnapshot, SnapshotError, model_layer_weights, model_predict_sparsity,
     new_snapshot_folder, read_snapshot, remove_stale_snapshots, snapshot_model, snapshots_dir, summary_from_dict,
 )

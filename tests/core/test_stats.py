@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from accelstudio.core.evaluate import wilson_interval as evaluate_wilson
-from accelstudio.core.stats import (block_length, mcnemar_exact, paired_accuracy_change, speedup_interval,
+from accelstudio.core.measure.evaluate import wilson_interval as evaluate_wilson
+from accelstudio.core.measure.stats import (block_length, mcnemar_exact, paired_accuracy_change, speedup_interval,
                                     t_quantile_975, wilson_interval)
 
 
@@ -91,7 +91,7 @@ def test_block_length_grows_with_serial_correlation():
 
 
 def test_unpaired_interval_covers_the_true_difference():
-    from accelstudio.core.stats import unpaired_difference_interval
+    from accelstudio.core.measure.stats import unpaired_difference_interval
 
     rng = np.random.default_rng(9)
     hits = []

@@ -20,8 +20,8 @@ import pytest
 from accelstudio.core.errors import AccelStudioError
 from accelstudio.core.job import JobSpec, RunResult
 from accelstudio.core.recipe import Recipe
-from accelstudio.core.store import SCHEMA_VERSION, RunNotFoundError, RunStore, StoreError
-from accelstudio.core.store_export import CSV_COLUMNS
+from accelstudio.core.runs.store import SCHEMA_VERSION, RunNotFoundError, RunStore, StoreError
+from accelstudio.core.runs.store_export import CSV_COLUMNS
 
 
 def make_run(i: int = 0, sha: str = "a" * 64, **metrics) -> RunResult:
@@ -108,7 +108,7 @@ def test_another_process_reads_committed_run(tmp_path):
     run_id = RunStore(path).add_run(make_run(3))
     proc = _python("""
         import json, sys
-        from accelstudio.core.store import RunStore
+        from accelstudio.core.runs.store import RunStore
         run = RunStore(sys.argv[1]).get_run(int(sys.argv[2]))
         print(json.dumps({"id": run.run_id, "p50": run.metrics["p50_ms"], "name": run.model_identity["name"]}))
     """, str(path), str(run_id))
@@ -119,7 +119,7 @@ def test_another_process_reads_committed_run(tmp_path):
 _WRITER = """
 import sys
 from accelstudio.core.job import RunResult
-from accelstudio.core.store import RunStore
+from accelstudio.core.runs.store import RunStore
 store = RunStore(sys.argv[1])
 layers = [{"name": f"layer{i}", "params": i, "sparsity": 0.1, "dtype": "float32"} for i in range(200)]
 i = 0

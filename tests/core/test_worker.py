@@ -151,7 +151,7 @@ def test_a_killed_worker_is_reported():
 
 
 def test_python_exception_becomes_a_failed_run_and_is_stored(monkeypatch):
-    from accelstudio.core.store import RunStore
+    from accelstudio.core.runs.store import RunStore
 
     monkeypatch.setenv("ACCELSTUDIO_TEST_RAISE_STAGE", "compress")
     store = RunStore()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import sys
 
 from accelstudio.core.job import JobSpec, RunResult, RuntimeSettings
-from accelstudio.core.store import RunStore
+from accelstudio.core.runs.store import RunStore
 
 FAST = RuntimeSettings(runtime="onnxruntime", threads=1, warmup=1, repeats=5, time_budget_s=0.3)
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from accelstudio.core.store import RunStore
+from accelstudio.core.runs.store import RunStore
 from tests.processes import live_children
 
 APP_LOOP = Path(__file__).with_name("app_loop.py")

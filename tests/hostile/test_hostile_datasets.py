@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from accelstudio.core.datasets import load_dataset
+from accelstudio.core.data.datasets import load_dataset
 from accelstudio.core.errors import DatasetError
-from accelstudio.core.loading import load_example
+from accelstudio.core.model.loading import load_example
 from hostile_helpers import digits_npz, image_folder, pickled_npy, pickled_npz
 from tests import factories as fx
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from accelstudio.core.errors import AccelStudioError
-from accelstudio.core.loading import load_model
+from accelstudio.core.model.loading import load_model
 
 FUZZER = Path(__file__).resolve().parents[2] / "benchmarks" / "fuzz_loader.py"
 

@@ -14,7 +14,7 @@ from accelstudio.core.errors import (
     AccelStudioError, CorruptModelError, ExternalDataError, ModelLoadError, ModelTooLargeError, NotAModelError,
     TrustRequiredError, UnsupportedModelError,
 )
-from accelstudio.core.loading import load_model, open_model
+from accelstudio.core.model.loading import load_model, open_model
 from tests import factories as fx
 
 
@@ -157,7 +157,7 @@ def test_valid_content_under_a_wrong_extension_loads_with_a_note(case, sandbox):
 def test_runtime_hazards_load_and_inspect_without_running(sandbox):
     """Models that crash, explode or hang only when run must open (and be inspected) harmlessly: the GUI
     does exactly this in its own process."""
-    from accelstudio.core.inspect import inspect_model
+    from accelstudio.core.model.inspect import inspect_model
 
     paths = [fx.onnx_einsum_crasher(sandbox.inputs), fx.onnx_constant_of_shape_bomb(sandbox.inputs),
              fx.onnx_endless_loop(sandbox.inputs)]

@@ -4,7 +4,7 @@ store must look like afterwards."""
 from __future__ import annotations
 
 from accelstudio.core.job import RunResult
-from accelstudio.core.store import RunStore
+from accelstudio.core.runs.store import RunStore
 
 
 def store_with_history(path=None) -> tuple[RunStore, list[int]]:
