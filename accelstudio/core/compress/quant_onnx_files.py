@@ -123,10 +123,12 @@ def prepared_copy(model: onnx.ModelProto, folder: Path, excluded: set[str],
 
 
 def load_result(path: Path) -> onnx.ModelProto:
+    """The quantized model written at `path`, read back whole."""
     return onnx.load(str(path))  # external data (if any) is read into memory while the folder still exists
 
 
 def ort_quant_type(name: str):
+    """ONNX Runtime's QuantType for a recipe's weight type name ('qint8' or 'quint8')."""
     from onnxruntime.quantization import QuantType
 
     return QuantType.QInt8 if name == "qint8" else QuantType.QUInt8
