@@ -93,6 +93,7 @@ def static_int8(model: onnx.ModelProto, spec: QuantSpec, excluded: set[str], cal
               "percentile": CalibrationMethod.Percentile}[spec.calibration]
     with tempfile.TemporaryDirectory(prefix="accelstudio-quant-") as tmp:
         src, skip, large = prepared_copy(model, Path(tmp), excluded)
+        skip = list(skip) + _output_activations(onnx.load(str(src), load_external_data=False))
         out = Path(tmp) / "quantized.onnx"
         try:
             with quiet_ort():
@@ -111,6 +112,26 @@ def static_int8(model: onnx.ModelProto, spec: QuantSpec, excluded: set[str], cal
     for note in plan.notes + _calibration_notes(feeds):
         add_onnx_note(result, note)
     return result
+
+
+OUTPUT_ACTIVATIONS = ("Softmax", "LogSoftmax", "Sigmoid")
+SHAPE_ONLY_OPS = ("Reshape", "Flatten", "Squeeze", "Unsqueeze", "Transpose", "Identity")
+
+
+def _output_activations(model: onnx.ModelProto) -> list[str]:
+    """Nodes that make a graph output from a softmax or sigmoid (with the reshapes between them and the output).
+    Their 8-bit output would round every probability to a step of 1/255 (a uniform softmax over 1000 classes
+    becomes all zeros), and they hold no weight to quantize, so they stay float: the outputs keep their precision."""
+    producers = {out: node for node in model.graph.node for out in node.output}
+    found: list[str] = []
+    for output in model.graph.output:
+        chain, node = [], producers.get(output.name)
+        while node is not None and node.op_type in SHAPE_ONLY_OPS and node.input:
+            chain.append(node.name)
+            node = producers.get(node.input[0])
+        if node is not None and node.op_type in OUTPUT_ACTIVATIONS:
+            found += chain + [node.name]
+    return found
 
 
 PER_CHANNEL_OPSET = 13  # DequantizeLinear's `axis` (per-channel scales) exists from opset 13 on
