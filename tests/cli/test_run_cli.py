@@ -89,7 +89,7 @@ def test_summary_prints_broken_fidelity_data_and_the_named_baseline():
     base = _done({}, {}, 1, 2.0)
     static = _done({"quantize": {"mode": "static-int8"}}, collapsed, 2, 1.0)
     text = format_result(static, base)
-    assert "*** BROKEN: cosine 0.390" in text and "keep those in float" in text
+    assert "*** BROKEN: cosine 0.390" in text and "keep the widest-ranging layers in float" in text
     assert "vs baseline run 1 (onnxruntime on cpu, 2 threads, batch 1)" in text and "faster (95% CI" in text
     assert "Fidelity: cosine 0.3900 (no labels" in text and "Accuracy" not in text
     assert "random inputs: fidelity only" in text and "ids=1x16" in text

@@ -55,8 +55,9 @@ def likely_cause(recipe: dict, nonfinite: bool) -> str:
         return ("the unchanged model itself gives NaN/Inf or no comparable output on these inputs: check the "
                 "input data (range, dtype, shapes)")
     if mode == "static-int8":
-        return ("static int8 activation ranges on attention/LayerNorm/Softmax or residual adds: keep those in "
-                "float (exclude them), calibrate on more real samples, or use dynamic int8")
+        return ("static int8 activation ranges that do not fit the values this model computes (calibration on "
+                "random or too few inputs, or attention/LayerNorm/residual layers in 8 bits): calibrate on real "
+                "samples (--calib), keep the widest-ranging layers in float (exclude them), or use dynamic int8")
     if mode in ("fp16", "bf16"):
         return (f"{mode} overflow or underflow in some layers: keep the layers with large activations in float32 "
                 "(exclude them) or use int8")
