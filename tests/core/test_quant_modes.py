@@ -114,3 +114,10 @@ def test_per_channel_changes_the_result_only_where_allowed(name):
 
     changed = not torch.equal(weights(True), weights(False))
     assert changed == quant_mode(name).per_channel_allowed
+
+
+def test_both_quantizers_dispatch_every_mode_of_the_table():
+    from accelstudio.core.compress.quant_onnx import ONNX_STEPS
+    from accelstudio.core.compress.quant_torch import TORCH_STEPS
+
+    assert set(ONNX_STEPS) == set(QUANT_MODES) and set(TORCH_STEPS) == set(QUANT_MODES)
