@@ -167,9 +167,10 @@ class RecipeControls(QWidget):
             _set_combo(self.method_combo, p.method)
             _set_combo(self.scope_combo, p.scope)
             _set_combo(self.mode_combo, q.mode)
-            if q.mode == "sim":
+            simulated = quant_mode(q.mode).simulated
+            if simulated:
                 self._sim_bits = q.bits
-            self.bits_slider.setValue(q.bits if q.mode == "sim" else self._sim_bits)
+            self.bits_slider.setValue(q.bits if simulated else self._sim_bits)
             self.bits_label.setText(f"{self.bits_slider.value()} bits")
             _set_combo(self.granularity_combo, q.per_channel)
             _set_combo(self.weight_type_combo, q.weight_type)
@@ -253,7 +254,8 @@ class RecipeControls(QWidget):
             amount = 0.5
         prune = replace(self._recipe.prune, amount=amount, method=method, scope=self.scope_combo.currentData())
         mode = self.mode_combo.currentData()
-        quant = replace(self._recipe.quantize, mode=mode, bits=self.bits_slider.value() if mode == "sim" else 8,
+        bits = self.bits_slider.value() if quant_mode(mode).simulated else 8  # the other modes' width is fixed
+        quant = replace(self._recipe.quantize, mode=mode, bits=bits,
                         per_channel=bool(self.granularity_combo.currentData()),
                         weight_type=self.weight_type_combo.currentData(),
                         symmetric=self.symmetric_check.isChecked(), calibration=self.calib_combo.currentData(),
