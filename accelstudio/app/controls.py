@@ -15,19 +15,10 @@ from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QHB
 
 from accelstudio.app.recovery_controls import RecoveryGroup
 from accelstudio.app.warning_label import WarningLabel
-from accelstudio.core.recipe import CALIBRATIONS, PRUNE_METHODS, QUANT_MODES, WEIGHT_TYPES, Recipe
+from accelstudio.core.quant_modes import QUANT_MODE_TABLE, QUANT_MODES, quant_mode
+from accelstudio.core.recipe import CALIBRATIONS, PRUNE_METHODS, WEIGHT_TYPES, Recipe
 
-QUANT_MODE_TIPS = {
-    "none": "Keep float32 weights and activations.",
-    "dynamic-int8": "int8 weights; activations quantized on the fly (Linear/MatMul layers).",
-    "static-int8": "int8 weights and activations, scales calibrated on sample inputs.",
-    "fp16": "Half-precision floats (often slower on CPUs without native fp16).",
-    "bf16": "bfloat16 (often slower on CPUs without native bf16).",
-    "weight-int8": "int8 weights stored, computed in float32 (smaller file, same speed).",
-    "weight-int4": "4-bit weights stored, computed in float32 (smallest file).",
-    "sim": "Simulated quantization: weights rounded to a 2-8 bit grid but kept in float32, to see accuracy.",
-}
-GRANULAR_MODES = ("dynamic-int8", "static-int8", "weight-int8", "weight-int4", "sim")
+QUANT_MODE_TIPS = {mode.name: mode.tip for mode in QUANT_MODE_TABLE}
 
 
 def _combo(items, tips: dict[str, str] | None = None) -> QComboBox:
@@ -176,9 +167,10 @@ class RecipeControls(QWidget):
             _set_combo(self.method_combo, p.method)
             _set_combo(self.scope_combo, p.scope)
             _set_combo(self.mode_combo, q.mode)
-            if q.mode == "sim":
+            simulated = quant_mode(q.mode).simulated
+            if simulated:
                 self._sim_bits = q.bits
-            self.bits_slider.setValue(q.bits if q.mode == "sim" else self._sim_bits)
+            self.bits_slider.setValue(q.bits if simulated else self._sim_bits)
             self.bits_label.setText(f"{self.bits_slider.value()} bits")
             _set_combo(self.granularity_combo, q.per_channel)
             _set_combo(self.weight_type_combo, q.weight_type)
@@ -210,15 +202,15 @@ class RecipeControls(QWidget):
         self.amount_slider.setEnabled(not two_four)
         self.amount_spin.setEnabled(not two_four)
         self.scope_combo.setEnabled(not two_four and self.method_combo.currentData() != "l1-structured")
-        mode = self.mode_combo.currentData()
-        self.bits_slider.setEnabled(mode == "sim")
-        self.bits_label.setEnabled(mode == "sim")
-        self.granularity_combo.setEnabled(mode in GRANULAR_MODES)
-        self.weight_type_combo.setEnabled(mode in ("dynamic-int8", "static-int8"))
-        self.symmetric_check.setEnabled(mode == "sim")
-        self.calib_combo.setEnabled(mode == "static-int8")
-        self.calib_samples.setEnabled(mode == "static-int8")
-        self.mode_combo.setToolTip(QUANT_MODE_TIPS.get(mode, ""))
+        mode = quant_mode(self.mode_combo.currentData() or "none")
+        self.bits_slider.setEnabled(mode.simulated)
+        self.bits_label.setEnabled(mode.simulated)
+        self.granularity_combo.setEnabled(mode.per_channel_allowed)
+        self.weight_type_combo.setEnabled(mode.weight_type_allowed)
+        self.symmetric_check.setEnabled(mode.simulated)
+        self.calib_combo.setEnabled(mode.needs_calibration)
+        self.calib_samples.setEnabled(mode.needs_calibration)
+        self.mode_combo.setToolTip(mode.tip)
 
     def _update_layer_labels(self) -> None:
         p, q = self._recipe.prune, self._recipe.quantize
@@ -262,7 +254,8 @@ class RecipeControls(QWidget):
             amount = 0.5
         prune = replace(self._recipe.prune, amount=amount, method=method, scope=self.scope_combo.currentData())
         mode = self.mode_combo.currentData()
-        quant = replace(self._recipe.quantize, mode=mode, bits=self.bits_slider.value() if mode == "sim" else 8,
+        bits = self.bits_slider.value() if quant_mode(mode).simulated else 8  # the other modes' width is fixed
+        quant = replace(self._recipe.quantize, mode=mode, bits=bits,
                         per_channel=bool(self.granularity_combo.currentData()),
                         weight_type=self.weight_type_combo.currentData(),
                         symmetric=self.symmetric_check.isChecked(), calibration=self.calib_combo.currentData(),

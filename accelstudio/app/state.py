@@ -1,23 +1,24 @@
 """The window's state: the open model, the recipe and runtime settings the controls show, and their undo history.
 
 Widgets never hold the truth. They read this object, and send edits as undoable commands; the state emits a
-signal after each change and every view redraws from it. The recipe helpers at the bottom are plain functions
-(no Qt) so the rules for overrides and exclusions are testable on their own.
+signal after each change and every view redraws from it. The rules for per-layer overrides and exclusions are
+plain functions in accelstudio.core.recipe_edits, tested on their own.
 """
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
 from accelstudio.core.job import RuntimeSettings
-from accelstudio.core.recipe import QuantSpec, Recipe
-
-MODEL_KIND_OTHER = "other"  # recovery_controls.model_kind: a user's model that is not torch (an ONNX graph)
+from accelstudio.core.recipe import Recipe
+from accelstudio.core.recipe_edits import (  # noqa: F401 - the controllers' edit rules, read from here
+    MODEL_KIND_OTHER, fit_recipe_to_model, grid_setting, keep_known_layers, with_override, with_prune_excluded,
+    with_quant_excluded)
 
 
 @dataclass(frozen=True)
@@ -44,9 +45,6 @@ class DataSettings:
     def paths(self) -> list[str]:
         """The files and folders chosen."""
         return [p for p in (self.data, self.calib_data, self.train_data) if p]
-
-
-QUANT_GRID_BITS = {"dynamic-int8": 8, "static-int8": 8, "weight-int8": 8, "weight-int4": 4}
 
 
 @dataclass(frozen=True)
@@ -192,79 +190,6 @@ class AppState(QObject):
         if settings.data != self.data:
             self.data = settings.data
             self.data_changed.emit(self.data)
-
-
-# -- recipe rules (plain functions) -----------------------------------------------------------------------
-def keep_known_layers(recipe: Recipe, names: set[str]) -> Recipe:
-    """The recipe without overrides/exclusions for layers not in `names`."""
-    p, q = recipe.prune, recipe.quantize
-    prune = replace(p, overrides={k: v for k, v in p.overrides.items() if k in names},
-                    exclude=tuple(n for n in p.exclude if n in names))
-    quant = replace(q, exclude=tuple(n for n in q.exclude if n in names))
-    return replace(recipe, prune=prune, quantize=quant)
-
-
-def fit_recipe_to_model(recipe: Recipe, names: set[str], kind: str) -> tuple[Recipe, list[str]]:
-    """The recipe made valid for a newly opened model, and one sentence per thing reset: overrides and
-    exclusions of layers it lacks; structured pruning and recovery when it is not a torch model (a user's ONNX
-    graph cannot have channels removed or be trained; bundled examples switch to their torch form themselves)."""
-    resets = []
-    fitted = keep_known_layers(recipe, names)
-    dropped = (len(recipe.prune.overrides) + len(recipe.prune.exclude) + len(recipe.quantize.exclude)
-               - len(fitted.prune.overrides) - len(fitted.prune.exclude) - len(fitted.quantize.exclude))
-    if dropped:
-        resets.append(f"dropped {dropped} per-layer setting(s) naming layers this model lacks")
-    if kind == MODEL_KIND_OTHER and fitted.prune.method == "l1-structured":
-        fitted = replace(fitted, prune=replace(fitted.prune, method="l1-unstructured"))
-        resets.append("structured pruning became l1-unstructured (this model is not a torch model)")
-    if kind == MODEL_KIND_OTHER and fitted.recovery.method != "none":
-        fitted = replace(fitted, recovery=replace(fitted.recovery, method="none"))
-        resets.append("accuracy recovery was turned off (it trains a torch model; this one is not)")
-    return fitted, resets
-
-
-def with_override(recipe: Recipe, names: list[str], amount: float | None) -> Recipe:
-    """Give `names` their own pruning amount (None clears it); an overridden layer is no longer excluded."""
-    p = recipe.prune
-    overrides = dict(p.overrides)
-    for name in names:
-        if amount is None:
-            overrides.pop(name, None)
-        else:
-            overrides[name] = round(float(amount), 4)
-    exclude = tuple(n for n in p.exclude if amount is None or n not in names)
-    return replace(recipe, prune=replace(p, overrides=overrides, exclude=exclude))
-
-
-def with_prune_excluded(recipe: Recipe, names: list[str], excluded: bool) -> Recipe:
-    """Exclude `names` from pruning (or include them again); an excluded layer loses its override."""
-    p = recipe.prune
-    exclude = _toggle(p.exclude, names, excluded)
-    overrides = {k: v for k, v in p.overrides.items() if not (excluded and k in names)}
-    return replace(recipe, prune=replace(p, exclude=exclude, overrides=overrides))
-
-
-def with_quant_excluded(recipe: Recipe, names: list[str], excluded: bool) -> Recipe:
-    """Keep `names` in float32 when quantizing (or quantize them again)."""
-    q = recipe.quantize
-    return replace(recipe, quantize=replace(q, exclude=_toggle(q.exclude, names, excluded)))
-
-
-def _toggle(current: tuple[str, ...], names: list[str], on: bool) -> tuple[str, ...]:
-    if on:
-        return tuple(current) + tuple(n for n in names if n not in current)
-    return tuple(n for n in current if n not in names)
-
-
-def grid_setting(quant: QuantSpec) -> tuple[int, bool, bool] | None:
-    """(bits, per_channel, symmetric) of the integer grid the weights land on, or None for float modes."""
-    if quant.mode == "sim":
-        return quant.bits, quant.per_channel, quant.symmetric
-    bits = QUANT_GRID_BITS.get(quant.mode)
-    if bits is None:
-        return None
-    symmetric = quant.weight_type == "qint8" if quant.mode in ("dynamic-int8", "static-int8") else True
-    return bits, quant.per_channel, symmetric
 
 
 def predicted_size(summary: Any, recipe: Recipe, reports: list | None, backend: str | None = None):

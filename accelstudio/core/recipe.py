@@ -22,12 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from accelstudio.core.errors import RecipeError
+from accelstudio.core.quant_modes import QUANT_MODES, quant_mode  # noqa: F401 - QUANT_MODES is read from here
 
 RECIPE_VERSION = 1
 
 PRUNE_METHODS = ("l1-unstructured", "random", "l1-structured", "2:4")
 PRUNE_SCOPES = ("global", "layer")
-QUANT_MODES = ("none", "dynamic-int8", "static-int8", "fp16", "bf16", "weight-int8", "weight-int4", "sim")
 WEIGHT_TYPES = ("qint8", "quint8")
 CALIBRATIONS = ("minmax", "entropy", "percentile")
 RECOVERY_METHODS = ("none", "finetune", "distill")
@@ -121,12 +121,13 @@ class Recipe:
             parts.append(f"{self.recovery.method} {self.recovery.epochs} ep")
         q = self.quantize
         if q.active:
-            label = f"sim-{q.bits}bit" if q.mode == "sim" else q.mode
-            if q.mode in ("dynamic-int8", "static-int8", "sim", "weight-int8"):
+            mode = quant_mode(q.mode)
+            label = f"sim-{q.bits}bit" if mode.simulated else q.mode
+            if mode.per_channel_allowed:
                 label += " per-channel" if q.per_channel else " per-tensor"
-            if q.mode in ("dynamic-int8", "static-int8"):
+            if mode.weight_type_allowed:
                 label += f" {q.weight_type}"
-            if q.mode == "static-int8":
+            if mode.needs_calibration:
                 label += f" {q.calibration}"
             parts.append(label)
         return " + ".join(parts) if parts else "baseline (fp32)"
@@ -182,7 +183,7 @@ class Recipe:
         _check_choice("quantize.mode", q.mode, QUANT_MODES)
         if not isinstance(q.bits, int) or isinstance(q.bits, bool) or not 2 <= q.bits <= 8:
             raise RecipeError("quantize.bits", f"must be an integer from 2 to 8, got {q.bits!r}")
-        if q.mode != "sim" and q.bits != 8:
+        if not quant_mode(q.mode).simulated and q.bits != 8:
             raise RecipeError("quantize.bits", f"bits={q.bits} only applies to mode 'sim'; mode '{q.mode}' is fixed-width")
         _check_choice("quantize.weight_type", q.weight_type, WEIGHT_TYPES)
         _check_choice("quantize.calibration", q.calibration, CALIBRATIONS)

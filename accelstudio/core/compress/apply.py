@@ -25,10 +25,11 @@ from accelstudio.core.compress.pruning_plan import (
     ChannelLayer, LayerReport, PrunableWeight, predicted_reports, predicted_structured,
 )
 from accelstudio.core.recipe import PruneSpec, Recipe
+from accelstudio.core.quant_modes import modes_where
 
 __all__ = ["CompressionResult", "LayerReport", "HardwareWarning", "apply_recipe", "predict_sparsity"]
 
-CALIBRATED_MODES = ("static-int8",)
+CALIBRATED_MODES = modes_where(needs_calibration=True)
 
 
 @dataclass(frozen=True)

@@ -25,6 +25,7 @@ from accelstudio.core.compress.quant_onnx_files import (
     named_copy, ort_quant_type, prepared_copy, private_working_directory, quiet_ort, load_result,
 )
 from accelstudio.core.compress.quant_sim import add_onnx_note, check_exclude, simulate_quantization_onnx
+from accelstudio.core.quant_modes import quant_mode
 from accelstudio.core.recipe import QuantSpec
 
 # Convolutions are left out of dynamic quantization: ONNX Runtime's ConvInteger is several times slower than
@@ -46,26 +47,22 @@ def quantize_onnx(model: onnx.ModelProto, spec: QuantSpec, calib: dict[str, np.n
 
 
 def _quantize(model: onnx.ModelProto, spec: QuantSpec, excluded: set[str], calib) -> onnx.ModelProto:
-    mode = spec.mode
-    if mode == "none":
-        return copy.deepcopy(model)
-    if mode == "sim":
-        return simulate_quantization_onnx(model, spec)
-    if mode == "bf16":
-        raise CompressionError("bf16: ONNX Runtime's CPU provider has no bf16 kernels for Conv, Gemm or MatMul, "
-                               "so a bf16 graph cannot run here; choose fp16 for ONNX models or bf16 on the torch "
-                               "backend")
-    if mode == "fp16":
-        return _fp16(model, excluded)
-    if mode == "dynamic-int8":
-        return _dynamic_int8(model, spec, excluded)
-    if mode == "static-int8":
-        from accelstudio.core.compress.quant_onnx_static import static_int8  # imports onnxruntime.quantization at once
+    step = ONNX_STEPS.get(spec.mode)
+    if step is None:
+        raise RecipeError("quantize.mode", f"mode '{spec.mode}' is not available for ONNX models")
+    return step(model, spec, excluded, calib)
 
-        return static_int8(model, spec, excluded, calib)
-    if mode in ("weight-int8", "weight-int4"):
-        return _weight_only(model, spec, excluded)
-    raise RecipeError("quantize.mode", f"mode '{mode}' is not available for ONNX models")
+
+def _refuse_bf16(model: onnx.ModelProto, spec: QuantSpec, excluded: set[str], calib) -> onnx.ModelProto:
+    raise CompressionError("bf16: ONNX Runtime's CPU provider has no bf16 kernels for Conv, Gemm or MatMul, "
+                           "so a bf16 graph cannot run here; choose fp16 for ONNX models or bf16 on the torch "
+                           "backend")
+
+
+def _static_int8(model: onnx.ModelProto, spec: QuantSpec, excluded: set[str], calib) -> onnx.ModelProto:
+    from accelstudio.core.compress.quant_onnx_static import static_int8  # imports onnxruntime.quantization at once
+
+    return static_int8(model, spec, excluded, calib)
 
 
 # ------------------------------------------------------------------------------------------------ helpers
@@ -177,7 +174,7 @@ def _matmul_nbits_quantizer():
 
 def _weight_only(model: onnx.ModelProto, spec: QuantSpec, excluded: set[str]) -> onnx.ModelProto:
     """MatMulNBits (int4 or int8 blocks of 32 along the input dimension) on every non-excluded MatMul layer."""
-    bits = 8 if spec.mode == "weight-int8" else 4
+    bits = quant_mode(spec.mode).bits
     named, skip_list = named_copy(model, excluded)
     skip = set(skip_list)
     work, _ = gemm_to_matmul(named, skip)
@@ -201,3 +198,17 @@ def _weight_only(model: onnx.ModelProto, spec: QuantSpec, excluded: set[str]) ->
                           f"{WEIGHT_ONLY_BLOCK} (MatMulNBits)")
     _note_unquantized_convs(result, excluded, spec.mode)
     return result
+
+
+# mode name -> step(model, spec, excluded layer names, calibration inputs); every mode of
+# accelstudio.core.quant_modes has one (a test checks), its facts (bits, ...) read from the table
+ONNX_STEPS = {
+    "none": lambda model, spec, excluded, calib: copy.deepcopy(model),
+    "sim": lambda model, spec, excluded, calib: simulate_quantization_onnx(model, spec),
+    "bf16": _refuse_bf16,
+    "fp16": lambda model, spec, excluded, calib: _fp16(model, excluded),
+    "dynamic-int8": lambda model, spec, excluded, calib: _dynamic_int8(model, spec, excluded),
+    "static-int8": _static_int8,
+    "weight-int8": lambda model, spec, excluded, calib: _weight_only(model, spec, excluded),
+}
+ONNX_STEPS["weight-int4"] = ONNX_STEPS["weight-int8"]

@@ -21,6 +21,7 @@ from torch import nn
 
 from accelstudio.core.errors import RecipeError
 from accelstudio.core.model.onnx_layers import weighted_nodes
+from accelstudio.core.quant_modes import integer_range
 from accelstudio.core.recipe import QuantSpec
 
 NOTES_ATTR = "_accelstudio_notes"
@@ -31,16 +32,6 @@ ONNX_WEIGHTED_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")
 
 
 # ---------------------------------------------------------------------------------------------------- the grid
-
-def integer_range(bits: int, symmetric: bool) -> tuple[int, int]:
-    """The smallest and largest integer code of a `bits`-wide grid."""
-    if not isinstance(bits, int) or not 2 <= bits <= 8:
-        raise RecipeError("quantize.bits", f"must be an integer from 2 to 8, got {bits!r}")
-    if symmetric:
-        top = 2 ** (bits - 1) - 1
-        return -top, top
-    return 0, 2 ** bits - 1
-
 
 def quantize_rows(rows: np.ndarray, bits: int, symmetric: bool) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Quantize each row of a 2-D array on its own grid: (integer codes as float64, scale, zero point), (R,1) each."""

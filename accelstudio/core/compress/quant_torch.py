@@ -21,6 +21,7 @@ from accelstudio.core.errors import CompressionError, RecipeError
 from accelstudio.core.compress.quant_sim import (add_torch_note, check_exclude, simulate_quantization_torch,
                                         torch_layer_names)
 from accelstudio.core.compress.quant_weight_only import weight_only_layer
+from accelstudio.core.quant_modes import quant_mode
 from accelstudio.core.recipe import QuantSpec
 
 CONV_TYPES = (nn.Conv1d, nn.Conv2d, nn.Conv3d, nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
@@ -46,21 +47,10 @@ def quantize_torch(module: nn.Module, spec: QuantSpec, calib: dict[str, np.ndarr
     be quantized this way (the message suggests the alternative).
     """
     excluded = check_exclude(spec.exclude, torch_layer_names(module))
-    mode = spec.mode
-    if mode == "none":
-        return copy.deepcopy(module)
-    if mode == "sim":
-        return simulate_quantization_torch(module, spec)
-    if mode == "dynamic-int8":
-        return _dynamic_int8(module, spec, excluded)
-    if mode == "static-int8":
-        return _static_int8(module, spec, excluded, calib, example_inputs)
-    if mode in ("fp16", "bf16"):
-        dtype = torch.float16 if mode == "fp16" else torch.bfloat16
-        return _low_precision(module, dtype, excluded, example_inputs)
-    if mode in ("weight-int8", "weight-int4"):
-        return _weight_only(module, spec, excluded)
-    raise RecipeError("quantize.mode", f"mode '{mode}' is not available for torch models")
+    step = TORCH_STEPS.get(spec.mode)
+    if step is None:
+        raise RecipeError("quantize.mode", f"mode '{spec.mode}' is not available for torch models")
+    return step(module, spec, excluded, calib, example_inputs)
 
 
 def _require_qint8_weights(spec: QuantSpec) -> None:
@@ -287,7 +277,7 @@ def _flatten(value: Any) -> list[torch.Tensor]:
 
 def _weight_only(module: nn.Module, spec: QuantSpec, excluded: set[str]) -> nn.Module:
     """Linear and Conv2d layers replaced by WeightOnlyLinear / WeightOnlyConv2d (int8 per channel, int4 grouped)."""
-    bits = 8 if spec.mode == "weight-int8" else 4
+    bits = quant_mode(spec.mode).bits
     model = copy.deepcopy(module)
     skipped = []
     replaced = 0
@@ -307,3 +297,19 @@ def _weight_only(module: nn.Module, spec: QuantSpec, excluded: set[str]) -> nn.M
     add_torch_note(model, f"{spec.mode}: {replaced} layer(s) store int{bits} weights, dequantized in forward "
                           "(smaller in memory, not faster)")
     return model
+
+
+HALF_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16}
+# mode name -> step(module, spec, excluded layer names, calibration inputs, example inputs); every mode of
+# accelstudio.core.quant_modes has one (a test checks), its facts (bits, half, ...) read from the table
+TORCH_STEPS = {
+    "none": lambda module, spec, excluded, calib, inputs: copy.deepcopy(module),
+    "sim": lambda module, spec, excluded, calib, inputs: simulate_quantization_torch(module, spec),
+    "dynamic-int8": lambda module, spec, excluded, calib, inputs: _dynamic_int8(module, spec, excluded),
+    "static-int8": _static_int8,
+    "fp16": lambda module, spec, excluded, calib, inputs: _low_precision(module, HALF_DTYPES[spec.mode], excluded,
+                                                                         inputs),
+    "weight-int8": lambda module, spec, excluded, calib, inputs: _weight_only(module, spec, excluded),
+}
+TORCH_STEPS["bf16"] = TORCH_STEPS["fp16"]
+TORCH_STEPS["weight-int4"] = TORCH_STEPS["weight-int8"]

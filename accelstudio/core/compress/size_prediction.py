@@ -2,7 +2,7 @@
 
 The rules are a table: for each target backend and quantization mode, which kinds of layer it stores in fewer
 bits (`QUANTIZED_KINDS`), and how many bytes a quantized weight then takes with its scales and zero points
-(`quantized_weight_bytes`). Everything a mode leaves in float (convolutions under dynamic int8, embeddings
+(`quantized_weight_bytes`, from the bytes per weight of accelstudio.core.quant_modes). Everything a mode leaves in float (convolutions under dynamic int8, embeddings
 under weight-only modes, excluded layers) keeps its bytes, and the prediction says so in its notes. Structured
 pruning shrinks the layers by the planner's reports; zeroing methods (unstructured, 2:4) leave the stored size
 as it is (dense storage) and only lower the count of nonzero parameters.
@@ -17,6 +17,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
+from accelstudio.core.quant_modes import QuantMode, modes_where, quant_mode
 from accelstudio.core.recipe import Recipe
 
 WEIGHT_ONLY_BLOCK = 32  # quant_onnx.WEIGHT_ONLY_BLOCK: MatMulNBits' block of input elements per scale
@@ -37,7 +38,8 @@ QUANTIZED_KINDS: dict[tuple[str, str], frozenset[str]] = {
     ("torch", "weight-int8"): frozenset({"linear", "conv"}),
     ("torch", "weight-int4"): frozenset({"linear", "conv"}),
 }
-HALF_MODES = ("fp16", "bf16")  # every float tensor in 2 bytes
+HALF_MODES = modes_where(half=True)  # every float tensor in 2 bytes
+FLOAT32_BYTES = quant_mode("none").weight_bytes
 # Static int8 on an attention model (quant_onnx_static.is_attention_model) keeps LayerNorm and embeddings in
 # float and quantizes only MatMul/Gemm/Conv; these layer types in the table mark such a model.
 ATTENTION_LAYER_OPS = frozenset({"LayerNormalization", "SkipLayerNormalization", "LayerNorm", "Gather", "Embedding"})
@@ -69,9 +71,10 @@ def predict_size(summary: Any, recipe: Recipe, reports: list | None = None, back
     kinds = QUANTIZED_KINDS.get((backend, quant.mode), frozenset())
     if quant.mode == "static-int8" and any(layer.op_type in ATTENTION_LAYER_OPS for layer in summary.layers):
         kinds = kinds - {"embedding"}
-    half = quant.mode in HALF_MODES
+    mode = quant_mode(quant.mode)
+    half = mode.half
     excluded = set(quant.exclude)
-    total = float(summary.other_bytes) * (0.5 if half else 1.0)
+    total = float(summary.other_bytes) * (mode.weight_bytes / FLOAT32_BYTES if half else 1.0)
     float_layers = []
     for layer in summary.layers:
         report = reports_by_name.get(layer.name)
@@ -87,7 +90,7 @@ def predict_size(summary: Any, recipe: Recipe, reports: list | None = None, back
             if kinds and layer.bytes and not _is_low_precision(layer):
                 float_layers.append(layer.name)
     nonzero = _nonzero(summary, reports_by_name)
-    notes = _notes(summary, quant.mode, backend, float_layers, excluded)
+    notes = _notes(summary, mode, backend, float_layers, excluded)
     if structured and recipe.prune.active and recipe.prune.scope == "global":
         notes += ("l1-structured (global): how many channels each layer loses is decided while pruning; this "
                   "estimate takes the same share from every layer",)
@@ -102,17 +105,18 @@ def quantized_weight_bytes(mode: str, elements: int, channels: int, per_channel:
     (MatMulNBits): a float32 scale, and for an asymmetric grid a zero point, per block of 32 inputs. Weight-only
     on torch: int8 with a float32 scale per channel (or tensor); int4 with a float16 scale per group of 32."""
     groups = channels if per_channel else 1
-    if mode in ("weight-int8", "weight-int4"):
-        bits = 8 if mode == "weight-int8" else 4
-        if backend == "torch" and bits == 8:
-            return elements + groups * (4 if symmetric else 5)
+    row = quant_mode(mode)
+    codes = elements * row.weight_bytes
+    if row.weight_only:
+        if backend == "torch" and row.bits == 8:
+            return codes + groups * (4 if symmetric else 5)
         blocks = math.ceil(elements / WEIGHT_ONLY_BLOCK)
         scale_bytes = 2 if backend == "torch" else 4
-        zero_points = 0.0 if symmetric else blocks * (1 if backend == "torch" else bits / 8)
-        return elements * bits / 8 + blocks * scale_bytes + zero_points
+        zero_points = 0.0 if symmetric else blocks * (1 if backend == "torch" else row.bits / 8)
+        return codes + blocks * scale_bytes + zero_points
     # onnxruntime stores a float32 scale and an 8-bit zero point; torch a float64 scale and an int64 zero point
     per_group = 5 if backend == "onnx" else 16
-    return elements + groups * per_group
+    return codes + groups * per_group
 
 
 def _quantized_layer_bytes(layer: Any, quant, kept: float, backend: str) -> float:
@@ -149,19 +153,19 @@ def _nonzero(summary: Any, reports_by_name: dict) -> int:
     return max(summary.total_params - removed, 0)
 
 
-def _notes(summary: Any, mode: str, backend: str, float_layers: list[str], excluded: set[str]) -> tuple[str, ...]:
+def _notes(summary: Any, mode: QuantMode, backend: str, float_layers: list[str], excluded: set[str]) -> tuple[str, ...]:
     notes = []
     if float_layers:
         by_name = {layer.name: layer for layer in summary.layers}
         mb = sum(by_name[n].bytes for n in float_layers) / 1e6
         kinds = sorted({by_name[n].op_type for n in float_layers})
         shown = ", ".join(float_layers[:4]) + (f" and {len(float_layers) - 4} more" if len(float_layers) > 4 else "")
-        notes.append(f"{mode} on {backend} leaves {len(float_layers)} layer(s) in float "
+        notes.append(f"{mode.name} on {backend} leaves {len(float_layers)} layer(s) in float "
                      f"({', '.join(kinds)}; {mb:.3f} MB): {shown}")
     if excluded:
         notes.append(f"kept in float by the recipe: {', '.join(sorted(excluded))}")
-    if mode == "sim":
-        notes.append("sim keeps float32 storage: the size does not change")
+    if mode.simulated:
+        notes.append(f"{mode.name} keeps float32 storage: the size does not change")
     return tuple(notes)
 
 

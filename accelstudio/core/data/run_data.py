@@ -25,8 +25,9 @@ from accelstudio.core.data.training import recovery_data
 from accelstudio.core.errors import DatasetError
 from accelstudio.core.model.input_shapes import ShapePlan, plan_shapes
 from accelstudio.core.model.handle import ModelHandle
+from accelstudio.core.quant_modes import modes_where
 
-CALIBRATED_MODES = ("static-int8",)
+CALIBRATED_MODES = modes_where(needs_calibration=True)
 CALIB_SPLIT_SEED = 1
 MAX_CALIB_FRACTION = 0.25  # of the evaluation data, when calibration is split off it
 SYNTH_EVAL_SAMPLES = 64

@@ -12,6 +12,7 @@ import platform
 from dataclasses import dataclass
 from pathlib import Path
 
+from accelstudio.core.quant_modes import quant_mode
 from accelstudio.core.recipe import Recipe
 
 ZEROING_METHODS = ("l1-unstructured", "random", "2:4")
@@ -96,15 +97,17 @@ def hardware_warnings(recipe: Recipe, backend: str, device: str = "cpu", feature
 
 def _cpu_quant_warnings(recipe: Recipe, backend: str, f: dict) -> list[HardwareWarning]:
     q, out = recipe.quantize, []
+    mode = quant_mode(q.mode)
     name = f.get("model_name", "this CPU")
-    if q.mode in ("dynamic-int8", "static-int8") and not q.per_channel and q.weight_type == "qint8" \
+    # the modes with a weight type run int8 kernels on quantized activations (uint8 x int8 products)
+    if mode.weight_type_allowed and not q.per_channel and q.weight_type == "qint8" \
             and not _has_int8_dot(f):
         out.append(HardwareWarning(
             "int8-saturation",
             f"{name} has no VNNI: int8 kernels multiply uint8 activations by int8 weights with 16-bit "
             "intermediate sums, which saturate with per-tensor QInt8 weights and cost accuracy",
             "turn on per-channel quantization, or use weight type QUInt8", "quantize"))
-    if q.mode in ("fp16", "bf16"):
+    if mode.half:
         native = _has_fp16(f) if q.mode == "fp16" else _has_bf16(f)
         if not native:
             f16c = q.mode == "fp16" and f.get("f16c")
@@ -114,14 +117,14 @@ def _cpu_quant_warnings(recipe: Recipe, backend: str, f: dict) -> list[HardwareW
                 f"{name} has no native {q.mode} arithmetic{extra}: every operation converts to fp32 and back, "
                 "so the model halves in size but runs slower than fp32",
                 "for speed use int8 (dynamic-int8 per-channel), or keep fp32", "quantize"))
-    if q.mode == "static-int8" and backend == "onnx":
+    if mode.needs_calibration and backend == "onnx":  # calibrated activation scales: QDQ pairs in the graph
         out.append(HardwareWarning(
             "static-int8-graph-optimization",
             "static int8 ONNX graphs carry QuantizeLinear/DequantizeLinear pairs; without ONNX Runtime graph "
             "optimization they run as fp32 plus conversions, slower than the original",
             "keep ONNX Runtime graph optimization enabled where you deploy (AccelStudio's runtime enables "
             "ORT_ENABLE_ALL, so the measured numbers include it)", "quantize"))
-    if q.mode in ("weight-int4", "weight-int8"):
+    if mode.weight_only:
         bits = q.mode.split("-")[1]
         out.append(HardwareWarning(
             f"weight-only-{bits}",
@@ -129,7 +132,7 @@ def _cpu_quant_warnings(recipe: Recipe, backend: str, f: dict) -> list[HardwareW
             "not latency",
             "for CPU latency use dynamic-int8 or static-int8; keep weight-only modes for memory-bound models",
             "quantize"))
-    if q.mode == "sim":
+    if mode.simulated:
         out.append(HardwareWarning(
             "simulated-quantization",
             f"sim-{q.bits} only simulates {q.bits}-bit rounding in fp32 storage: it shows the accuracy cost, "
@@ -155,7 +158,7 @@ def _pruning_warnings(recipe: Recipe, device: str) -> list[HardwareWarning]:
 
 def _gpu_quant_warnings(recipe: Recipe) -> list[HardwareWarning]:
     q = recipe.quantize
-    if q.mode in ("dynamic-int8", "weight-int8", "weight-int4"):
+    if quant_mode(q.mode).cpu_kernels:
         return [HardwareWarning(
             "int8-gpu", f"{q.mode} targets CPU kernels; on a GPU it falls back to slower paths or to the CPU",
             "on a GPU use fp16 or bf16", "quantize")]
