@@ -48,6 +48,14 @@ def identity_matcher(sha256: str | None = None, name: str | None = None,
     return matches
 
 
+def details_text(lines: list[str]) -> str:
+    """The data, calibration and fidelity facts run on in one wrapped paragraph (the panel is wide and short);
+    each warning keeps a line of its own."""
+    warnings = [line for line in lines if line.startswith("⚠")]
+    facts = [line for line in lines if not line.startswith("⚠")]
+    return "\n".join(["  ·  ".join(facts)] + warnings)
+
+
 def table_height(table: QTableView, rows: int) -> int:
     """Pixels a table needs to show its header, `rows` rows and a horizontal scroll bar."""
     header = table.horizontalHeader().sizeHint().height()
@@ -378,7 +386,7 @@ class ResultsPanel(QWidget):
         badge = rep.data.badge if rep is not None and rep.status == "done" else ""
         self.badge.setText(badge)
         self.badge.setVisible(bool(badge))
-        self.details.setText("\n".join(rm.details_lines(rep)) if rep is not None and rep.status == "done" else "")
+        self.details.setText(details_text(rm.details_lines(rep)) if rep is not None and rep.status == "done" else "")
         self.run_baseline_button.setVisible(self._baseline_wanted is not None)
         if self._baseline_wanted is not None:
             self.run_baseline_button.setToolTip(f"Measure the unchanged model with {rep.settings} (the like-for-like "
