@@ -8,7 +8,7 @@ import html
 from pathlib import Path
 from typing import Any, Callable
 
-from PySide6.QtCore import QItemSelectionModel, Qt, QTimer, Signal, Slot
+from PySide6.QtCore import QItemSelectionModel, QSize, Qt, QTimer, Signal, Slot
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFrame, QHBoxLayout, QLabel, QMenu, QPushButton,
                                QScrollArea, QSizePolicy, QSplitter, QTableView, QToolButton, QVBoxLayout, QWidget)
@@ -46,6 +46,17 @@ def identity_matcher(sha256: str | None = None, name: str | None = None,
         return bool(name) and ident.get("name") == name
 
     return matches
+
+
+class _DetailsArea(QScrollArea):
+    """A scroll area whose preferred height is `height` (the layout gives it that much when there is room)."""
+
+    def __init__(self, height: int):
+        super().__init__()
+        self._height = height
+
+    def sizeHint(self) -> QSize:  # noqa: N802 - Qt's name
+        return QSize(super().sizeHint().width(), self._height)
 
 
 def details_text(lines: list[str]) -> str:
@@ -187,16 +198,17 @@ class ResultsPanel(QWidget):
         layout.addWidget(split)
 
     def _scrolled(self, label: QLabel) -> QScrollArea:
-        """`label` in a frameless scroll area at most DETAIL_LINES lines tall: however many warnings a run has,
-        the details never push the window past a 1280x720 screen."""
-        area = QScrollArea()
+        """`label` in a frameless scroll area that asks for DETAIL_LINES lines and makes do with two: however many
+        warnings a run has, the details never push the window past a 1280x720 screen."""
+        line = label.fontMetrics().lineSpacing()
+        area = _DetailsArea(line * DETAIL_LINES + 6)
         area.setWidget(label)
         area.setWidgetResizable(True)
         area.setFrameShape(QFrame.Shape.NoFrame)
         area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        area.setMaximumHeight(label.fontMetrics().lineSpacing() * DETAIL_LINES + 6)
-        area.setMinimumHeight(label.fontMetrics().lineSpacing() + 6)  # one line when the window is short
-        area.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Maximum)
+        area.setMaximumHeight(line * DETAIL_LINES + 6)
+        area.setMinimumHeight(2 * line + 6)  # two lines when the window is short
+        area.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         return area
 
     def _build_toolbar_menu(self) -> None:
