@@ -198,13 +198,11 @@ def load_torch_zip(path: Path, size: int, *, trust: bool, architecture: str | No
             raise NotAModelError(path, "is a zip archive but not a PyTorch file (no TorchScript code, exported "
                                        "program or data.pkl)")
         scan = _scan_member(path, zf, member) if kind == "pickle" else None
-    if kind == "pickle" and not scan.code_globals:
-        try:
-            return load_weights_only(path, size, architecture)
-        except TrustRequiredError:
-            if not trust:
-                raise
-    if not trust:
+    if kind == "pickle":
+        weights = _weights_only_unless_code(path, size, scan, trust, architecture)
+        if weights is not None:
+            return weights
+    elif not trust:
         raise trust_error(path, kind, _globals_note(scan))
     if kind == "torchscript":
         return _trusted(path, size, "torchscript", lambda: torch.jit.load(str(path), map_location="cpu"))
@@ -220,14 +218,9 @@ def load_torch_pickle(path: Path, size: int, *, trust: bool, architecture: str |
         scan = scan_pickle_file(path)
     except (ValueError, EOFError, OverflowError, MemoryError) as e:
         raise CorruptModelError(path, f"is not a readable pickle ({e}); save the file again") from None
-    if not scan.code_globals:
-        try:
-            return load_weights_only(path, size, architecture)
-        except TrustRequiredError:
-            if not trust:
-                raise
-    if not trust:
-        raise trust_error(path, "pickle", _globals_note(scan))
+    weights = _weights_only_unless_code(path, size, scan, trust, architecture)
+    if weights is not None:
+        return weights
     if scan.legacy_torch:
         loader = lambda: torch.load(str(path), map_location="cpu", weights_only=False)  # noqa: E731
     else:
@@ -240,6 +233,21 @@ def _scan_member(path: Path, zf, member: str) -> PickleScan:
         return scan_zip_pickle(zf, member)
     except Exception as e:  # ValueError for bad opcodes, zlib/CRC errors...
         raise CorruptModelError(path, f"its data.pkl is not a readable pickle ({e}); save the file again") from None
+
+
+def _weights_only_unless_code(path: Path, size: int, scan: PickleScan, trust: bool,
+                              architecture: str | None) -> ModelHandle | None:
+    """A pickle that names no code loads weights-only; None when it must be loaded as trusted code (the user
+    trusted it), TrustRequiredError when it needs trust and has none."""
+    if not scan.code_globals:
+        try:
+            return load_weights_only(path, size, architecture)
+        except TrustRequiredError:
+            if not trust:
+                raise
+    if not trust:
+        raise trust_error(path, "pickle", _globals_note(scan))
+    return None
 
 
 def _globals_note(scan: PickleScan | None) -> str:
