@@ -74,7 +74,7 @@ def wait_for(signal, timeout_s: float, also=()) -> tuple | None:
 
 def run_smoke(app: QApplication, window, png: Path) -> int:
     """Load, run one short job, screenshot. Any failure prints why and returns 1."""
-    from accelstudio.app import dialogs
+    from accelstudio.app.views import dialogs
 
     messages: list[str] = []
 

@@ -14,18 +14,19 @@ from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, Q
                                QPushButton, QScrollArea, QVBoxLayout, QWidget)
 
 from accelstudio import __version__
-from accelstudio.app import dialogs
-from accelstudio.app.artifacts_menu import ArtifactsController
-from accelstudio.app.controls import RecipeControls
-from accelstudio.app.data_panel import DataPanel, remember_data, remembered_data
-from accelstudio.app.model_controller import ModelController
-from accelstudio.app.model_view import ModelView
-from accelstudio.app.recovery_controls import model_kind
-from accelstudio.app.results_panel import ResultsPanel
-from accelstudio.app.run_controller import RunController
-from accelstudio.app.runtime_panel import RuntimePanel
-from accelstudio.app.state import DataSettings, LoadedModel
-from accelstudio.app.theme import THEME_MODES, ThemeManager
+from accelstudio.app.views import dialogs
+from accelstudio.app.control.artifacts_menu import ArtifactsController
+from accelstudio.app.views.controls import RecipeControls
+from accelstudio.app.views.data_panel import DataPanel, remember_data, remembered_data
+from accelstudio.app.control.model_controller import ModelController
+from accelstudio.app.views.model_view import ModelView
+from accelstudio.app.views.recovery_controls import model_kind
+from accelstudio.app.views.results_panel import ResultsPanel
+from accelstudio.app.control.run_controller import RunController
+from accelstudio.app.views.runtime_panel import RuntimePanel
+from accelstudio.app.bridges.model_loader import LoadedModel
+from accelstudio.core.data.settings import DataSettings
+from accelstudio.app.plots.theme import THEME_MODES, ThemeManager
 from accelstudio.core.errors import TrustRequiredError
 from accelstudio.core.model.examples import DEFAULT_EXAMPLE, list_examples, resources_dir
 

@@ -9,7 +9,7 @@ import pytest
 from PySide6.QtCore import QSettings
 from PySide6.QtWidgets import QMessageBox
 
-from accelstudio.app import dialogs
+from accelstudio.app.views import dialogs
 
 LOAD_TIMEOUT_MS = 60_000
 

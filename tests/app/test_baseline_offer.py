@@ -36,7 +36,7 @@ def test_run_baseline_button_runs_the_like_for_like_baseline(window, qtbot):
 
 
 def test_status_line_of_a_broken_run_says_broken():
-    from accelstudio.app.run_controller import outcome_text
+    from accelstudio.app.control.run_controller import outcome_text
     from accelstudio.core.job import RunResult
 
     run = RunResult("done", spec={"recipe": {"quantize": {"mode": "static-int8"}}}, run_id=7,

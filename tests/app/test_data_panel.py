@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from accelstudio.app.data_panel import parse_shape, spec_input_shapes
-from accelstudio.app.state import DataSettings
+from accelstudio.app.views.data_panel import parse_shape, spec_input_shapes
+from accelstudio.core.data.settings import DataSettings
 from tests import factories as fx
 from tests.app.conftest import LOAD_TIMEOUT_MS
 

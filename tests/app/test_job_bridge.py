@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from PySide6.QtCore import QElapsedTimer, QTimer
 
-from accelstudio.app.job_bridge import JobBridge
+from accelstudio.app.bridges.job_bridge import JobBridge
 from accelstudio.core.job import JobSpec, RunResult, RuntimeSettings
 from accelstudio.core.runs.store import RunStore
 from accelstudio.worker import protocol

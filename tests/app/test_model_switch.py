@@ -8,7 +8,7 @@ from dataclasses import replace
 
 import numpy as np
 
-from accelstudio.app.state import DataSettings
+from accelstudio.core.data.settings import DataSettings
 from accelstudio.core.model.examples import get_example
 from accelstudio.core.recipe import PruneSpec, QuantSpec, Recipe
 from tests import factories as fx

@@ -10,10 +10,10 @@ import pytest
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import QApplication
 
-from accelstudio.app.recovery_controls import (MODEL_EXAMPLE, MODEL_OTHER, MODEL_TORCH, LearningRateSpin,
+from accelstudio.app.views.recovery_controls import (MODEL_EXAMPLE, MODEL_OTHER, MODEL_TORCH, LearningRateSpin,
                                                recovery_hints)
-from accelstudio.app.results_panel import MIN_TABLE_ROWS, ResultsPanel, table_height
-from accelstudio.app.run_controller import stage_text
+from accelstudio.app.views.results_panel import MIN_TABLE_ROWS, ResultsPanel, table_height
+from accelstudio.app.control.run_controller import stage_text
 from accelstudio.core.job import JobSpec, RunResult, RuntimeSettings
 from accelstudio.core.recipe import PruneSpec, QuantSpec, Recipe, RecoverySpec
 from accelstudio.core.runs.store import RunStore

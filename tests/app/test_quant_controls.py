@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from accelstudio.app.controls import RecipeControls
+from accelstudio.app.views.controls import RecipeControls
 from accelstudio.core.quant_modes import QUANT_MODE_TABLE
 from accelstudio.core.recipe import Recipe
 

@@ -12,10 +12,10 @@ import pytest
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QPalette
 
-from accelstudio.app import run_metrics as rm
-from accelstudio.app.compare_dialog import CompareDialog, layer_diff_rows
-from accelstudio.app.results_panel import ResultsPanel
-from accelstudio.app.runs_model import COLUMN_INDEX
+from accelstudio.app.plots import run_metrics as rm
+from accelstudio.app.views.compare_dialog import CompareDialog, layer_diff_rows
+from accelstudio.app.views.results_panel import ResultsPanel
+from accelstudio.app.views.runs_model import COLUMN_INDEX
 from accelstudio.core.job import RunResult, RuntimeSettings
 from accelstudio.core.recipe import PruneSpec, QuantSpec, Recipe
 from accelstudio.core.runs.store import RunStore
@@ -198,7 +198,7 @@ def test_export_actions_and_saving_the_optimized_model(qtbot, store, tmp_path, m
     assert panel.io.save_model.isEnabled()
     target = tmp_path / "out" / "mine.onnx"
     target.parent.mkdir()
-    monkeypatch.setattr("accelstudio.app.results_io.ask_save_path", lambda *a: str(target))
+    monkeypatch.setattr("accelstudio.app.views.results_io.ask_save_path", lambda *a: str(target))
     panel.io.save_model.trigger()
     assert target.read_bytes() == b"optimized-model-bytes"
     assert model_file.read_bytes() == b"optimized-model-bytes"

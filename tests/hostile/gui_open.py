@@ -14,7 +14,7 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 from PySide6.QtCore import QSettings  # noqa: E402
 from PySide6.QtWidgets import QApplication, QMessageBox  # noqa: E402
 
-from accelstudio.app import dialogs  # noqa: E402
+from accelstudio.app.views import dialogs  # noqa: E402
 from accelstudio.app.main import wait_for  # noqa: E402
 
 

@@ -10,7 +10,7 @@ import pytest
 from PySide6.QtCore import QSettings, QTimer
 from PySide6.QtWidgets import QMessageBox
 
-from accelstudio.app import dialogs
+from accelstudio.app.views import dialogs
 from accelstudio.app.main_window import MainWindow
 from accelstudio.core.errors import (
     CorruptModelError, ExternalDataError, ModelTooLargeError, NotAModelError, UnsupportedModelError,

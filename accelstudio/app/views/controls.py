@@ -13,8 +13,8 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QCheckBox, QComboBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QPushButton,
                                QSlider, QSpinBox, QVBoxLayout, QWidget)
 
-from accelstudio.app.recovery_controls import RecoveryGroup
-from accelstudio.app.warning_label import WarningLabel
+from accelstudio.app.views.recovery_controls import RecoveryGroup
+from accelstudio.app.views.warning_label import WarningLabel
 from accelstudio.core.quant_modes import QUANT_MODE_TABLE, QUANT_MODES, quant_mode
 from accelstudio.core.recipe import CALIBRATIONS, PRUNE_METHODS, WEIGHT_TYPES, Recipe
 

@@ -16,7 +16,7 @@ from PySide6.QtCore import QPointF, Qt, Signal
 from PySide6.QtGui import QCursor, QFont, QFontMetrics
 from PySide6.QtWidgets import QToolTip
 
-from accelstudio.app.theme import LIGHT, TITLE_SIZE, PlotColors, style_plot
+from accelstudio.app.plots.theme import LIGHT, TITLE_SIZE, PlotColors, style_plot
 from accelstudio.core.units import format_bytes
 
 SPARSITY_CMAP = "viridis"

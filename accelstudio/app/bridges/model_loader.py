@@ -22,13 +22,31 @@ import itertools
 import threading
 import traceback
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any, Callable
 
 from PySide6.QtCore import QObject, Signal, Slot
 
-from accelstudio.app.state import LoadedModel
 
 _gui_collector = None  # the one GUI-thread garbage collector of this process
+
+
+@dataclass(frozen=True)
+class LoadedModel:
+    """A model opened for the window: how to open it again (ref, backend, trust), the handle and its summary.
+
+    `handle` is a ModelHandle, or a data-only ModelSnapshot (accelstudio.core.compress.snapshot) for a trusted file
+    that was opened in a separate process; use accelstudio.core.compress.snapshot's model_* functions for either."""
+
+    ref: str
+    backend: str | None
+    trust: bool
+    handle: Any
+    summary: Any
+
+    @property
+    def title(self) -> str:
+        return f"{self.summary.name} ({self.handle.backend})"
 
 
 def collect_garbage_on_gui_thread() -> None:

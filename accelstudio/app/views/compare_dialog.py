@@ -10,7 +10,7 @@ from PySide6.QtGui import QColor, QFont
 from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QHeaderView, QLabel, QTableWidget, QTableWidgetItem,
                                QTabWidget, QVBoxLayout, QWidget)
 
-from accelstudio.app import run_metrics as rm
+from accelstudio.app.plots import run_metrics as rm
 from accelstudio.core.job import RunResult
 from accelstudio.core.runs.report import compare_speed
 

@@ -9,11 +9,12 @@ from __future__ import annotations
 
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from accelstudio.app.controls import RecipeControls
-from accelstudio.app.model_loader import ModelLoader, TaskRunner, freeze_long_lived_objects
-from accelstudio.app.model_view import ModelView
-from accelstudio.app.runtime_panel import RuntimePanel
-from accelstudio.app.state import (AppState, LoadedModel, grid_setting, predicted_size, with_override,
+from accelstudio.app.views.controls import RecipeControls
+from accelstudio.app.bridges.model_loader import ModelLoader, TaskRunner, freeze_long_lived_objects
+from accelstudio.app.views.model_view import ModelView
+from accelstudio.app.views.runtime_panel import RuntimePanel
+from accelstudio.app.bridges.model_loader import LoadedModel
+from accelstudio.app.control.state import (AppState, grid_setting, predicted_size, with_override,
                                    with_prune_excluded, with_quant_excluded)
 from accelstudio.core.errors import AccelStudioError
 from accelstudio.core.recipe import Recipe

@@ -13,11 +13,11 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFrame, QHBoxLayout, QLabel, QMenu, QPushButton,
                                QScrollArea, QSizePolicy, QSplitter, QTableView, QToolButton, QVBoxLayout, QWidget)
 
-from accelstudio.app import run_metrics as rm
-from accelstudio.app import results_io
-from accelstudio.app.compare_dialog import CompareDialog
-from accelstudio.app.result_plots import LatencyHistogram, SizeBars, TradeoffPlot
-from accelstudio.app.runs_model import RUN_ID_ROLE, RunsSortProxy, RunsTableModel
+from accelstudio.app.plots import run_metrics as rm
+from accelstudio.app.views import results_io
+from accelstudio.app.views.compare_dialog import CompareDialog
+from accelstudio.app.plots.result_plots import LatencyHistogram, SizeBars, TradeoffPlot
+from accelstudio.app.views.runs_model import RUN_ID_ROLE, RunsSortProxy, RunsTableModel
 from accelstudio.core.runs import baseline as bl
 from accelstudio.core.job import RunResult
 

@@ -14,7 +14,7 @@ from PySide6.QtCore import QObject, Qt, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QInputDialog, QLabel, QMenu
 
-from accelstudio.app import dialogs
+from accelstudio.app.views import dialogs
 from accelstudio.core.runs.artifacts import DEFAULT_CAP_MB, MB, clean_artifacts, disk_use, size_text
 
 CAP_KEY = "artifacts/capMB"

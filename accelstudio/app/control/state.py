@@ -8,61 +8,17 @@ plain functions in accelstudio.core.recipe_edits, tested on their own.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QUndoCommand, QUndoStack
 
+from accelstudio.core.data.settings import DataSettings
 from accelstudio.core.job import RuntimeSettings
 from accelstudio.core.recipe import Recipe
 from accelstudio.core.recipe_edits import (  # noqa: F401 - the controllers' edit rules, read from here
     MODEL_KIND_OTHER, fit_recipe_to_model, grid_setting, keep_known_layers, with_override, with_prune_excluded,
     with_quant_excluded)
-
-
-@dataclass(frozen=True)
-class DataSettings:
-    """What a run measures on. `data`: a .npz file or image folder (None: the example's test set, or
-    synthesized inputs for a user model); `calib_data`: calibration file (None: split off `data`, or the
-    example's calibration split); `train_data`: labeled .npz for recovery (None: the example's training split);
-    `input_shapes`: (input name, dims) pairs where 0 marks a dimension left to the data or the runtime's batch."""
-
-    data: str | None = None
-    calib_data: str | None = None
-    train_data: str | None = None
-    input_shapes: tuple[tuple[str, tuple[int, ...]], ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"data": self.data, "calib_data": self.calib_data, "train_data": self.train_data,
-                "input_shapes": {name: list(dims) for name, dims in self.input_shapes}}
-
-    @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "DataSettings":
-        shapes = tuple((str(k), tuple(int(x) for x in v)) for k, v in dict(d.get("input_shapes") or {}).items())
-        return cls(d.get("data") or None, d.get("calib_data") or None, d.get("train_data") or None, shapes)
-
-    def paths(self) -> list[str]:
-        """The files and folders chosen."""
-        return [p for p in (self.data, self.calib_data, self.train_data) if p]
-
-
-@dataclass(frozen=True)
-class LoadedModel:
-    """A model opened for the window: how to open it again (ref, backend, trust), the handle and its summary.
-
-    `handle` is a ModelHandle, or a data-only ModelSnapshot (accelstudio.core.compress.snapshot) for a trusted file
-    that was opened in a separate process; use accelstudio.core.compress.snapshot's model_* functions for either."""
-
-    ref: str
-    backend: str | None
-    trust: bool
-    handle: Any
-    summary: Any
-
-    @property
-    def title(self) -> str:
-        return f"{self.summary.name} ({self.handle.backend})"
 
 
 def default_runtime() -> RuntimeSettings:

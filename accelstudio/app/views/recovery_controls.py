@@ -14,7 +14,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QSpinBox
 
-from accelstudio.app.warning_label import WarningLabel
+from accelstudio.app.views.warning_label import WarningLabel
 from accelstudio.core.measure.hardware import HardwareWarning
 from accelstudio.core.recipe import MAX_RECOVERY_EPOCHS, RECOVERY_LR_RANGE, Recipe, RecoverySpec
 

@@ -11,9 +11,9 @@ from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (QAbstractItemView, QFrame, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QMenu,
                                QSizePolicy, QSplitter, QTableView, QVBoxLayout, QWidget)
 
-from accelstudio.app.layer_table import NAME_ROLE, LayerFilterProxy, LayerTableModel
-from accelstudio.app.plots import SizeBars, SparsityBars, WeightHistogram, human_bytes
-from accelstudio.app.theme import PlotColors
+from accelstudio.app.views.layer_table import NAME_ROLE, LayerFilterProxy, LayerTableModel
+from accelstudio.app.plots.model_plots import SizeBars, SparsityBars, WeightHistogram, human_bytes
+from accelstudio.app.plots.theme import PlotColors
 
 PLOT_STEP_MS = 20  # pause between the plots of a newly shown model, so each paints in its own turn
 

@@ -9,7 +9,7 @@ from typing import Any, Callable
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt
 from PySide6.QtGui import QColor, QFont
 
-from accelstudio.app import run_metrics as rm
+from accelstudio.app.plots import run_metrics as rm
 from accelstudio.core.job import RunResult
 
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1

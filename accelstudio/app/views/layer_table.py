@@ -7,7 +7,7 @@ from typing import Any
 
 from PySide6.QtCore import QAbstractTableModel, QModelIndex, QPersistentModelIndex, QSortFilterProxyModel, Qt
 
-from accelstudio.app.plots import human_bytes
+from accelstudio.app.plots.model_plots import human_bytes
 from accelstudio.core.recipe import Recipe
 
 SORT_ROLE = Qt.ItemDataRole.UserRole + 1

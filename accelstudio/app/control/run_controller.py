@@ -11,11 +11,12 @@ from pathlib import Path
 
 from PySide6.QtCore import QObject, Signal
 
-from accelstudio.app.data_panel import spec_input_shapes
-from accelstudio.app.state import AppState, DataSettings
+from accelstudio.app.views.data_panel import spec_input_shapes
+from accelstudio.app.control.state import AppState
+from accelstudio.core.data.settings import DataSettings
 from accelstudio.core.job import JobSpec, RunResult
 
-from accelstudio.app.job_bridge import JobBridge
+from accelstudio.app.bridges.job_bridge import JobBridge
 
 STAGE_NAMES = {"starting": "Starting", "cancelling": "Cancelling…", "load": "Loading the model",
                "data": "Loading data", "compress": "Compressing", "export": "Saving the model",

@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QFileDialog, QWidget
 
-from accelstudio.app import dialogs
-from accelstudio.app.plot_export import copy_file_atomic, export_png, export_svg
+from accelstudio.app.views import dialogs
+from accelstudio.app.plots.plot_export import copy_file_atomic, export_png, export_svg
 from accelstudio.core.errors import AccelStudioError
 from accelstudio.core.job import RunResult
 
 if TYPE_CHECKING:
-    from accelstudio.app.results_panel import ResultsPanel
+    from accelstudio.app.views.results_panel import ResultsPanel
 
 
 def ask_save_path(parent: QWidget, title: str, suggested: str, filters: str) -> str | None:

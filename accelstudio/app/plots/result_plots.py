@@ -14,8 +14,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtGui import QColor, QPalette
 
-from accelstudio.app import run_metrics as rm
-from accelstudio.app.plots import fit_title
+from accelstudio.app.plots import run_metrics as rm
+from accelstudio.app.plots.model_plots import fit_title
 from accelstudio.core.job import RunResult
 
 BASELINE_COLOR = QColor("#e69f00")  # orange: readable on light and dark backgrounds

@@ -17,7 +17,7 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QComboBox, QFileDialog, QFormLayout, QGroupBox, QLabel, QLineEdit, QVBoxLayout,
                                QWidget)
 
-from accelstudio.app.state import DataSettings
+from accelstudio.core.data.settings import DataSettings
 
 EXAMPLE_PREFIX = "example:"
 DATA_FILTER = "NumPy archives (*.npz);;All files (*)"

@@ -1,0 +1,1 @@
+"""Bridges to work off the GUI thread: worker jobs and background model loading."""
