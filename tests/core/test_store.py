@@ -293,3 +293,47 @@ def test_pins_and_forgetting_an_artifact_keep_the_run(tmp_path):
     assert [row[0] for row in store.artifact_rows()] == [ids[0], ids[2]]
     assert store.count() == 3
     assert store.database_bytes() >= (tmp_path / "runs.sqlite").stat().st_size > 0
+
+
+def test_schema_2_store_gains_studies_and_keeps_its_runs(tmp_path):
+    path = tmp_path / "runs.sqlite"
+    run_id = RunStore(path).add_run(make_run(1))
+    conn = sqlite3.connect(path)  # turn it back into a schema-2 store: no studies, no runs.study_id
+    conn.execute("DROP INDEX runs_study_id")
+    conn.execute("ALTER TABLE runs DROP COLUMN study_id")
+    conn.execute("DROP TABLE studies")
+    conn.execute("PRAGMA user_version=2")
+    conn.commit()
+    conn.close()
+    reopened = RunStore(path)
+    assert reopened.get_run(run_id).metrics["p50_ms"] == 2.0
+    assert reopened.run_study_id(run_id) is None
+    study = reopened.add_study("search", {"budget_s": 60})
+    assert reopened.list_runs(study_id=study) == []
+
+
+def test_studies_are_stored_updated_and_tag_their_trials(tmp_path):
+    store = RunStore(tmp_path / "runs.sqlite")
+    identity = {"name": "digits-cnn", "sha256": "ab" * 32}
+    study = store.add_study("sensitivity", {"quantize": "dynamic-int8", "samples": 64}, identity)
+    other = store.add_study("search", {"max_drop": 1.0})
+    trial = store.add_run(make_run(1), study_id=study)
+    loose = store.add_run(make_run(2))
+    assert [r.run_id for r in store.list_runs(study_id=study)] == [trial]
+    assert store.run_study_id(trial) == study and store.run_study_id(loose) is None
+    record = store.get_study(study)
+    assert (record.kind, record.status, record.params["samples"]) == ("sensitivity", "running", 64)
+    assert record.model_identity["sha256"] == "ab" * 32 and record.result == {}
+    store.update_study(study, {"layers": [{"name": "conv1", "losses": [0.5, float("nan")]}]}, "done")
+    record = store.get_study(study)
+    assert record.status == "done" and record.result["layers"][0]["losses"][0] == 0.5
+    assert record.result["layers"][0]["losses"][1] is None  # NaN is stored as null, never as invalid JSON
+    assert [s.study_id for s in store.list_studies()] == [other, study]
+    assert [s.study_id for s in store.list_studies(kind="search")] == [other]
+    assert [s.study_id for s in store.list_studies(model_sha256="ab" * 32)] == [study]
+    with pytest.raises(ValueError):
+        store.update_study(study, {}, "finished")
+    with pytest.raises(RunNotFoundError):
+        store.get_study(999)
+    with pytest.raises(RunNotFoundError):
+        store.update_study(999, {}, "done")

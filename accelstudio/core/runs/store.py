@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
@@ -19,7 +20,9 @@ from accelstudio.core.paths import default_store_path
 from accelstudio.core.runs.run_labels import recipe_label, to_json_safe
 from accelstudio.core.runs.store_export import flat_rows, runs_document, write_csv_atomic, write_json_atomic
 
-SCHEMA_VERSION = 2  # 2: runs.pinned (the user keeps the run's optimized model when artifacts are cleaned)
+# 2: runs.pinned (the user keeps the run's optimized model when artifacts are cleaned)
+# 3: studies (sensitivity, search, sweeps) and runs.study_id (the study a run was a trial of)
+SCHEMA_VERSION = 3
 BUSY_TIMEOUT_S = 30.0
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 
@@ -43,13 +46,41 @@ CREATE TABLE IF NOT EXISTS runs (
     artifact TEXT,
     spec_json TEXT,
     note TEXT NOT NULL DEFAULT '',
-    pinned INTEGER NOT NULL DEFAULT 0
+    pinned INTEGER NOT NULL DEFAULT 0,
+    study_id INTEGER
 );
 CREATE INDEX IF NOT EXISTS runs_model_sha256 ON runs(model_sha256);
+CREATE TABLE IF NOT EXISTS studies (
+    id INTEGER PRIMARY KEY,
+    created TEXT NOT NULL,
+    updated TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    status TEXT NOT NULL,
+    model_name TEXT,
+    model_sha256 TEXT,
+    params_json TEXT NOT NULL,
+    result_json TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS runs_study_id ON runs(study_id);
 """
 _COLUMNS = ("created", "status", "reason", "model_name", "model_path", "model_sha256", "recipe_json",
             "recipe_label", "runtime_json", "environment_json", "metrics_json", "layers_json", "latencies_json",
-            "warnings_json", "artifact", "spec_json", "note")
+            "warnings_json", "artifact", "spec_json", "note", "study_id")
+STUDY_STATUSES = ("running", "done", "stopped", "failed")
+
+
+@dataclass(frozen=True)
+class StudyRecord:
+    """A stored study: what it was asked (params), what it found so far (result), and whether it is still going."""
+
+    study_id: int
+    kind: str
+    status: str
+    created: str
+    updated: str
+    model_identity: dict[str, Any]
+    params: dict[str, Any]
+    result: dict[str, Any]
 
 
 class StoreError(AccelStudioError):
@@ -111,11 +142,11 @@ class RunStore:
                                  f"reads {SCHEMA_VERSION}); upgrade, or pass --store with another path")
             if version == SCHEMA_VERSION:
                 return
-            if version == 1:
-                self._migrate_from_1(conn)
+            if version in (1, 2):
+                self._migrate(conn)
                 return
             tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
-            if tables - {"runs"}:
+            if tables - {"runs", "studies"}:
                 raise self._not_a_store("a SQLite database that is not an AccelStudio run store")
             mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
             if str(mode).lower() != "wal":
@@ -131,13 +162,17 @@ class RunStore:
                 conn.execute("ROLLBACK")
                 raise
 
-    def _migrate_from_1(self, conn: sqlite3.Connection) -> None:
-        """Schema 1 -> 2: add the pinned column (no run is pinned)."""
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        """Schema 1 or 2 -> 3: add the pinned column (no run is pinned), runs.study_id and the studies table."""
         conn.execute("BEGIN IMMEDIATE")
         try:
             columns = {r[1] for r in conn.execute("PRAGMA table_info(runs)")}
             if "pinned" not in columns:
                 conn.execute("ALTER TABLE runs ADD COLUMN pinned INTEGER NOT NULL DEFAULT 0")
+            if "study_id" not in columns:
+                conn.execute("ALTER TABLE runs ADD COLUMN study_id INTEGER")
+            for statement in filter(str.strip, _SCHEMA.split(";")):
+                conn.execute(statement)
             conn.execute(f"PRAGMA user_version={SCHEMA_VERSION}")
             conn.execute("COMMIT")
         except BaseException:
@@ -146,9 +181,11 @@ class RunStore:
 
     # --- runs --------------------------------------------------------------------------------------------
 
-    def add_run(self, result: RunResult) -> int:
-        """Store a run in one transaction, committed (and synced) before returning its new id."""
+    def add_run(self, result: RunResult, study_id: int | None = None) -> int:
+        """Store a run in one transaction, committed (and synced) before returning its new id; `study_id` tags it
+        as a trial of that study."""
         values = _row_values(result)
+        values["study_id"] = None if study_id is None else int(study_id)
         sql = f"INSERT INTO runs ({', '.join(_COLUMNS)}) VALUES ({', '.join('?' * len(_COLUMNS))})"
         with self._session() as conn:
             conn.execute("BEGIN IMMEDIATE")
@@ -168,12 +205,18 @@ class RunStore:
             raise RunNotFoundError(f"{self.path}: no run with id {run_id}; `accelstudio runs list` shows the ids")
         return _row_to_result(row)
 
-    def list_runs(self, limit: int | None = None, model_sha256: str | None = None) -> list[RunResult]:
-        """Runs newest first, optionally only those of one model file (by SHA-256)."""
-        sql, params = "SELECT * FROM runs", []
+    def list_runs(self, limit: int | None = None, model_sha256: str | None = None,
+                  study_id: int | None = None) -> list[RunResult]:
+        """Runs newest first, optionally only those of one model file (by SHA-256) or of one study."""
+        sql, params, where = "SELECT * FROM runs", [], []
         if model_sha256 is not None:
-            sql += " WHERE model_sha256 = ?"
+            where.append("model_sha256 = ?")
             params.append(model_sha256)
+        if study_id is not None:
+            where.append("study_id = ?")
+            params.append(int(study_id))
+        if where:
+            sql += " WHERE " + " AND ".join(where)
         sql += " ORDER BY id DESC"
         if limit is not None:
             sql += " LIMIT ?"
@@ -181,6 +224,60 @@ class RunStore:
         with self._session() as conn:
             rows = conn.execute(sql, params).fetchall()
         return [_row_to_result(r) for r in rows]
+
+    def run_study_id(self, run_id: int) -> int | None:
+        """The study a run was a trial of, or None."""
+        with self._session() as conn:
+            row = conn.execute("SELECT study_id FROM runs WHERE id = ?", (int(run_id),)).fetchone()
+        if row is None:
+            raise RunNotFoundError(f"{self.path}: no run with id {run_id}; `accelstudio runs list` shows the ids")
+        return None if row[0] is None else int(row[0])
+
+    # --- studies -----------------------------------------------------------------------------------------
+
+    def add_study(self, kind: str, params: dict[str, Any], model_identity: dict[str, Any] | None = None,
+                  result: dict[str, Any] | None = None, status: str = "running") -> int:
+        """Record a study (kind: "sensitivity", "search", ...) and return its id; its trials point at it."""
+        identity = model_identity or {}
+        now = _now()
+        with self._session() as conn:
+            cursor = conn.execute(
+                "INSERT INTO studies (created, updated, kind, status, model_name, model_sha256, params_json, "
+                "result_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (now, now, kind, _study_status(status), identity.get("name"), identity.get("sha256"),
+                 _dumps(params), _dumps(result or {})))
+            return int(cursor.lastrowid)
+
+    def update_study(self, study_id: int, result: dict[str, Any], status: str) -> None:
+        """Replace a study's result (best-so-far, rankings...) and status; committed before returning."""
+        with self._session() as conn:
+            changed = conn.execute("UPDATE studies SET result_json = ?, status = ?, updated = ? WHERE id = ?",
+                                   (_dumps(result), _study_status(status), _now(), int(study_id))).rowcount
+        if not changed:
+            raise RunNotFoundError(f"{self.path}: no study with id {study_id}; `accelstudio runs studies` lists them")
+
+    def get_study(self, study_id: int) -> StudyRecord:
+        """The study with this id; RunNotFoundError when there is none."""
+        with self._session() as conn:
+            row = conn.execute("SELECT * FROM studies WHERE id = ?", (int(study_id),)).fetchone()
+        if row is None:
+            raise RunNotFoundError(f"{self.path}: no study with id {study_id}; `accelstudio runs studies` lists them")
+        return _row_to_study(row)
+
+    def list_studies(self, kind: str | None = None, model_sha256: str | None = None) -> list[StudyRecord]:
+        """Studies newest first, optionally of one kind and/or one model file."""
+        sql, params, where = "SELECT * FROM studies", [], []
+        if kind is not None:
+            where.append("kind = ?")
+            params.append(kind)
+        if model_sha256 is not None:
+            where.append("model_sha256 = ?")
+            params.append(model_sha256)
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        with self._session() as conn:
+            rows = conn.execute(sql + " ORDER BY id DESC", params).fetchall()
+        return [_row_to_study(r) for r in rows]
 
     def count(self) -> int:
         """How many runs the store holds."""
@@ -328,6 +425,23 @@ def _row_values(result: RunResult) -> dict[str, Any]:
         "spec_json": _dumps(spec),
         "note": "",
     }
+
+
+def _now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def _study_status(status: str) -> str:
+    if status not in STUDY_STATUSES:
+        raise ValueError(f"study status must be one of {STUDY_STATUSES}, not {status!r}")
+    return status
+
+
+def _row_to_study(row: sqlite3.Row) -> StudyRecord:
+    return StudyRecord(
+        study_id=int(row["id"]), kind=row["kind"], status=row["status"], created=row["created"],
+        updated=row["updated"], model_identity={"name": row["model_name"], "sha256": row["model_sha256"]},
+        params=json.loads(row["params_json"] or "{}"), result=json.loads(row["result_json"] or "{}"))
 
 
 def _row_to_result(row: sqlite3.Row) -> RunResult:
