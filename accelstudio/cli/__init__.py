@@ -56,10 +56,6 @@ def main(argv: list[str] | None = None) -> int:
         from accelstudio.worker.child import main as worker_main
 
         return worker_main()
-    if argv[:1] == ["--inspect-worker"]:  # ... and opens trusted model files in `<app> --inspect-worker FOLDER`
-        from accelstudio.worker.inspect_child import main as inspect_main
-
-        return inspect_main(argv[1:])
     parser = build_parser()
     argv = launcher_argv(argv)
     args = parser.parse_args(argv)

@@ -1,4 +1,7 @@
-"""The worker child: reads one JobSpec (a JSON line) from stdin, runs it, streams protocol messages, exits.
+"""The worker child: reads one request line {"kind", "payload"} from stdin, runs the job of that kind (the
+table in accelstudio.worker.kinds), streams protocol messages, exits.
+
+    python -m accelstudio.worker        <frozen app> --worker
 
 The protocol goes to a private duplicate of the original stdout; file descriptor 1 (and so sys.stdout and
 any C library's printf) is pointed at stderr, so nothing else can write into the message channel.
@@ -8,15 +11,14 @@ Further stdin lines saying "cancel" set the job's cancel token; end of stdin (th
 from __future__ import annotations
 
 import faulthandler
-import json
 import os
 import signal
 import sys
 import threading
 import time
-import traceback
 
 from accelstudio.worker import protocol
+from accelstudio.worker.errors import error_message
 
 # Virtual address space torch + onnxruntime need to import and run a small model here, with the thread
 # stacks and malloc arenas of a few threads; a lower limit fails at import with a confusing error.
@@ -64,14 +66,20 @@ def apply_memory_limit(limit_mb: int) -> None:
     resource.setrlimit(resource.RLIMIT_AS, (limit, hard))
 
 
-def watch_stdin(cancel) -> threading.Thread:
-    """A daemon thread that sets `cancel` on a "cancel" line or when stdin closes."""
+EXIT_CANCELLED = 3
+
+
+def watch_stdin(cancel, exit_at_once: bool = False) -> threading.Thread:
+    """A daemon thread that sets `cancel` on a "cancel" line or when stdin closes; with `exit_at_once` it ends
+    the process instead (for jobs that hold nothing worth saving and cannot check a cancel token)."""
 
     def read() -> None:
         for raw in sys.stdin.buffer:
             if raw.strip().decode("utf-8", "replace") == protocol.CANCEL_LINE:
-                cancel.set()
-        cancel.set()  # the parent closed the pipe or died: stop working
+                break
+        if exit_at_once:
+            os._exit(EXIT_CANCELLED)
+        cancel.set()  # a cancel line, or the parent closed the pipe or died: stop working
 
     thread = threading.Thread(target=read, name="accelstudio-cancel", daemon=True)
     thread.start()
@@ -94,23 +102,6 @@ def make_progress(channel: Channel):
     return progress
 
 
-def error_message(exc: BaseException) -> protocol.ErrorMsg:
-    """The protocol error for an exception: user errors carry their category, MemoryError says so."""
-    from accelstudio.core.errors import AccelStudioError
-
-    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
-    if isinstance(exc, AccelStudioError):
-        return protocol.ErrorMsg("user_error", exc.category, str(exc), tb)
-    if isinstance(exc, MemoryError) or _allocation_failure(exc):
-        return protocol.ErrorMsg("exception", "MemoryError", "out of memory", tb)
-    return protocol.ErrorMsg("exception", type(exc).__name__, f"{type(exc).__name__}: {exc}", tb)
-
-
-def _allocation_failure(exc: BaseException) -> bool:
-    text = str(exc)
-    return any(s in text for s in ("can't allocate memory", "std::bad_alloc", "Failed to allocate memory"))
-
-
 def main() -> int:
     """Run one job from stdin; always exits through os._exit so library teardown cannot crash after the
     result was sent."""
@@ -123,31 +114,30 @@ def main() -> int:
 
 
 def run(channel: Channel) -> int:
-    """Read the spec, run the job, send its result or error; the exit code (0 unless the spec was bad)."""
-    line = sys.stdin.buffer.readline()
+    """Read the request, run the job of its kind, send its result or error; the exit code (0 unless the
+    request was bad)."""
+    from accelstudio.worker.kinds import KINDS
+
     try:
-        spec_data = json.loads(line)
-        limit = int(spec_data.get("memory_limit_mb", 0))
-        if (spec_data.get("runtime") or {}).get("device") == "cuda":
-            limit = 0  # CUDA maps tens of GB of virtual address space at init; RLIMIT_AS would break it
-    except (ValueError, AttributeError, TypeError) as exc:
-        channel.send(protocol.ErrorMsg("exception", "ProtocolError", f"bad job spec on stdin: {exc}"))
+        request = protocol.parse_request(sys.stdin.buffer.readline())
+        kind = KINDS[request.kind]
+        limit = kind.memory_limit_mb(request.payload)
+    except (protocol.ProtocolError, KeyError, ValueError, AttributeError, TypeError) as exc:
+        reason = exc if isinstance(exc, protocol.ProtocolError) else f"{type(exc).__name__}: {exc}"
+        channel.send(protocol.ErrorMsg("exception", "ProtocolError", f"bad request on stdin: {reason}",
+                                       error_type="ProtocolError"))
         return 2
-    channel.send(protocol.ProgressMsg("startup", 0.0, "worker started"))
+    channel.send(protocol.ProgressMsg("startup", 0.0, f"worker started ({request.kind})"))
     try:
         apply_memory_limit(limit)
-        from accelstudio.core.job import JobSpec
-        from accelstudio.core.pipeline import run_job
         from accelstudio.core.progress import Cancel
 
-        spec = JobSpec.from_dict(spec_data)
         cancel = Cancel()
-        watch_stdin(cancel)
-        result = run_job(spec, progress=make_progress(channel), cancel=cancel)
-        channel.send(protocol.ResultMsg(result.to_dict()))
+        watch_stdin(cancel, exit_at_once=kind.exit_on_cancel)
+        channel.send(kind.handler(request.payload, make_progress(channel), cancel))
     except BaseException as exc:  # everything, MemoryError included, becomes one error message
         try:
             channel.send(error_message(exc))
         except MemoryError:
-            channel.send(protocol.ErrorMsg("exception", "MemoryError", "out of memory"))
+            channel.send(protocol.ErrorMsg("exception", "MemoryError", "out of memory", error_type="MemoryError"))
     return 0

@@ -1,6 +1,10 @@
 """The parent side of a worker job: start the child, read its messages, enforce stage timeouts, cancel, and
 turn every way a child can end (result, error, signal, timeout, cancel) into one RunResult.
 
+Every job runs in a fresh child (`python -m accelstudio.worker`) that is sent one request of a kind (run,
+inspect, study, apply; see accelstudio.worker.protocol). `execute_job` runs a JobSpec, `run_many` a sequence of
+them under one cancel, `execute_study` a registered study; accelstudio.worker.inspect_client opens model files.
+
 `JobRunner` is thread-agnostic: `on_message` is called from a reader thread with each protocol message and,
 once, a FinishedMsg carrying the final run; the GUI turns these into Qt signals.
 """
@@ -37,29 +41,42 @@ SIGNAL_TEXT = {
 
 OnMessage = Callable[[protocol.Message], None]
 
-# Child entry points: (flag of the frozen executable, module run with -m). "job" runs a JobSpec; "inspect"
-# opens one trusted model file and writes a data-only snapshot (accelstudio.worker.inspect_child).
-WORKER_ENTRIES = {"job": ("--worker", "accelstudio.worker"),
-                  "inspect": ("--inspect-worker", "accelstudio.worker.inspect_child")}
+STUDY_TIMEOUT_S = 600.0  # per stage, as a job's
+STUDY_MEMORY_LIMIT_MB = JobSpec.memory_limit_mb
+SKIPPED_REASON = "not run: the sequence was cancelled before this job started"
 
 
-def worker_command(kind: str = "job") -> list[str]:
-    """How to start a child of `kind` (see WORKER_ENTRIES): the module normally, the bundled executable with
-    its flag (--worker, --inspect-worker) when frozen."""
-    flag, module = WORKER_ENTRIES[kind]
+def worker_command() -> list[str]:
+    """How to start a worker child: the module normally, the bundled executable with --worker when frozen."""
     if getattr(sys, "frozen", False):
-        return [sys.executable, flag]
-    return [sys.executable, "-m", module]
+        return [sys.executable, "--worker"]
+    return [sys.executable, "-m", "accelstudio.worker"]
 
 
 class JobRunner:
-    """Runs one JobSpec in a child process. start(), then wait() for the RunResult; cancel() at any time.
+    """Runs one job in a child process. start(), then wait() for the RunResult; cancel() at any time.
 
-    `command` starts another child that speaks the same protocol (default: `worker_command()`)."""
+    Kind "run" (default) runs `spec`; another `kind` sends `payload` instead, with its own `timeout_s` (per
+    stage) and `memory_limit_mb`; its result is then `payload` (the result message's) or `error` (the child's
+    error message), and the RunResult only says how the job ended. `command` starts another child that speaks
+    the same protocol (default: `worker_command()`)."""
 
-    def __init__(self, spec: JobSpec, on_message: OnMessage | None = None, command: list[str] | None = None):
+    def __init__(self, spec: JobSpec | None = None, on_message: OnMessage | None = None,
+                 command: list[str] | None = None, *, kind: str = "run", payload: dict[str, Any] | None = None,
+                 timeout_s: float | None = None, memory_limit_mb: int | None = None):
+        if kind not in protocol.JOB_KINDS:
+            raise ValueError(f"unknown job kind {kind!r}; expected one of {', '.join(protocol.JOB_KINDS)}")
+        if spec is None and payload is None:
+            raise ValueError("a JobRunner needs a JobSpec or a payload")
         self.spec = spec
+        self.kind = kind
         self.on_message = on_message
+        self.timeout_s = timeout_s if timeout_s is not None else (spec.timeout_s if spec is not None else 0.0)
+        self.memory_limit_mb = memory_limit_mb if memory_limit_mb is not None else (
+            spec.memory_limit_mb if spec is not None else 0)
+        self._request = protocol.encode_request(kind, payload if payload is not None else spec.to_dict())
+        self._spec_dict = spec.to_dict() if spec is not None else {}
+        model = spec.model if spec is not None else str(payload.get("model") or payload.get("name") or kind)
         self._command = list(command) if command is not None else None
         self._proc: subprocess.Popen | None = None
         self._lock = threading.Lock()
@@ -72,7 +89,7 @@ class JobRunner:
         self._timeout_reason: str | None = None
         self._stderr: collections.deque[str] = collections.deque(maxlen=STDERR_KEEP)
         self._garbled: list[str] = []
-        self._identity: dict[str, Any] = {"path": spec.model, "name": spec.model}
+        self._identity: dict[str, Any] = {"path": model, "name": model}
         self._threads: list[threading.Thread] = []
         self._created = datetime.now(timezone.utc).isoformat(timespec="seconds")
 
@@ -102,6 +119,18 @@ class JobRunner:
         """The final RunResult once the run is over, else None."""
         return self._result
 
+    @property
+    def payload(self) -> dict[str, Any] | None:
+        """The result payload the child sent (kinds other than run), else None."""
+        outcome = self._outcome
+        return outcome.payload if isinstance(outcome, protocol.ResultMsg) else None
+
+    @property
+    def error(self) -> protocol.ErrorMsg | None:
+        """The error message the child sent when its job raised, else None."""
+        outcome = self._outcome
+        return outcome if isinstance(outcome, protocol.ErrorMsg) else None
+
     def start(self) -> "JobRunner":
         """Start the child and send it the job."""
         if self._proc is not None:
@@ -110,7 +139,7 @@ class JobRunner:
         self._proc = subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, env=_child_env())
         self._stage_since = self._last_msg = time.monotonic()
-        self._send(protocol.encode_spec(self.spec.to_dict()))
+        self._send(self._request)
         for target in (self._read_messages, self._read_stderr, self._supervise):
             thread = threading.Thread(target=target, name=f"accelstudio-job-{target.__name__}", daemon=True)
             self._threads.append(thread)
@@ -198,7 +227,7 @@ class JobRunner:
         self._finish(self._build_result(proc.returncode))
 
     def _check_timeout(self, now: float) -> str | None:
-        limit = self.spec.timeout_s
+        limit = self.timeout_s
         if limit and limit > 0 and (now - self._last_msg > limit or now - self._stage_since > limit):
             return f"stage '{self._stage}' timed out after {limit:g} s"
         return None
@@ -228,6 +257,9 @@ class JobRunner:
 
     def _build_result(self, returncode: int) -> RunResult:
         outcome, stage = self._outcome, self._stage
+        if isinstance(outcome, protocol.ResultMsg) and outcome.run is None:
+            return RunResult(status="done", spec=self._spec_dict, model_identity=dict(self._identity),
+                             created=self._created)
         if isinstance(outcome, protocol.ResultMsg):
             result = RunResult.from_dict(outcome.run)
             if self._garbled:
@@ -238,7 +270,7 @@ class JobRunner:
             if outcome.category == "cancelled":
                 return self._failed("cancelled", "cancelled by the user")
             if outcome.category == "MemoryError":
-                limit = self.spec.memory_limit_mb
+                limit = self.memory_limit_mb
                 return self._failed("failed", f"out of memory during stage '{stage}'"
                                     + (f" (limit {limit} MB)" if limit else ""), traceback=outcome.traceback)
             extra = {"traceback": outcome.traceback, "error_type": outcome.category} if outcome.kind == "exception" \
@@ -254,7 +286,7 @@ class JobRunner:
         if returncode < 0:
             sig = -returncode
             if sig == signal.SIGKILL:
-                limit = self.spec.memory_limit_mb
+                limit = self.memory_limit_mb
                 why = f"possibly out of memory: limit {limit} MB" if limit else "possibly out of memory"
                 return f"worker killed: SIGKILL during stage '{stage}' ({why})"
             name = SIGNAL_TEXT.get(sig) or _signal_name(sig)
@@ -269,28 +301,96 @@ class JobRunner:
     def _failed(self, status: str, reason: str, **metrics: Any) -> RunResult:
         if self._garbled:
             metrics["notes"] = [f"worker channel: {g}" for g in self._garbled]
-        return RunResult(status=status, reason=reason, spec=self.spec.to_dict(),
+        return RunResult(status=status, reason=reason, spec=self._spec_dict,
                          metrics={k: v for k, v in metrics.items() if v}, model_identity=dict(self._identity),
                          created=self._created)
 
 
 def execute_job(spec: JobSpec, store=None, on_message: OnMessage | None = None,
-                cancel_event: threading.Event | None = None) -> RunResult:
+                cancel_event: threading.Event | None = None, *, study_id: int | None = None) -> RunResult:
     """Run `spec` in a worker and wait; setting `cancel_event` (or Ctrl-C) cancels it. The result (any status) is saved
-    in `store` (a RunStore) when given, and returned with its run_id."""
+    in `store` (a RunStore) when given, as a trial of study `study_id` when given, and returned with its run_id."""
     runner = JobRunner(spec, on_message=on_message).start()
+    result = _wait_or_stop(runner, cancel_event, cancel_on_interrupt=True)
+    if store is not None:
+        result = dataclasses.replace(result, run_id=store.add_run(result, study_id=study_id))
+    return result
+
+
+def run_many(specs: list[JobSpec], store=None, on_message: OnMessage | None = None,
+             cancel_event: threading.Event | None = None, study_id: int | None = None, *,
+             on_result: Callable[[RunResult], None] | None = None, execute=None) -> list[RunResult]:
+    """Run `specs` one after another, each in a fresh worker, and return their results in order.
+
+    One cancel for all: setting `cancel_event` (or a job ending cancelled, as on Ctrl-C) cancels the running job
+    and skips the rest, which come back with status "cancelled" and SKIPPED_REASON, unsaved. The jobs that ran
+    are saved in `store` when given (as trials of `study_id` when given) and handed to `on_result` as each ends.
+    `execute(spec, store, on_message, cancel_event)` stands in for execute_job (it then saves runs itself)."""
+    cancel = cancel_event if cancel_event is not None else threading.Event()
+    results: list[RunResult] = []
+    for spec in specs:
+        if cancel.is_set():
+            results.append(skipped_run(spec))
+            continue
+        if execute is None:
+            result = execute_job(spec, store, on_message, cancel, study_id=study_id)
+        else:
+            result = execute(spec, store, on_message, cancel)
+        if result.status == "cancelled":
+            cancel.set()
+        results.append(result)
+        if on_result is not None:
+            on_result(result)
+    return results
+
+
+def skipped_run(spec: JobSpec) -> RunResult:
+    """The result of a job of a cancelled sequence that never started."""
+    return RunResult(status="cancelled", reason=SKIPPED_REASON, spec=spec.to_dict(),
+                     model_identity={"path": spec.model, "name": spec.model},
+                     created=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+
+def execute_study(name: str, params: dict[str, Any], on_message: OnMessage | None = None,
+                  cancel_event: threading.Event | None = None, timeout_s: float = STUDY_TIMEOUT_S,
+                  memory_limit_mb: int = STUDY_MEMORY_LIMIT_MB) -> dict[str, Any]:
+    """Run the registered study `name` (accelstudio.core.studies.registry) with `params` in a worker and return
+    its result dict. Raises the typed AccelStudioError the study raised (UnknownStudy for a name the worker does
+    not know), JobCancelled when `cancel_event` is set first, WorkerFailedError when the worker crashed, timed
+    out, ran out of memory or the study raised another exception."""
+    from accelstudio.core.errors import JobCancelled
+    from accelstudio.worker.errors import WorkerFailedError, rebuild_error
+
+    payload = {"name": name, "params": params, "memory_limit_mb": memory_limit_mb}
+    runner = JobRunner(kind="study", payload=payload, on_message=on_message, timeout_s=timeout_s,
+                       memory_limit_mb=memory_limit_mb).start()
+    result = _wait_or_stop(runner, cancel_event, cancel_on_interrupt=False)
+    if result.status == "done" and runner.payload is not None:
+        return runner.payload
+    error = runner.error
+    if result.status == "cancelled":
+        raise JobCancelled(f"study {name!r} was cancelled")
+    if error is not None and error.kind == "user_error":
+        raise rebuild_error(error)
+    raise WorkerFailedError(f"study {name!r}: {result.reason or 'the worker sent no result'}",
+                            error.traceback if error is not None else str(result.metrics.get("traceback", "")))
+
+
+def _wait_or_stop(runner: "JobRunner", cancel_event: threading.Event | None, cancel_on_interrupt: bool) -> RunResult:
+    """Wait for a started runner; never leave its child behind. Ctrl-C cancels the job and, with
+    `cancel_on_interrupt`, returns it as cancelled; otherwise every exception is raised again once it ended."""
     try:
-        result = wait_cancellable(runner, cancel_event)
-    except KeyboardInterrupt:  # Ctrl-C: cancel the job and record it as cancelled
+        return wait_cancellable(runner, cancel_event)
+    except KeyboardInterrupt:
         runner.cancel()
         result = runner.wait()
-    except BaseException:  # never leave the child behind
+        if cancel_on_interrupt:
+            return result
+        raise
+    except BaseException:
         runner.cancel()
         runner.wait()
         raise
-    if store is not None:
-        result = dataclasses.replace(result, run_id=store.add_run(result))
-    return result
 
 
 def wait_cancellable(runner: JobRunner, cancel_event: threading.Event | None) -> RunResult:

@@ -1,12 +1,21 @@
 """Messages between the worker child and its parent: one JSON object per line on a pipe the child keeps
 for nothing else (its stdout and stray library prints go to stderr instead).
 
+Parent -> child (on the child's stdin): one request line, then "cancel" lines:
+    {"kind": "run" | "inspect" | "study" | "apply", "payload": {...}}
+        run      payload: a JobSpec dict; the result carries "run" (a RunResult dict)
+        inspect  payload: {"model", "trust", "backend", "memory_limit_mb"}; the result's payload is the model's
+                 data-only snapshot (accelstudio.core.compress.snapshot.snapshot_payload)
+        study    payload: {"name", "params", "memory_limit_mb"}; the result's payload is the study's result dict
+        apply    payload: {"spec": JobSpec dict, "output": str, "memory_limit_mb"}; the result's payload says
+                 what was written (accelstudio.core.compress.plan)
 Child -> parent:
     {"type": "progress", "stage": str, "fraction": float, "text": str, "partial": {...}}
-    {"type": "result", "run": <RunResult dict>}
-    {"type": "error", "kind": "exception" | "user_error", "category": str, "message": str, "traceback": str}
-Parent -> child (on the child's stdin): the JobSpec JSON on the first line, then "cancel" lines.
-The parent's client also hands its callback one parent-side message when the run is over:
+    {"type": "result", "run": <RunResult dict>}          (kind run)
+    {"type": "result", "payload": {...}}                 (the other kinds)
+    {"type": "error", "kind": "exception" | "user_error", "category": str, "message": str, "traceback": str,
+     "error_type": str (the exception's class name), "fields": {"path"?, "detail"?, "field"?}}
+The parent's client also hands its callback one parent-side message when the job is over:
     {"type": "finished", "run": <RunResult dict>}   (never sent over the pipe)
 """
 
@@ -17,7 +26,9 @@ import math
 from dataclasses import asdict, dataclass, field
 from typing import Any, Union
 
-MAX_LINE_BYTES = 64 * 1024 * 1024
+# An inspect result carries the model's float32 weights (base64): a line may be as large as a big model.
+MAX_LINE_BYTES = 1024 * 1024 * 1024
+JOB_KINDS = ("run", "inspect", "study", "apply")
 CANCEL_LINE = "cancel"
 ERROR_KINDS = ("exception", "user_error")
 RUN_STATUSES = ("done", "failed", "cancelled")
@@ -28,6 +39,14 @@ _RUN_FIELD_TYPES = {"status": str, "reason": str, "spec": dict, "metrics": dict,
 
 class ProtocolError(ValueError):
     """A line from the worker that is not a valid message; the text says why."""
+
+
+@dataclass(frozen=True)
+class Request:
+    """What the parent asks one child to do: a job `kind` (one of JOB_KINDS) and its JSON payload."""
+
+    kind: str
+    payload: dict[str, Any]
 
 
 @dataclass(frozen=True)
@@ -43,9 +62,10 @@ class ProgressMsg:
 
 @dataclass(frozen=True)
 class ResultMsg:
-    """The finished run as a RunResult dict."""
+    """The job's result: `run`, a RunResult dict, for kind run; `payload`, a JSON object, for the other kinds."""
 
-    run: dict[str, Any]
+    run: dict[str, Any] | None = None
+    payload: dict[str, Any] | None = None
     type: str = "result"
 
 
@@ -58,6 +78,8 @@ class ErrorMsg:
     category: str
     message: str
     traceback: str = ""
+    error_type: str = ""  # the exception's class name, so that the parent can raise the same type
+    fields: dict[str, str] = field(default_factory=dict)  # its path, detail, field attributes where it has them
     type: str = "error"
 
 
@@ -83,9 +105,25 @@ def encode(msg: Message) -> str:
     return json.dumps(_finite(to_dict(msg)), separators=(",", ":"), allow_nan=False) + "\n"
 
 
-def encode_spec(spec: dict[str, Any]) -> str:
-    """The job spec line the parent writes first on the child's stdin."""
-    return json.dumps(spec, separators=(",", ":")) + "\n"
+def encode_request(kind: str, payload: dict[str, Any]) -> str:
+    """The request line the parent writes first on the child's stdin; ValueError for an unknown kind."""
+    if kind not in JOB_KINDS:
+        raise ValueError(f"unknown job kind {kind!r}; expected one of {', '.join(JOB_KINDS)}")
+    return json.dumps({"kind": kind, "payload": payload}, separators=(",", ":")) + "\n"
+
+
+def parse_request(line: str | bytes) -> Request:
+    """The request on the child's first stdin line; ProtocolError says what is wrong with it."""
+    try:
+        data = json.loads(line)
+    except (ValueError, RecursionError) as exc:
+        raise ProtocolError(f"request is not JSON ({exc})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("payload"), dict):
+        raise ProtocolError('request must be a JSON object {"kind": ..., "payload": {...}}')
+    kind = data.get("kind")
+    if kind not in JOB_KINDS:
+        raise ProtocolError(f"unknown job kind {kind!r}; expected one of {', '.join(JOB_KINDS)}")
+    return Request(kind, data["payload"])
 
 
 def parse_line(line: str | bytes) -> Message:
@@ -127,17 +165,22 @@ def _build(cls, data: dict[str, Any]) -> Message:
             raise ProtocolError("progress text must be a string and partial an object")
         return ProgressMsg(stage, float(min(fraction, 1.0)), text, partial)
     if cls is ResultMsg:
-        run = data.get("run")
+        run, payload = data.get("run"), data.get("payload")
+        if run is None and isinstance(payload, dict):
+            return ResultMsg(payload=payload)
         if not isinstance(run, dict) or "status" not in run:
             raise ProtocolError("result message without a run object holding a status")
         wrong = [k for k, kind in _RUN_FIELD_TYPES.items() if k in run and not isinstance(run[k], kind)]
         if wrong or run["status"] not in RUN_STATUSES:
             raise ProtocolError(f"result message with a bad status or mistyped fields: {', '.join(wrong) or 'status'}")
         return ResultMsg(run)
-    kind, message = data.get("kind"), data.get("message")
+    kind, message, fields = data.get("kind"), data.get("message"), data.get("fields") or {}
     if kind not in ERROR_KINDS or not isinstance(message, str):
         raise ProtocolError(f"error message needs kind in {ERROR_KINDS} and a message string")
-    return ErrorMsg(kind, str(data.get("category", "")), message, str(data.get("traceback", "") or ""))
+    if not isinstance(fields, dict):
+        raise ProtocolError("error message fields must be an object")
+    return ErrorMsg(kind, str(data.get("category", "")), message, str(data.get("traceback", "") or ""),
+                    str(data.get("error_type", "") or ""), {str(k): str(v) for k, v in fields.items()})
 
 
 def _finite(value: Any) -> Any:

@@ -143,6 +143,42 @@ def test_shutdown_cancels_and_joins_and_silences(qtbot, make_bridge):
     assert finished == []
 
 
+def test_a_sequence_runs_in_order_and_one_cancel_skips_the_rest(qtbot, make_bridge, store):
+    second_started = threading.Event()
+
+    def execute(job, run_store, on_message, cancel):
+        if job.runtime.repeats == 21:  # the second job runs until cancelled
+            second_started.set()
+            cancel.wait(10.0)
+            return RunResult(status="cancelled", reason="cancelled by the user", spec=job.to_dict())
+        return RunResult(status="done", spec=job.to_dict(), metrics={"p50_ms": 1.0})
+
+    bridge = make_bridge(execute)
+    study = store.add_study("search", {"n": 3})
+    finished: list = []
+    bridge.finished.connect(lambda r: finished.append((r, bridge.is_running())))
+    assert bridge.start_many([spec(repeats=20), spec(repeats=21), spec(repeats=22)], study_id=study)
+    assert not bridge.start(spec())  # one sequence at a time
+    qtbot.waitUntil(second_started.is_set, timeout=5000)
+    with qtbot.waitSignal(bridge.sequence_finished, timeout=5000) as done:
+        assert bridge.cancel()
+    results = done.args[0]
+    assert [r.status for r in results] == ["done", "cancelled", "cancelled"]
+    assert [r.spec["runtime"]["repeats"] for r in results] == [20, 21, 22]
+    assert results[2].run_id is None and "sequence was cancelled" in results[2].reason
+    assert [(r.status, running) for r, running in finished] == [("done", True), ("cancelled", False)]
+    assert [store.run_study_id(r.run_id) for r in results[:2]] == [study, study]
+    assert not bridge.is_running()
+
+
+def test_an_empty_or_mixed_sequence_is_refused(qtbot, make_bridge):
+    bridge = make_bridge(lambda *a: None)
+    with qtbot.waitSignal(bridge.failed, timeout=1000) as failed:
+        assert not bridge.start_many([spec(), {"model": "x"}])
+    assert "expected a JobSpec" in failed.args[0]
+    assert not bridge.start_many([])
+
+
 # --- real worker jobs -----------------------------------------------------------------------------------
 
 def test_real_job_finishes_done_without_stalling_the_gui(qtbot, make_bridge, store):

@@ -1,10 +1,10 @@
 """Data-only model snapshots: a snapshot read back gives the same summary, weights, histograms and pruning
 predictions as the loaded model; reading one runs no code; a trusted file opened in a separate process comes
-back as a snapshot or as one typed error, and leaves no folder or process behind."""
+back as a snapshot in the worker's result message or as one typed error, and leaves no process behind."""
 
 from __future__ import annotations
 
-import os
+import base64
 import threading
 import time
 
@@ -19,8 +19,8 @@ from accelstudio.core.model.inspect import (
 from accelstudio.core.model.loading import open_model
 from accelstudio.core.recipe import PruneSpec
 from accelstudio.core.compress.snapshot import (
-    META_FILE, WEIGHTS_FILE, ModelSnapshot, SnapshotError, model_layer_weights, model_predict_sparsity,
-    new_snapshot_folder, read_snapshot, remove_stale_snapshots, snapshot_model, snapshots_dir, summary_from_dict,
+    ModelSnapshot, SnapshotError, model_layer_weights, model_predict_sparsity, read_snapshot, snapshot_model,
+    summary_from_dict,
 )
 from tests import factories as fx
 
@@ -34,9 +34,7 @@ SPECS = [
 
 
 def _snapshot(ref: str, **kw) -> ModelSnapshot:
-    folder = new_snapshot_folder()
-    snapshot_model(ref, folder, **kw)
-    return read_snapshot(folder)
+    return read_snapshot(snapshot_model(ref, **kw))
 
 
 def test_snapshot_of_a_pickled_module_matches_the_loaded_model(tmp_path):
@@ -81,51 +79,36 @@ def test_summary_round_trip_keeps_dynamic_dims():
     assert again.layers == summary.layers
 
 
-def test_reading_a_snapshot_never_unpickles(tmp_path):
-    folder = new_snapshot_folder()
-    snapshot_model("example:digits-mlp", folder, trust=False)
-    marker = tmp_path / "MARKER"
-    evil = np.empty(2, dtype=object)
-    evil[:] = [fx.MarkerPayload(marker)] * 2
-    np.savez(folder / WEIGHTS_FILE, a0=evil)
-    with pytest.raises(SnapshotError, match="weights.npz|pickle"):
-        read_snapshot(folder)
-    assert not marker.exists()
+def test_a_snapshot_payload_is_plain_json():
+    import json
+
+    payload = snapshot_model("example:digits-mlp", trust=False)
+    again = read_snapshot(json.loads(json.dumps(payload)))
+    np.testing.assert_array_equal(again.weights["fc1"], _snapshot("example:digits-mlp", trust=False).weights["fc1"])
 
 
-@pytest.mark.parametrize("damage", ["no-meta", "bad-json", "wrong-format", "missing-array", "float64"])
+@pytest.mark.parametrize("damage", ["not-a-dict", "wrong-format", "missing-array", "bad-base64", "wrong-shape",
+                                    "no-summary"])
 def test_incomplete_or_damaged_snapshot_is_a_snapshot_error(damage):
-    folder = new_snapshot_folder()
-    snapshot_model("example:digits-mlp", folder, trust=False)
-    meta = folder / META_FILE
-    if damage == "no-meta":
-        meta.unlink()
-    elif damage == "bad-json":
-        meta.write_text("{", encoding="utf-8")
+    payload = snapshot_model("example:digits-mlp", trust=False)
+    first = next(iter(payload["arrays"]))
+    if damage == "not-a-dict":
+        payload = [payload]
     elif damage == "wrong-format":
-        meta.write_text(meta.read_text().replace('"format": 1', '"format": 99'), encoding="utf-8")
+        payload["format"] = 99
     elif damage == "missing-array":
-        np.savez(folder / WEIGHTS_FILE, a0=np.zeros(3, np.float32))
+        del payload["arrays"][first]
+    elif damage == "bad-base64":
+        payload["arrays"][first]["data"] = "not base64 !"
+    elif damage == "wrong-shape":
+        payload["arrays"][first]["data"] = base64.b64encode(b"\0" * 12).decode()
     else:
-        np.savez(folder / WEIGHTS_FILE, **{f"a{i}": np.zeros(3) for i in range(4)})
+        del payload["summary"]
     with pytest.raises(SnapshotError):
-        read_snapshot(folder)
-
-
-def test_stale_snapshot_folders_are_removed_fresh_ones_kept():
-    old, fresh = new_snapshot_folder(), new_snapshot_folder()
-    (old / "x").write_bytes(b"1")
-    day_ago = time.time() - 2 * 24 * 3600
-    os.utime(old, (day_ago, day_ago))
-    assert remove_stale_snapshots() == 1
-    assert not old.exists() and fresh.is_dir()
+        read_snapshot(payload)
 
 
 # -- in a separate process -----------------------------------------------------------------------------------
-def _no_folders_left() -> bool:
-    return not any(snapshots_dir().iterdir())
-
-
 def test_trusted_torchscript_comes_back_as_a_snapshot(tmp_path):
     from accelstudio.worker.inspect_client import open_isolated
 
@@ -135,7 +118,6 @@ def test_trusted_torchscript_comes_back_as_a_snapshot(tmp_path):
     assert summary_to_dict(snap.summary) == summary_to_dict(inspect_model(handle))
     np.testing.assert_array_equal(model_layer_weights(snap, "fc"), layer_weights(handle, "fc"))
     assert model_predict_sparsity(snap, SPECS[0]) == predict_sparsity(handle, SPECS[0])
-    assert _no_folders_left()
 
 
 @pytest.mark.parametrize("action, error, text", [
@@ -150,7 +132,6 @@ def test_trusted_file_failing_in_its_process_gives_a_typed_error(tmp_path, actio
         inspect_client.open_isolated(str(path))
     assert type(info.value).__name__ == error and text in str(info.value)
     assert info.value.path == path
-    assert _no_folders_left()
 
 
 def test_hung_load_times_out(tmp_path, monkeypatch):
@@ -159,7 +140,6 @@ def test_hung_load_times_out(tmp_path, monkeypatch):
     monkeypatch.setenv("ACCELSTUDIO_TEST_HANG_STAGE", "load")
     with pytest.raises(ModelLoadTimeoutError, match="still loading after 2 s"):
         open_isolated(str(fx.torchscript_file(tmp_path)), timeout_s=2)
-    assert _no_folders_left()
 
 
 def test_cancel_ends_a_hung_load_at_once(tmp_path, monkeypatch):
@@ -173,29 +153,21 @@ def test_cancel_ends_a_hung_load_at_once(tmp_path, monkeypatch):
     with pytest.raises(JobCancelled):
         open_isolated(str(fx.torchscript_file(tmp_path)), cancel=cancel)
     assert time.monotonic() - start < 60  # not the 300 s stage timeout
-    assert _no_folders_left()
 
 
-def test_frozen_app_runs_the_inspect_child_through_its_own_executable(monkeypatch, tmp_path):
-    """`<app> --inspect-worker FOLDER` (what a frozen app starts) is dispatched by the CLI to the inspect child."""
+def test_frozen_app_inspects_through_its_own_worker_executable(tmp_path):
+    """`<app> --worker` (what a frozen app starts) is dispatched by the CLI to the worker child, which runs
+    a request of kind inspect and sends the snapshot in its result message."""
     import subprocess
     import sys
 
-    from accelstudio.core.job import JobSpec
     from accelstudio.worker import protocol
-    from accelstudio.worker.client import worker_command
 
-    assert worker_command("inspect")[1:] == ["-m", "accelstudio.worker.inspect_child"]
-    monkeypatch.setattr(sys, "frozen", True, raising=False)
-    assert worker_command("inspect") == [sys.executable, "--inspect-worker"]
-    monkeypatch.delattr(sys, "frozen")
-
-    folder = new_snapshot_folder()
-    spec = JobSpec(model=str(fx.torchscript_file(tmp_path)), trust=True)
+    payload = {"model": str(fx.torchscript_file(tmp_path)), "trust": True, "backend": None}
     app = "import sys; from accelstudio.cli import main; sys.exit(main(sys.argv[1:]))"
-    proc = subprocess.Popen([sys.executable, "-c", app, "--inspect-worker", str(folder)], stdin=subprocess.PIPE,
+    proc = subprocess.Popen([sys.executable, "-c", app, "--worker"], stdin=subprocess.PIPE,
                             stdout=subprocess.PIPE)  # stdin stays open: its end means "the parent is gone"
-    proc.stdin.write(protocol.encode_spec(spec.to_dict()).encode())
+    proc.stdin.write(protocol.encode_request("inspect", payload).encode())
     proc.stdin.flush()
     messages = []
     for line in proc.stdout:
@@ -205,4 +177,5 @@ def test_frozen_app_runs_the_inspect_child_through_its_own_executable(monkeypatc
     assert proc.wait(timeout=60) == 0 and messages[-1].type == "result", messages[-1]
     proc.stdin.close()
     proc.stdout.close()
-    assert [layer.name for layer in read_snapshot(folder).summary.layers] == ["conv", "fc"]
+    assert [stage for stage in (m.stage for m in messages[:-1])] == ["startup", "load", "inspect", "snapshot"]
+    assert [layer.name for layer in read_snapshot(messages[-1].payload).summary.layers] == ["conv", "fc"]

@@ -1,27 +1,22 @@
 """A data-only copy of an inspected model: all the window needs to show a model it must not load itself.
 
 A trusted TorchScript, torch.export or pickled-module file runs its own code while it loads, and a crash in that
-code would end whichever process loads it. So the window has such files opened in a separate process
-(accelstudio.worker.inspect_child), which writes a snapshot folder; the window reads it back as a
-`ModelSnapshot`: the ModelSummary (layer table, totals), a float32 weight array per layer (histograms,
+code would end whichever process loads it. So the window has such files opened in a worker process (job kind
+"inspect", accelstudio.worker), which sends back a snapshot payload in its result message; the window reads it
+as a `ModelSnapshot`: the ModelSummary (layer table, totals), a float32 weight array per layer (histograms,
 quantization grids) and the prunable layers' weights and shapes (pruning predictions). Reading a snapshot runs
-no code from the model: JSON, and arrays loaded with allow_pickle=False.
+no code from the model: JSON, and arrays rebuilt from raw float32 bytes.
 
-A snapshot folder (data_dir()/snapshots/<random name>/) holds:
-    weights.npz     float32 arrays named a0, a1, ... (layer names can be any text; these keys cannot)
-    snapshot.json   written last, so its presence means the snapshot is complete: format, name, backend,
-                    source_format, summary (summary_to_dict), layers {name: key},
-                    prunable [{name, key, k_axis, bias}], channels [ChannelLayer fields] or null
+A snapshot payload (a JSON object) holds: format, name, backend, source_format, summary (summary_to_dict),
+layers {name: key}, prunable [{name, key, k_axis, bias}], channels [ChannelLayer fields] or null, and
+arrays {key: {"shape": [int], "data": base64 of little-endian float32}} (layer names can be any text; the keys
+a0, a1, ... cannot), each array stored once.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import shutil
-import time
-import uuid
-import zipfile
+import base64
+import binascii
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -36,10 +31,7 @@ from accelstudio.core.progress import ProgressCallback, ProgressEvent
 from accelstudio.core.compress.pruning_plan import ChannelLayer, LayerReport, PrunableWeight
 from accelstudio.core.recipe import PruneSpec
 
-SNAPSHOT_FORMAT = 1
-META_FILE = "snapshot.json"
-WEIGHTS_FILE = "weights.npz"
-STALE_AFTER_S = 24 * 3600.0  # far beyond any load's timeout: older folders were left by an app that died
+SNAPSHOT_FORMAT = 2
 
 
 class SnapshotError(AccelStudioError):
@@ -63,46 +55,10 @@ class ModelSnapshot:
     channels: tuple[ChannelLayer, ...] | None
 
 
-# -- folders ------------------------------------------------------------------------------------------------
-def snapshots_dir() -> Path:
-    """The folder that holds snapshot folders (created on demand)."""
-    from accelstudio.core.paths import data_dir
-
-    path = data_dir() / "snapshots"
-    path.mkdir(parents=True, exist_ok=True)
-    return path
-
-
-def new_snapshot_folder() -> Path:
-    """A fresh, empty snapshot folder with a random name."""
-    folder = snapshots_dir() / uuid.uuid4().hex
-    folder.mkdir()
-    return folder
-
-
-def remove_snapshot(folder: Path) -> None:
-    """Delete a snapshot folder and everything in it (missing is fine)."""
-    shutil.rmtree(folder, ignore_errors=True)
-
-
-def remove_stale_snapshots(max_age_s: float = STALE_AFTER_S) -> int:
-    """Delete snapshot folders not modified for `max_age_s` seconds (left by an app that died); their count."""
-    now, removed = time.time(), 0
-    for folder in snapshots_dir().iterdir():
-        try:
-            stale = folder.is_dir() and not folder.is_symlink() and now - folder.stat().st_mtime > max_age_s
-        except OSError:
-            continue
-        if stale:
-            remove_snapshot(folder)
-            removed += 1
-    return removed
-
-
 # -- writing (in the process that loaded the model) -----------------------------------------------------------
-def snapshot_model(ref: str, folder: Path, *, trust: bool, backend: str | None = None,
-                   progress: ProgressCallback | None = None) -> ModelSummary:
-    """Open `ref` (stages "load", "inspect", "snapshot"), inspect it and write its snapshot into `folder`."""
+def snapshot_model(ref: str, *, trust: bool, backend: str | None = None,
+                   progress: ProgressCallback | None = None) -> dict[str, Any]:
+    """Open `ref` (stages "load", "inspect", "snapshot"), inspect it and return its snapshot payload."""
     from accelstudio.core.model.inspect import inspect_model
     from accelstudio.core.model.loading import open_model
 
@@ -112,12 +68,11 @@ def snapshot_model(ref: str, folder: Path, *, trust: bool, backend: str | None =
     report(ProgressEvent("inspect", 0.0, "counting parameters and FLOPs"))
     summary = inspect_model(handle)
     report(ProgressEvent("snapshot", 0.0, "copying the weights"))
-    write_snapshot(handle, summary, folder)
-    return summary
+    return snapshot_payload(handle, summary)
 
 
-def write_snapshot(handle: ModelHandle, summary: ModelSummary, folder: Path) -> None:
-    """Write the snapshot of an inspected model into the (existing) `folder`."""
+def snapshot_payload(handle: ModelHandle, summary: ModelSummary) -> dict[str, Any]:
+    """The snapshot of an inspected model as a JSON-ready payload."""
     from accelstudio.core.compress.apply import channel_layers, prunable_weights
     from accelstudio.core.errors import CompressionError
     from accelstudio.core.model.inspect import layer_weights
@@ -139,11 +94,11 @@ def write_snapshot(handle: ModelHandle, summary: ModelSummary, folder: Path) -> 
         channels = [asdict(c) for c in channel_layers(handle)]
     except CompressionError:
         channels = None
-    meta = {"format": SNAPSHOT_FORMAT, "name": handle.name, "backend": handle.backend,
+    return {"format": SNAPSHOT_FORMAT, "name": handle.name, "backend": handle.backend,
             "source_format": handle.source_format, "summary": summary_to_dict(summary), "layers": layers,
-            "prunable": prunable, "channels": channels}
-    _write_atomic(folder / WEIGHTS_FILE, lambda f: np.savez(f, **arrays))
-    _write_atomic(folder / META_FILE, lambda f: f.write(json.dumps(meta).encode("utf-8")))
+            "prunable": prunable, "channels": channels,
+            "arrays": {key: {"shape": list(a.shape), "data": base64.b64encode(a.astype("<f4").tobytes()).decode()}
+                       for key, a in arrays.items()}}
 
 
 def _same_values(arrays: dict[str, np.ndarray], key: str | None, array: np.ndarray) -> bool:
@@ -159,32 +114,25 @@ def _add(arrays: dict[str, np.ndarray], array: np.ndarray) -> str:
     return key
 
 
-def _write_atomic(path: Path, write) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    with open(tmp, "wb") as f:
-        write(f)
-    os.replace(tmp, path)
-
-
 # -- reading (in the window's process) ------------------------------------------------------------------------
-def read_snapshot(folder: Path) -> ModelSnapshot:
-    """Read a complete snapshot folder into memory (the folder can be deleted afterwards)."""
+def read_snapshot(payload: dict[str, Any]) -> ModelSnapshot:
+    """The ModelSnapshot a snapshot payload describes; SnapshotError when it is incomplete or malformed."""
     try:
-        meta = json.loads((Path(folder) / META_FILE).read_text(encoding="utf-8"))
-        if not isinstance(meta, dict) or meta.get("format") != SNAPSHOT_FORMAT:
-            raise SnapshotError(f"{folder}: not a snapshot of format {SNAPSHOT_FORMAT}")
-        with np.load(Path(folder) / WEIGHTS_FILE, allow_pickle=False) as npz:
-            arrays = {key: _read_only(npz[key]) for key in npz.files}
-        return _snapshot_from(meta, arrays)
+        if not isinstance(payload, dict) or payload.get("format") != SNAPSHOT_FORMAT:
+            raise SnapshotError(f"not a model snapshot of format {SNAPSHOT_FORMAT}")
+        arrays = {str(key): _array(entry) for key, entry in payload["arrays"].items()}
+        return _snapshot_from(payload, arrays)
     except SnapshotError:
         raise
-    except (OSError, ValueError, KeyError, TypeError, AttributeError, zipfile.BadZipFile) as exc:
-        raise SnapshotError(f"{folder}: {type(exc).__name__}: {exc}") from None
+    except (ValueError, KeyError, TypeError, AttributeError, binascii.Error) as exc:
+        raise SnapshotError(f"model snapshot: {type(exc).__name__}: {exc}") from None
 
 
-def _read_only(array: np.ndarray) -> np.ndarray:
-    if array.dtype != np.float32:
-        raise ValueError(f"weights of dtype {array.dtype}, expected float32")
+def _array(entry: dict[str, Any]) -> np.ndarray:
+    """A read-only float32 array from its shape and base64 bytes (no pickle, no dtype from the sender)."""
+    shape = tuple(int(d) for d in entry["shape"])
+    array = np.frombuffer(base64.b64decode(entry["data"], validate=True), dtype="<f4").astype(np.float32)
+    array = array.reshape(shape)
     array.setflags(write=False)
     return array
 
