@@ -3,10 +3,11 @@
 `run_job` runs in the worker process (accelstudio.worker); exceptions propagate and the worker turns them
 into failed runs. Each stage reports ProgressEvents under its own name, so the parent can time stages out.
 
-Where the recipe runs: on the runtime's own format. A torch model measured on ONNX Runtime is pruned as a
-torch module (structured pruning needs it), exported to ONNX in memory, and then quantized with ONNX
-Runtime's quantizer, because quantized torch modules do not export. Bundled examples load their shipped
-ONNX file for ONNX Runtime, except when the recipe prunes channels (that needs the torch form).
+Where the recipe runs: on the runtime's own format, as planned by core/compress/plan.py (shared with
+`accelstudio apply`). A torch model measured on ONNX Runtime is pruned as a torch module (structured pruning
+needs it), exported to ONNX in memory, and then quantized with ONNX Runtime's quantizer, because quantized
+torch modules do not export. Bundled examples load their shipped ONNX file for ONNX Runtime, except when the
+recipe prunes channels (that needs the torch form).
 
 Sizes: size_bytes and baseline_size_bytes are the in-memory bytes of all parameters as inspect_model counts
 them (the same rule for both, so they compare); artifact_bytes is the size of the saved optimized file.
@@ -25,7 +26,7 @@ import numpy as np
 
 from accelstudio.core.job import JobSpec, RunResult
 from accelstudio.core.progress import CancelToken, ProgressCallback, ProgressEvent, check_cancel
-from accelstudio.core.recipe import QuantSpec, Recipe
+from accelstudio.core.recipe import Recipe
 
 EVAL_BATCH = 64
 STAGES = ("load", "data", "compress", "export", "benchmark", "evaluate")
@@ -181,42 +182,16 @@ def _with_shapes(handle, plan):
 
 def _compress(spec: JobSpec, base, run_data, progress, cancel):
     """The compressed handle (on the runtime's format), per-layer reports and warnings."""
-    from accelstudio.core.compress.apply import apply_recipe
+    from accelstudio.core.compress.plan import plan_compression, run_plan
 
-    recipe = spec.recipe
-    to_onnx = base.backend == "torch" and spec.runtime.runtime == "onnxruntime"
-    if recipe.is_identity and not to_onnx:
+    target = "onnx" if spec.runtime.runtime == "onnxruntime" else base.backend
+    plan = plan_compression(spec.recipe, base.backend, target)
+    if not plan.steps:
         return base, (), ()
-    calib = run_data.calib
     train_data = run_data.train if run_data.train is not None else spec.train_data
-    if not to_onnx:
-        res = apply_recipe(base, recipe, calib=calib, progress=progress, cancel=cancel, train_data=train_data)
-        return res.handle, res.layers, res.warnings
-    handle, layers, warnings = base, (), ()
-    if recipe.prune.active or recipe.recovery.active:  # in torch; quantization follows on the ONNX form
-        res = apply_recipe(base, replace(recipe, quantize=QuantSpec()), progress=progress, cancel=cancel,
-                           train_data=train_data)
-        handle, layers, warnings = res.handle, res.layers, res.warnings
-    handle = _exported(handle, base.source_format, run_data.plan.guessed_dims)
-    if recipe.quantize.active:
-        res = apply_recipe(handle, Recipe(quantize=recipe.quantize), calib=calib, progress=progress, cancel=cancel)
-        handle, warnings = res.handle, tuple(warnings) + tuple(res.warnings)
-    return handle, layers, warnings
-
-
-def _exported(handle, source_format: str, guessed=()):
-    """The ONNX form of a torch handle; a TorchScript model that cannot be exported gets a plain sentence."""
-    from accelstudio.core.errors import CompressionError
-    from accelstudio.core.compress.export import to_onnx_handle
-
-    try:
-        return to_onnx_handle(handle)
-    except CompressionError as exc:
-        if source_format != "torchscript":
-            raise
-        from accelstudio.core.compress.feasibility import torchscript_export_error
-
-        raise torchscript_export_error(exc.__context__ or exc, guessed) from None
+    res = run_plan(plan, base, calib=run_data.calib, train_data=train_data, progress=progress, cancel=cancel,
+                   guessed_dims=tuple(run_data.plan.guessed_dims))
+    return res.handle, res.layers, res.warnings
 
 
 def _save_artifact(handle, runtime: str, recipe: Recipe, notes: list[str]) -> Path | None:
