@@ -14,6 +14,8 @@ from accelstudio.core.recipe import Recipe
 DESCRIPTION = """\
 Prune, then quantize, a model and write it to --out (.onnx, .pt TorchScript or .safetensors).
 Flags override the fields of --recipe FILE. A recipe JSON is written beside the output as <stem>.recipe.json.
+The model is opened and transformed in a separate worker process (a trusted file's code runs only there),
+with --timeout per stage and --memory-limit, as `accelstudio run` does.
 
 Which form of the model is transformed:
   * --out *.onnx with a quantization mode: quantization runs on the ONNX form with ONNX Runtime's quantizers,
@@ -43,16 +45,27 @@ def register(subparsers) -> None:
                    help="allow formats that can run code when loaded (TorchScript, torch.export, pickle)")
     p.add_argument("--backend", choices=("torch", "onnx"), help="form to transform (see above)")
     p.add_argument("--architecture", metavar="NAME", help="bundled architecture for a bare weights file")
+    p.add_argument("--timeout", type=float, default=600.0, metavar="S", help="per-stage time limit")
+    p.add_argument("--memory-limit", type=int, default=8192, metavar="MB", help="worker memory cap (0 = none)")
     p.add_argument("--json", action="store_true", help="print one JSON document instead of text")
     p.set_defaults(func=run_apply)
 
 
 def run_apply(args: argparse.Namespace) -> int:
-    """Build the recipe, compress the model, write it and print the report."""
-    from accelstudio.core.compress.apply_file import apply_to_file
+    """Build the request, compress and write the model in a worker process, print the report."""
+    from accelstudio.worker.client import execute_apply
+    from accelstudio.worker.errors import WorkerFailedError
 
     request = build_request(args)
-    document = apply_to_file(request, progress=_print_warnings)
+    if args.timeout <= 0 or args.memory_limit < 0:
+        raise UsageError("--timeout must be > 0 and --memory-limit >= 0")
+    try:
+        document = execute_apply(request, on_message=_print_warnings, timeout_s=args.timeout,
+                                 memory_limit_mb=args.memory_limit)
+    except WorkerFailedError as exc:
+        if args.debug and exc.child_traceback:
+            print(exc.child_traceback, file=sys.stderr)
+        raise
     if args.json:
         print(json.dumps(document, indent=2))
     else:
@@ -86,10 +99,11 @@ def build_request(args: argparse.Namespace):
                         input_shapes=shapes_from_args(args), calib=args.calib, train_data=args.train_data)
 
 
-def _print_warnings(event) -> None:
-    """Print the input dims that were guessed, as they are known."""
-    for note in (event.partial or {}).get("warnings", ()):
-        print(f"warning: {note}", file=sys.stderr)
+def _print_warnings(msg) -> None:
+    """Print the input dims that were guessed, as the worker reports them."""
+    if msg.type == "progress" and msg.stage == "shapes":
+        for note in msg.partial.get("warnings", ()):
+            print(f"warning: {note}", file=sys.stderr)
 
 
 class UsageError(AccelStudioError):

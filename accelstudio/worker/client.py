@@ -20,6 +20,7 @@ import sys
 import threading
 import time
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any, Callable
 
 from accelstudio.core.job import JobSpec, RunResult
@@ -358,21 +359,39 @@ def execute_study(name: str, params: dict[str, Any], on_message: OnMessage | Non
     its result dict. Raises the typed AccelStudioError the study raised (UnknownStudy for a name the worker does
     not know), JobCancelled when `cancel_event` is set first, WorkerFailedError when the worker crashed, timed
     out, ran out of memory or the study raised another exception."""
+    payload = {"name": name, "params": params, "memory_limit_mb": memory_limit_mb}
+    return execute_payload("study", payload, f"study {name!r}", on_message, cancel_event, timeout_s,
+                           memory_limit_mb)
+
+
+def execute_apply(request, on_message: OnMessage | None = None, cancel_event: threading.Event | None = None,
+                  timeout_s: float = JobSpec.timeout_s, memory_limit_mb: int = JobSpec.memory_limit_mb) -> dict[str, Any]:
+    """Compress and write a model as `request` (accelstudio.core.compress.apply_file.ApplyRequest) says, in a
+    worker, and return apply_to_file's report. Raises like execute_study."""
+    payload = {"request": request.to_dict(), "memory_limit_mb": memory_limit_mb}
+    return execute_payload("apply", payload, Path(request.model).name, on_message, cancel_event, timeout_s,
+                           memory_limit_mb)
+
+
+def execute_payload(kind: str, payload: dict[str, Any], what: str, on_message: OnMessage | None = None,
+                    cancel_event: threading.Event | None = None, timeout_s: float = STUDY_TIMEOUT_S,
+                    memory_limit_mb: int = STUDY_MEMORY_LIMIT_MB) -> dict[str, Any]:
+    """Run a job of `kind` (not "run") with `payload` in a worker and return its result payload; the child's
+    typed error is raised again once, here. `what` names the job in messages ("study 'x'")."""
     from accelstudio.core.errors import JobCancelled
     from accelstudio.worker.errors import WorkerFailedError, rebuild_error
 
-    payload = {"name": name, "params": params, "memory_limit_mb": memory_limit_mb}
-    runner = JobRunner(kind="study", payload=payload, on_message=on_message, timeout_s=timeout_s,
+    runner = JobRunner(kind=kind, payload=payload, on_message=on_message, timeout_s=timeout_s,
                        memory_limit_mb=memory_limit_mb).start()
     result = _wait_or_stop(runner, cancel_event, cancel_on_interrupt=False)
     if result.status == "done" and runner.payload is not None:
         return runner.payload
     error = runner.error
     if result.status == "cancelled":
-        raise JobCancelled(f"study {name!r} was cancelled")
+        raise JobCancelled(f"{what} was cancelled")
     if error is not None and error.kind == "user_error":
         raise rebuild_error(error)
-    raise WorkerFailedError(f"study {name!r}: {result.reason or 'the worker sent no result'}",
+    raise WorkerFailedError(f"{what}: {result.reason or 'the worker sent no result'}",
                             error.traceback if error is not None else str(result.metrics.get("traceback", "")))
 
 

@@ -4,6 +4,7 @@ result message, with a progress callback and a cancel token.
     run      a JobSpec: load, compress, measure (accelstudio.core.pipeline.run_job); result {"run": RunResult}
     inspect  open one (possibly code-bearing) model file and send back its data-only snapshot
     study    a study from accelstudio.core.studies.registry by name; result: the study's dict
+    apply    compress a model and write it to a file (accelstudio.core.compress.apply_file); result: its report
 """
 
 from __future__ import annotations
@@ -65,8 +66,17 @@ def study_kind(payload: dict[str, Any], progress, cancel) -> protocol.ResultMsg:
     return protocol.ResultMsg(payload=result)
 
 
+def apply_kind(payload: dict[str, Any], progress, cancel) -> protocol.ResultMsg:
+    """Compress a model with a recipe and write the output file (its code, when trusted, runs only here)."""
+    from accelstudio.core.compress.apply_file import ApplyRequest, apply_to_file
+
+    request = ApplyRequest.from_dict(payload["request"])
+    return protocol.ResultMsg(payload=apply_to_file(request, progress=progress, cancel=cancel))
+
+
 KINDS: dict[str, JobKind] = {
     "run": JobKind(run_kind),
     "inspect": JobKind(inspect_kind, exit_on_cancel=True),
     "study": JobKind(study_kind),
+    "apply": JobKind(apply_kind),
 }
