@@ -77,11 +77,15 @@ def _toggle(current: tuple[str, ...], names: list[str], on: bool) -> tuple[str, 
 
 def grid_setting(quant: QuantSpec) -> tuple[int, bool, bool] | None:
     """(bits, per_channel, symmetric) of the integer grid the weights land on, or None for float modes.
-    The int8 modes' grid is symmetric for signed (qint8) weights; weight-only grids are symmetric."""
+    Modes that honour the symmetric choice (weight-only, simulated) follow the recipe; the int8 kernel modes'
+    grid is symmetric for signed (qint8) weights."""
     mode = quant_mode(quant.mode)
     if mode.simulated:
         return quant.bits, quant.per_channel, quant.symmetric
     if mode.bits is None:
         return None
-    symmetric = quant.weight_type == "qint8" if mode.weight_type_allowed else True
+    if mode.symmetric_allowed:
+        symmetric = quant.symmetric
+    else:
+        symmetric = quant.weight_type == "qint8" if mode.weight_type_allowed else True
     return mode.bits, quant.per_channel, symmetric

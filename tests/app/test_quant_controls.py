@@ -19,6 +19,7 @@ def test_controls_follow_the_mode_table(qtbot):
         assert controls.granularity_combo.isEnabled() == mode.per_channel_allowed, mode.name
         assert controls.weight_type_combo.isEnabled() == mode.weight_type_allowed, mode.name
         assert controls.calib_combo.isEnabled() == controls.calib_samples.isEnabled() == mode.needs_calibration
-        assert controls.bits_slider.isEnabled() == controls.symmetric_check.isEnabled() == mode.simulated
+        assert controls.bits_slider.isEnabled() == mode.simulated
+        assert controls.symmetric_check.isEnabled() == mode.symmetric_allowed, mode.name
         assert controls.mode_combo.toolTip() == mode.tip
     assert len(edits) == len(QUANT_MODE_TABLE) - 1  # every change but the first ("none", already chosen)

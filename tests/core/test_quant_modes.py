@@ -121,3 +121,25 @@ def test_both_quantizers_dispatch_every_mode_of_the_table():
     from accelstudio.core.compress.quant_torch import TORCH_STEPS
 
     assert set(ONNX_STEPS) == set(QUANT_MODES) and set(TORCH_STEPS) == set(QUANT_MODES)
+
+
+@pytest.mark.parametrize("name", [m.name for m in QUANT_MODE_TABLE if m.active and not m.needs_calibration])
+def test_the_symmetric_choice_changes_the_result_only_where_allowed(name):
+    def weights(symmetric):
+        layer = _quantized_layer(name, symmetric=symmetric)
+        if hasattr(layer, "dequantized_weight"):
+            return layer.dequantized_weight()
+        weight = layer.weight() if callable(layer.weight) else layer.weight
+        return (weight.dequantize() if weight.is_quantized else weight).detach().float()
+
+    changed = not torch.equal(weights(True), weights(False))
+    assert changed == quant_mode(name).symmetric_allowed
+
+
+def test_torch_facts_name_the_modes_they_describe():
+    assert modes_where(torch_swaps_modules=True) == ("dynamic-int8", "weight-int8", "weight-int4", "sim")
+    assert modes_where(torch_ao=True) == ("dynamic-int8", "static-int8")
+    assert modes_where(torch_traces=True) == modes_where(needs_calibration=True)
+    assert modes_where(onnxruntime_cpu=False) == ("bf16",)
+    assert quant_mode("static-int8").stored_kinds("onnx") == {"linear", "conv", "embedding"}
+    assert quant_mode("fp16").stored_kinds("torch") == frozenset() and quant_mode("sim").stored_kinds("x") == set()

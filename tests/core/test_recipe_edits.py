@@ -78,7 +78,7 @@ def test_fit_to_an_onnx_graph_turns_off_what_needs_torch():
     (QuantSpec(mode="bf16", per_channel=True), None),
     (QuantSpec(mode="dynamic-int8", per_channel=True), (8, True, True)),
     (QuantSpec(mode="static-int8", weight_type="quint8"), (8, False, False)),
-    (QuantSpec(mode="weight-int8", symmetric=False), (8, False, True)),
+    (QuantSpec(mode="weight-int8", symmetric=False), (8, False, False)),  # weight-only honours the choice
     (QuantSpec(mode="weight-int4", per_channel=True), (4, True, True)),
     (QuantSpec(mode="sim", bits=3, per_channel=True, symmetric=False), (3, True, False)),
 ])

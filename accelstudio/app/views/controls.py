@@ -207,7 +207,7 @@ class RecipeControls(QWidget):
         self.bits_label.setEnabled(mode.simulated)
         self.granularity_combo.setEnabled(mode.per_channel_allowed)
         self.weight_type_combo.setEnabled(mode.weight_type_allowed)
-        self.symmetric_check.setEnabled(mode.simulated)
+        self.symmetric_check.setEnabled(mode.symmetric_allowed)
         self.calib_combo.setEnabled(mode.needs_calibration)
         self.calib_samples.setEnabled(mode.needs_calibration)
         self.mode_combo.setToolTip(mode.tip)

@@ -26,13 +26,12 @@ from typing import Sequence
 
 from accelstudio.core.errors import AccelStudioError
 from accelstudio.core.model.handle import InputSpec, ModelHandle
+from accelstudio.core.quant_modes import QuantMode, modes_where, quant_mode
 from accelstudio.core.recipe import Recipe
 
 MODEL_FORMATS = ("onnx", "safetensors", "state_dict", "torchscript", "export", "pickle", "example")
 FROZEN_GRAPHS = {"torchscript": "a TorchScript file", "export": "a torch.export program"}
 TORCH_RUNTIMES = ("torch", "torchscript")
-TORCH_AO_MODES = ("static-int8", "dynamic-int8")
-MODULE_SWAP_MODES = ("dynamic-int8", "weight-int8", "weight-int4", "sim")  # replace or wrap nn modules
 
 
 class RecipeNotPossible(AccelStudioError):
@@ -58,6 +57,7 @@ def check_job_feasible(model_format: str, backend: str, runtime: str, device: st
 
 def _refusal(fmt: str, backend: str, runtime: str, device: str, recipe: Recipe) -> str | None:
     prune, quant = recipe.prune, recipe.quantize
+    mode = quant_mode(quant.mode)
     structured = prune.active and prune.method == "l1-structured"
     torch_side = runtime in TORCH_RUNTIMES
     if backend == "onnx" and fmt != "example":
@@ -78,23 +78,30 @@ def _refusal(fmt: str, backend: str, runtime: str, device: str, recipe: Recipe) 
         if fmt == "torchscript" and recipe.recovery.active:
             return ("a TorchScript file cannot be trained, so recovery is not possible; open the model's "
                     "Python or safetensors form, or turn recovery off")
-        if torch_side and quant.mode in MODULE_SWAP_MODES:
+        if torch_side and mode.torch_swaps_modules:
             return (f"{quant.mode} in torch swaps nn.Linear/Conv modules, which {what} does not have (the "
                     "model would run unchanged); measure it on onnxruntime, where the graph is exported and "
                     "quantized, or open the model's Python or safetensors form")
-        if fmt == "torchscript" and torch_side and quant.mode == "static-int8":
-            return ("torch's static int8 cannot trace a TorchScript file; measure it on onnxruntime (static "
-                    "int8 then runs in ONNX Runtime), or choose dynamic-int8")
-        if fmt == "torchscript" and torch_side and quant.mode in ("fp16", "bf16"):
+        if fmt == "torchscript" and torch_side and mode.torch_traces:
+            return (f"torch's {mode.label} cannot trace a TorchScript file; measure it on onnxruntime ({mode.label} "
+                    f"then runs in ONNX Runtime), or choose {_untraced_alternative(mode)}")
+        if fmt == "torchscript" and torch_side and mode.half:
             return (f"{quant.mode} casts cannot be added to a TorchScript file in torch; measure it on "
                     "onnxruntime with fp16, or open the model's Python or safetensors form")
-    if quant.mode == "bf16" and runtime == "onnxruntime" and device == "cpu":
-        return ("ONNX Runtime's CPU provider has no bf16 kernels for Conv, Gemm or MatMul, so a bf16 model "
-                "cannot run here; choose fp16, or bf16 on the torch runtime")
-    if quant.mode in TORCH_AO_MODES and torch_side and device == "cuda" and backend == "torch":
+    if not mode.onnxruntime_cpu and runtime == "onnxruntime" and device == "cpu":
+        instead = " or ".join(modes_where(half=mode.half, onnxruntime_cpu=True)) or "another mode"
+        return (f"ONNX Runtime's CPU provider has no {quant.mode} kernels for Conv, Gemm or MatMul, so a "
+                f"{quant.mode} model cannot run here; choose {instead}, or {quant.mode} on the torch runtime")
+    if mode.torch_ao and torch_side and device == "cuda" and backend == "torch":
         return (f"torch's {quant.mode} kernels run only on the CPU; measure it on the cpu device, or on "
                 "onnxruntime with the CUDA provider")
     return None
+
+
+def _untraced_alternative(mode: QuantMode) -> str:
+    """A mode of the same width whose torch quantizer needs no tracing (dynamic-int8 for static-int8)."""
+    same = modes_where(bits=mode.bits, torch_traces=False, weight_only=False, simulated=False)
+    return same[0] if same else "another mode"
 
 
 def _batch_refusal(inputs: Sequence[InputSpec], runtime: str, recipe: Recipe) -> str | None:
@@ -107,8 +114,9 @@ def _batch_refusal(inputs: Sequence[InputSpec], runtime: str, recipe: Recipe) ->
         return (f"the model's batch is fixed at {k}, so it cannot be trained in batches of "
                 f"{recipe.recovery.batch}; set the recovery batch to {k}, or export the model with a dynamic "
                 "batch axis")
-    if recipe.quantize.mode == "static-int8" and runtime in TORCH_RUNTIMES:
-        return (f"torch's static int8 calibrates in batches, which this graph (batch fixed at {k}) cannot take; "
+    mode = quant_mode(recipe.quantize.mode)
+    if mode.needs_calibration and runtime in TORCH_RUNTIMES:
+        return (f"torch's {mode.label} calibrates in batches, which this graph (batch fixed at {k}) cannot take; "
                 "measure it on onnxruntime, or export the model with a dynamic batch axis")
     return None
 

@@ -1,8 +1,8 @@
 """Predicted stored size of a model after a recipe, by the same rules the compression steps follow.
 
-The rules are a table: for each target backend and quantization mode, which kinds of layer it stores in fewer
-bits (`QUANTIZED_KINDS`), and how many bytes a quantized weight then takes with its scales and zero points
-(`quantized_weight_bytes`, from the bytes per weight of accelstudio.core.quant_modes). Everything a mode leaves in float (convolutions under dynamic int8, embeddings
+The rules are the quantization-mode table (accelstudio.core.quant_modes): for each target backend and mode,
+which kinds of layer it stores in fewer bits (`QuantMode.stored_kinds`), and how many bytes a quantized weight
+then takes with its scales and zero points (`quantized_weight_bytes`, from the table's bytes per weight). Everything a mode leaves in float (convolutions under dynamic int8, embeddings
 under weight-only modes, excluded layers) keeps its bytes, and the prediction says so in its notes. Structured
 pruning shrinks the layers by the planner's reports; zeroing methods (unstructured, 2:4) leave the stored size
 as it is (dense storage) and only lower the count of nonzero parameters.
@@ -27,20 +27,9 @@ KIND_OF_OP = {
     "Conv": "conv", "Conv1d": "conv", "Conv2d": "conv", "Conv3d": "conv",
     "Gather": "embedding", "Embedding": "embedding",
 }
-# (backend the model runs on, mode) -> kinds of layer stored in low precision
-QUANTIZED_KINDS: dict[tuple[str, str], frozenset[str]] = {
-    ("onnx", "dynamic-int8"): frozenset({"linear", "embedding"}),
-    ("onnx", "static-int8"): frozenset({"linear", "conv", "embedding"}),  # onnxruntime's QDQ default op set
-    ("onnx", "weight-int8"): frozenset({"linear"}),
-    ("onnx", "weight-int4"): frozenset({"linear"}),
-    ("torch", "dynamic-int8"): frozenset({"linear"}),
-    ("torch", "static-int8"): frozenset({"linear", "conv"}),
-    ("torch", "weight-int8"): frozenset({"linear", "conv"}),
-    ("torch", "weight-int4"): frozenset({"linear", "conv"}),
-}
 HALF_MODES = modes_where(half=True)  # every float tensor in 2 bytes
 FLOAT32_BYTES = quant_mode("none").weight_bytes
-# Static int8 on an attention model (quant_onnx_static.is_attention_model) keeps LayerNorm and embeddings in
+# Static (calibrated) int8 on an attention model (quant_onnx_static.is_attention_model) keeps LayerNorm and embeddings in
 # float and quantizes only MatMul/Gemm/Conv; these layer types in the table mark such a model.
 ATTENTION_LAYER_OPS = frozenset({"LayerNormalization", "SkipLayerNormalization", "LayerNorm", "Gather", "Embedding"})
 
@@ -68,10 +57,10 @@ def predict_size(summary: Any, recipe: Recipe, reports: list | None = None, back
     quant = recipe.quantize
     reports_by_name = {r.name: r for r in (reports or [])}
     structured = recipe.prune.method == "l1-structured"
-    kinds = QUANTIZED_KINDS.get((backend, quant.mode), frozenset())
-    if quant.mode == "static-int8" and any(layer.op_type in ATTENTION_LAYER_OPS for layer in summary.layers):
-        kinds = kinds - {"embedding"}
     mode = quant_mode(quant.mode)
+    kinds = mode.stored_kinds(backend)
+    if mode.needs_calibration and any(layer.op_type in ATTENTION_LAYER_OPS for layer in summary.layers):
+        kinds = kinds - {"embedding"}
     half = mode.half
     excluded = set(quant.exclude)
     total = float(summary.other_bytes) * (mode.weight_bytes / FLOAT32_BYTES if half else 1.0)

@@ -54,18 +54,21 @@ def likely_cause(recipe: dict, nonfinite: bool) -> str:
     if mode == "none" and not pruned and (_dict(recipe.get("recovery")).get("method") or "none") == "none":
         return ("the unchanged model itself gives NaN/Inf or no comparable output on these inputs: check the "
                 "input data (range, dtype, shapes)")
-    if mode == "static-int8":
-        return ("static int8 activation ranges that do not fit the values this model computes (calibration on "
+    row = _mode_row(mode)
+    if row is not None and row.needs_calibration:
+        return (f"{row.label} activation ranges that do not fit the values this model computes (calibration on "
                 "random or too few inputs, or attention/LayerNorm/residual layers in 8 bits): calibrate on real "
                 "samples (--calib), keep the widest-ranging layers in float (exclude them), or use dynamic int8")
-    if mode in ("fp16", "bf16"):
+    if row is not None and row.half:
         return (f"{mode} overflow or underflow in some layers: keep the layers with large activations in float32 "
                 "(exclude them) or use int8")
     if nonfinite:
         return "the compressed model produces NaN/Inf: keep the layer that overflows in float (exclude it)"
-    if mode == "dynamic-int8" and not quant.get("per_channel", True):
+    int8_kernels = row is not None and row.per_channel_allowed and row.bits == 8 and not row.weight_only
+    if int8_kernels and not quant.get("per_channel", True):
         return "per-tensor int8 weights saturate: use per-channel weights"
-    if mode in ("weight-int4", "sim") or (mode != "none" and quant.get("bits", 8) < 8):
+    narrow = row is not None and (row.simulated or (row.bits is not None and row.bits < 8))
+    if narrow or (mode != "none" and quant.get("bits", 8) < 8):
         return "too few bits for these weights: use 8 bits or keep the sensitive layers in float"
     if pruned:
         return (f"pruning {amount:.0%} removed too much: lower the amount, exclude the sensitive layers, or "
@@ -73,6 +76,17 @@ def likely_cause(recipe: dict, nonfinite: bool) -> str:
     if mode != "none":
         return f"{mode} does not suit some layers of this model: exclude the most sensitive layers"
     return "the compressed model no longer follows the original; compare the layers' errors"
+
+
+def _mode_row(name: str):
+    """The quantization-mode table's row for a stored run's mode name (None for a name this version lacks)."""
+    from accelstudio.core.errors import RecipeError
+    from accelstudio.core.quant_modes import quant_mode
+
+    try:
+        return quant_mode(name)
+    except RecipeError:
+        return None
 
 
 def run_warnings(run: RunResult, baseline: RunResult | None = None) -> list[str]:
