@@ -1,5 +1,5 @@
 """Open a model whose file runs code (trusted TorchScript, torch.export, pickled module) in a separate process,
-and get back a data-only ModelSnapshot (accelstudio.core.compress.snapshot).
+and get back its data-only ModelData (accelstudio.core.model.model_data, read by accelstudio.core.compress.snapshot).
 
 The child is a worker running a job of kind "inspect", supervised by the same JobRunner as jobs: memory limit,
 stage timeout, cancel, and the signal that ended it. The snapshot comes back in its result message. Whatever
@@ -17,7 +17,8 @@ from pathlib import Path
 from accelstudio.core import errors
 from accelstudio.core.errors import JobCancelled, ModelLoadError, ModelTooLargeError
 from accelstudio.core.job import JobSpec, RunResult
-from accelstudio.core.compress.snapshot import ModelSnapshot, SnapshotError, read_snapshot
+from accelstudio.core.compress.snapshot import SnapshotError, read_snapshot
+from accelstudio.core.model.model_data import ModelData
 from accelstudio.worker import protocol
 from accelstudio.worker.client import JobRunner, _signal_name, _wait_or_stop
 from accelstudio.worker.errors import ModelCrashedError, ModelLoadTimeoutError, rebuild_error
@@ -35,7 +36,7 @@ STAGE_WORDS = {"startup": "loading", "load": "loading", "inspect": "being inspec
 
 def open_isolated(ref: str, *, backend: str | None = None, trust: bool = True,
                   timeout_s: float = INSPECT_TIMEOUT_S, memory_limit_mb: int = INSPECT_MEMORY_LIMIT_MB,
-                  cancel: threading.Event | None = None) -> ModelSnapshot:
+                  cancel: threading.Event | None = None) -> ModelData:
     """Load and inspect `ref` in a child process and return its snapshot; raises a ModelLoadError subclass when
     opening fails in any way, JobCancelled when `cancel` is set first."""
     payload = {"model": str(ref), "trust": bool(trust), "backend": backend, "memory_limit_mb": memory_limit_mb}

@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QMessageBox
 
 from accelstudio.core.compress.apply import predict_sparsity
 from accelstudio.core.errors import TrustRequiredError
-from accelstudio.core.compress.snapshot import ModelSnapshot
+from accelstudio.core.model.model_data import ModelData
 from accelstudio.core.paths import data_dir
 from tests import factories as fx
 from tests.processes import live_children
@@ -62,7 +62,7 @@ def test_trusted_torchscript_is_shown_from_its_snapshot(make_window, qtbot, tmp_
     with qtbot.waitSignal(window.model_loaded, timeout=WAIT_MS):
         window.open_model(path, trust=True)
     model = window.state.model
-    assert isinstance(model.handle, ModelSnapshot) and model.trust
+    assert isinstance(model.handle, ModelData) and model.trust
     assert table_names(window) == ["conv", "fc"]
     assert "tiny_script.pt (torch)" in window.windowTitle()
     assert _no_snapshot_folders()

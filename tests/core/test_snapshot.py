@@ -19,9 +19,10 @@ from accelstudio.core.model.inspect import (
 from accelstudio.core.model.loading import open_model
 from accelstudio.core.recipe import PruneSpec
 from accelstudio.core.compress.snapshot import (
-    ModelSnapshot, SnapshotError, model_layer_weights, model_predict_sparsity, read_snapshot, snapshot_model,
+    SnapshotError, model_layer_weights, model_predict_sparsity, read_snapshot, snapshot_model,
     summary_from_dict,
 )
+from accelstudio.core.model.model_data import ModelData
 from tests import factories as fx
 
 SPECS = [
@@ -33,7 +34,7 @@ SPECS = [
 ]
 
 
-def _snapshot(ref: str, **kw) -> ModelSnapshot:
+def _snapshot(ref: str, **kw) -> ModelData:
     return read_snapshot(snapshot_model(ref, **kw))
 
 
@@ -179,3 +180,36 @@ def test_frozen_app_inspects_through_its_own_worker_executable(tmp_path):
     proc.stdout.close()
     assert [stage for stage in (m.stage for m in messages[:-1])] == ["startup", "load", "inspect", "snapshot"]
     assert [layer.name for layer in read_snapshot(messages[-1].payload).summary.layers] == ["conv", "fc"]
+
+
+def test_model_data_carries_inputs_classes_and_attention_for_the_checks():
+    from accelstudio.core.compress.feasibility import RecipeNotPossible, check_model_feasible
+    from accelstudio.core.recipe import Recipe
+
+    handle = open_model("example:digits-vit", backend="torch")
+    data = _snapshot("example:digits-vit", trust=False, backend="torch")
+    assert data.attention and data.is_torch and data.num_classes == handle.num_classes == 10
+    assert [(i.name, i.shape, i.dtype) for i in data.inputs] == [(i.name, i.shape, i.dtype) for i in handle.inputs]
+    structured = Recipe(prune=PruneSpec(amount=0.3, method="l1-structured"))
+    for model in (handle, data):
+        with pytest.raises(RecipeNotPossible, match="attention model"):
+            check_model_feasible(model, structured)
+    mlp = _snapshot("example:digits-mlp", trust=False, backend="onnx")
+    assert not mlp.attention and not mlp.is_torch
+    check_model_feasible(mlp, structured)  # no attention: only the format decides
+
+
+def test_a_trusted_attention_model_opened_in_a_worker_is_refused_structured_pruning(tmp_path):
+    import torch
+
+    from accelstudio.core.compress.feasibility import RecipeNotPossible, check_model_feasible
+    from accelstudio.core.model.architectures import get_architecture
+    from accelstudio.core.recipe import Recipe
+    from accelstudio.worker.inspect_client import open_isolated
+
+    path = tmp_path / "vit_module.pt"
+    torch.save(get_architecture("digits-vit").build().eval(), path)
+    data = open_isolated(str(path))
+    assert data.attention and data.is_torch
+    with pytest.raises(RecipeNotPossible, match="attention model"):
+        check_model_feasible(data, Recipe(prune=PruneSpec(amount=0.3, method="l1-structured")))

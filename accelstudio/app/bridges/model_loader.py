@@ -2,9 +2,9 @@
 
 A file opened with trust runs its own code while it loads (TorchScript, torch.export, pickled modules), so it
 is loaded and inspected in a separate process (accelstudio.worker.inspect_client) and the window gets a
-data-only ModelSnapshot: a crash in the file's code ends that process, never the app. Bundled examples and
-files opened without trust (ONNX, safetensors, weights-only state dicts: parsing runs no code from the file)
-load here, which is faster.
+data-only ModelData (accelstudio.core.model.model_data): a crash in the file's code ends that process, never
+the app. Bundled examples and files opened without trust (ONNX, safetensors, weights-only state dicts: parsing
+runs no code from the file) load here, which is faster.
 
 One background thread (a ThreadPoolExecutor with one worker) runs every task, in order, so two tasks never
 touch the same torch module at once. Each task has a key ("load", "predict", "histogram"); when a newer task
@@ -35,7 +35,7 @@ _gui_collector = None  # the one GUI-thread garbage collector of this process
 class LoadedModel:
     """A model opened for the window: how to open it again (ref, backend, trust), the handle and its summary.
 
-    `handle` is a ModelHandle, or a data-only ModelSnapshot (accelstudio.core.compress.snapshot) for a trusted file
+    `handle` is a ModelHandle, or a data-only ModelData (accelstudio.core.model.model_data) for a trusted file
     that was opened in a separate process; use accelstudio.core.compress.snapshot's model_* functions for either."""
 
     ref: str

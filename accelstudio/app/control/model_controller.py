@@ -26,7 +26,7 @@ MODEL_SETTLE_MS = 250
 
 
 def compute_histogram(model, layer: str, grid: tuple[int, bool, bool] | None):
-    """(counts, edges, levels or None) for `layer` of a ModelHandle or ModelSnapshot; runs on the background
+    """(counts, edges, levels or None) for `layer` of a ModelHandle or ModelData; runs on the background
     thread."""
     from accelstudio.core.model.inspect import values_histogram
     from accelstudio.core.compress.quant_sim import quantization_grid

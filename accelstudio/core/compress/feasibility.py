@@ -26,6 +26,7 @@ from typing import Sequence
 
 from accelstudio.core.errors import AccelStudioError
 from accelstudio.core.model.handle import InputSpec, ModelHandle
+from accelstudio.core.model.model_data import ModelData
 from accelstudio.core.quant_modes import QuantMode, modes_where, quant_mode
 from accelstudio.core.recipe import Recipe
 
@@ -128,18 +129,21 @@ def check_handle_feasible(handle: ModelHandle, runtime: str, device: str, recipe
     check_model_feasible(handle, recipe)
 
 
-def check_model_feasible(handle: ModelHandle, recipe: Recipe) -> None:
-    """Refuse what only the opened model shows (not its format): structured pruning of an attention model."""
-    if recipe.prune.active and recipe.prune.method == "l1-structured" and _has_attention(handle):
+def check_model_feasible(handle: ModelHandle | ModelData, recipe: Recipe) -> None:
+    """Refuse what only the opened model (a handle or its ModelData) shows, not its format: structured pruning of
+    an attention model."""
+    if recipe.prune.active and recipe.prune.method == "l1-structured" and has_attention(handle):
         raise RecipeNotPossible(
             f"{getattr(handle, 'name', 'this model')}: structured pruning of an attention model would shrink the head and embedding sizes "
             "that its attention reshapes and position embeddings depend on, so the pruned model could not run; "
             "choose l1-unstructured or 2:4 pruning, or prune a convolutional or MLP model")
 
 
-def _has_attention(handle: ModelHandle) -> bool:
+def has_attention(handle) -> bool:
     """LayerNorm, GELU, embeddings or multi-head attention in the torch module or the ONNX graph (the rule the
-    quantizers use to keep such parts in float). A data-only snapshot holds neither and is not checked."""
+    quantizers use to keep such parts in float); a data-only ModelData says so in its `attention`."""
+    if isinstance(getattr(handle, "attention", None), bool):
+        return handle.attention
     module = getattr(handle, "module", None)
     if module is not None:
         from accelstudio.core.compress.quant_torch import is_attention_module
