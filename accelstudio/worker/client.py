@@ -90,6 +90,7 @@ class JobRunner:
         self._timeout_reason: str | None = None
         self._stderr: collections.deque[str] = collections.deque(maxlen=STDERR_KEEP)
         self._garbled: list[str] = []
+        self._parsing = False  # the message reader is decoding a line (a big result takes seconds)
         self._identity: dict[str, Any] = {"path": model, "name": model}
         self._threads: list[threading.Thread] = []
         self._created = datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -181,9 +182,11 @@ class JobRunner:
 
     def _read_messages(self) -> None:
         for raw in self._proc.stdout:
+            self._parsing = True
             try:
                 msg = protocol.parse_line(raw)
             except protocol.ProtocolError as exc:
+                self._parsing = False
                 if len(self._garbled) < 5:
                     self._garbled.append(f"garbled message ignored: {exc}")
                 continue
@@ -197,6 +200,7 @@ class JobRunner:
                         self._identity = msg.partial["model_identity"]
                 elif isinstance(msg, (protocol.ResultMsg, protocol.ErrorMsg)):
                     self._outcome = msg
+                self._parsing = False
             self._notify(msg)
 
     def _read_stderr(self) -> None:
@@ -225,6 +229,8 @@ class JobRunner:
                 pass
         for reader in self._threads[:2]:  # every line the child wrote has been read
             reader.join(timeout=2.0)
+        while self._threads[0].is_alive() and self._parsing:  # ... and decoded, however big its result
+            self._threads[0].join(timeout=POLL_S)
         self._finish(self._build_result(proc.returncode))
 
     def _check_timeout(self, now: float) -> str | None:
@@ -365,7 +371,8 @@ def execute_study(name: str, params: dict[str, Any], on_message: OnMessage | Non
 
 
 def execute_apply(request, on_message: OnMessage | None = None, cancel_event: threading.Event | None = None,
-                  timeout_s: float = JobSpec.timeout_s, memory_limit_mb: int = JobSpec.memory_limit_mb) -> dict[str, Any]:
+                  timeout_s: float = JobSpec.timeout_s,
+                  memory_limit_mb: int = JobSpec.memory_limit_mb) -> dict[str, Any]:
     """Compress and write a model as `request` (accelstudio.core.compress.apply_file.ApplyRequest) says, in a
     worker, and return apply_to_file's report. Raises like execute_study."""
     payload = {"request": request.to_dict(), "memory_limit_mb": memory_limit_mb}

@@ -2,10 +2,11 @@
 
 The rules are the quantization-mode table (accelstudio.core.quant_modes): for each target backend and mode,
 which kinds of layer it stores in fewer bits (`QuantMode.stored_kinds`), and how many bytes a quantized weight
-then takes with its scales and zero points (`quantized_weight_bytes`, from the table's bytes per weight). Everything a mode leaves in float (convolutions under dynamic int8, embeddings
-under weight-only modes, excluded layers) keeps its bytes, and the prediction says so in its notes. Structured
-pruning shrinks the layers by the planner's reports; zeroing methods (unstructured, 2:4) leave the stored size
-as it is (dense storage) and only lower the count of nonzero parameters.
+then takes with its scales and zero points (`quantized_weight_bytes`, from the table's bytes per weight).
+Everything a mode leaves in float (convolutions under dynamic int8, embeddings under weight-only modes, excluded
+layers) keeps its bytes, and the prediction says so in its notes. Structured pruning shrinks the layers by the
+planner's reports; zeroing methods (unstructured, 2:4) leave the stored size as it is (dense storage) and only
+lower the count of nonzero parameters.
 
 The figure is compared with `inspect_model(...).total_bytes` of the models the compression steps really produce
 (tests/core/test_size_prediction.py), so a rule that drifts from what a mode does fails a test.
@@ -29,8 +30,8 @@ KIND_OF_OP = {
 }
 HALF_MODES = modes_where(half=True)  # every float tensor in 2 bytes
 FLOAT32_BYTES = quant_mode("none").weight_bytes
-# Static (calibrated) int8 on an attention model (quant_onnx_static.is_attention_model) keeps LayerNorm and embeddings in
-# float and quantizes only MatMul/Gemm/Conv; these layer types in the table mark such a model.
+# Static (calibrated) int8 on an attention model (quant_onnx_static.is_attention_model) keeps LayerNorm and
+# embeddings in float and quantizes only MatMul/Gemm/Conv; these layer types in the table mark such a model.
 ATTENTION_LAYER_OPS = frozenset({"LayerNormalization", "SkipLayerNormalization", "LayerNorm", "Gather", "Embedding"})
 
 

@@ -110,8 +110,8 @@ def snapshot_payload(data: ModelData) -> dict[str, Any]:
         return keys[id(array)]
 
     layers = {name: key_of(array) for name, array in data.weights.items()}
-    prunable = [{"name": w.name, "key": key_of(w.array), "k_axis": w.k_axis, "bias": int(data.bias_sizes.get(w.name, 0))}
-                for w in data.prunable]
+    prunable = [{"name": w.name, "key": key_of(w.array), "k_axis": w.k_axis,
+                 "bias": int(data.bias_sizes.get(w.name, 0))} for w in data.prunable]
     return {"format": SNAPSHOT_FORMAT, "name": data.name, "backend": data.backend,
             "source_format": data.source_format, "summary": summary_to_dict(data.summary),
             "inputs": [{"name": i.name, "shape": list(i.shape), "dtype": i.dtype} for i in data.inputs],
