@@ -28,8 +28,7 @@ class JobKind:
     def memory_limit_mb(self, payload: dict[str, Any]) -> int:
         """The address-space cap for this job (0: none). CUDA jobs get none: CUDA maps tens of GB of virtual
         address space at init, which RLIMIT_AS would break."""
-        spec = payload.get("spec") if isinstance(payload.get("spec"), dict) else payload
-        if (spec.get("runtime") or {}).get("device") == "cuda":
+        if (payload.get("runtime") or {}).get("device") == "cuda":  # a run's JobSpec names its device
             return 0
         return int(payload.get("memory_limit_mb", 0))
 

@@ -7,8 +7,8 @@ Parent -> child (on the child's stdin): one request line, then "cancel" lines:
         inspect  payload: {"model", "trust", "backend", "memory_limit_mb"}; the result's payload is the model's
                  data-only snapshot (accelstudio.core.compress.snapshot.snapshot_payload)
         study    payload: {"name", "params", "memory_limit_mb"}; the result's payload is the study's result dict
-        apply    payload: {"spec": JobSpec dict, "output": str, "memory_limit_mb"}; the result's payload says
-                 what was written (accelstudio.core.compress.plan)
+        apply    payload: {"request": ApplyRequest dict, "memory_limit_mb"}; the result's payload is the report
+                 of what was written (accelstudio.core.compress.apply_file.apply_to_file)
 Child -> parent:
     {"type": "progress", "stage": str, "fraction": float, "text": str, "partial": {...}}
     {"type": "result", "run": <RunResult dict>}          (kind run)
