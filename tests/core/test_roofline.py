@@ -32,7 +32,8 @@ def test_classify_follows_the_stated_rule():
     # 1 MFLOP over 1 MB = 1 FLOP/byte: memory side (roof 10 GFLOP/s); 0.2 ms = 5 GFLOP/s achieved
     assert classify(0.2, 1e6, 1e6, 100.0, 10.0) == "memory"
     assert classify(0.015, 1e9, 1e6, 100.0, 10.0) == "overhead"  # under 20 us, whatever it computes
-    assert classify(400.0, 1e9, 1e6, 100.0, 10.0) == "overhead"  # 2.5 GFLOP/s under a 100 GFLOP/s roof: <5%
+    assert classify(0.1, 1e5, 1e3, 100.0, 10.0) == "overhead"  # 1 GFLOP/s under a 100 GFLOP/s roof, 100 us
+    assert classify(400.0, 1e9, 1e6, 100.0, 10.0) == "compute"  # as far below, but long: not overhead
     assert classify(0.5, 0, 0, 100.0, 10.0) == "memory"  # no FLOPs counted: moves data
     assert classify(0.05, 5e5, 5e4, 100.0, 10.0) == "compute"  # exactly at the ridge (10 FLOP/byte), 10% of it
 

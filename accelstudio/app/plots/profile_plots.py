@@ -8,12 +8,14 @@ from dataclasses import dataclass
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QFont
 
 from accelstudio.app.plots.result_plots import BASELINE_COLOR, ThemedPlot
 
 MAX_BARS = 30  # beyond this the rest is one "other" bar: labels stay readable
 LABEL_CHARS = 30
+LABEL_POINTS = 8
+LABEL_AXIS_PX = 190  # room for LABEL_CHARS characters at LABEL_POINTS
 CONVERSION_COLOR = QColor("#cc79a7")  # the conversions (Q/DQ/Cast) stand out from the arithmetic
 BOUND_COLORS = {"compute": QColor("#0072b2"), "memory": QColor("#009e73"), "overhead": QColor("#d55e00")}
 CONVERSION_OPS = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "Cast", "aten::quantize_per_tensor",
@@ -72,6 +74,12 @@ class ProfileBars(ThemedPlot):
         self.plotItem.setLabel("bottom", "ms per call")
         self.plotItem.setMouseEnabled(x=False, y=False)
         self.plotItem.invertY(True)
+        axis = self.plotItem.getAxis("left")
+        font = QFont()
+        font.setPointSize(LABEL_POINTS)
+        axis.setTickFont(font)
+        axis.setWidth(LABEL_AXIS_PX)
+        axis.setStyle(tickTextOffset=4, hideOverlappingLabels=False)
         self._ready_for_palette()
         self.redraw()
 
@@ -93,7 +101,8 @@ class ProfileBars(ThemedPlot):
         height = 0.4 if has_base else 0.7
         brushes = [pg.mkBrush(CONVERSION_COLOR if b.conversion else self.colors.accent) for b in self.bars]
         run = pg.BarGraphItem(x0=0, y=ys - (height / 2 if has_base else 0), width=[b.time_ms for b in self.bars],
-                              height=height, brushes=brushes, pen=pg.mkPen(self.colors.text, width=0.3))
+                              height=height, brush=pg.mkBrush(self.colors.accent), brushes=brushes,
+                              pen=pg.mkPen(self.colors.text, width=0.3))
         self.plotItem.addItem(run)
         self.legend.addItem(run, "this run")
         if has_base:

@@ -8,7 +8,8 @@ the libraries reached: the roof a kernel could touch on this machine.
 
 The whole measurement takes a few seconds (at most MEASURE_BUDGET_S, checked in benchmarks/roofline.py) and is
 cached per machine under ACCELSTUDIO_HOME (ceilings.json), keyed by CPU model, instruction-set flags and thread
-count, so later profiles read the cache. A busy machine gives lower roofs; `measure_ceilings(refresh=True)`
+count, so later profiles read the cache. A busy machine gives lower roofs: the machine's load while measuring is
+kept with the figures (`machine`), and `measure_ceilings(refresh=True)` (`accelstudio roofline --refresh`)
 measures again.
 """
 
@@ -49,6 +50,7 @@ class Ceilings:
     bf16_gflops: float | None = None
     fp16_gflops: float | None = None
     sources: dict[str, str] = field(default_factory=dict)
+    machine: dict = field(default_factory=dict)  # load while measuring (machine_load's record): busy = low roofs
     measured_at: str = ""
     seconds: float = 0.0
     cached: bool = False
@@ -106,7 +108,10 @@ def measure_ceilings(threads: int = 0, refresh: bool = False, progress: Progress
 def _measure(features: dict, threads: int, key: str, progress, cancel) -> Ceilings:
     import torch
 
+    from accelstudio.core.measure.machine_load import finish_window, sample_cpu
+
     start = time.perf_counter()
+    before = sample_cpu()
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     rates: dict[str, tuple[float, str]] = {}
@@ -140,6 +145,7 @@ def _measure(features: dict, threads: int, key: str, progress, cancel) -> Ceilin
         fp32_gflops=rates["fp32"][0], bandwidth_gbs=rates["bandwidth"][0],
         int8_gops=rates.get("int8", (None,))[0], bf16_gflops=rates.get("bf16", (None,))[0],
         fp16_gflops=rates.get("fp16", (None,))[0], sources={k: v[1] for k, v in rates.items()},
+        machine=finish_window(before, min_window_s=0.0),
         measured_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         seconds=time.perf_counter() - start)
 

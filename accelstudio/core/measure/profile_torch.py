@@ -5,6 +5,8 @@ row's time is the module's range minus the ranges of the modules it called: a Li
 residual block's row holds the Add written in its forward. The root module's own time is the row
 "<ClassName> (top level)". Conversions are the quantize/dequantize/dtype-copy operators inside a module's own
 time; precision is int8 for torch's quantized modules, else the element type of the module's first input.
+On CUDA the ranges are host-side times (launch and synchronization), which the row names say nothing against:
+read them as where the Python and dispatch time goes, not as kernel times.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 
 from accelstudio.core.job import RuntimeSettings
-from accelstudio.core.measure.op_timing import OpTiming, element_precision
+from accelstudio.core.measure.op_timing import OpTiming, element_precision, undisturbed
 from accelstudio.core.model.handle import ModelHandle
 from accelstudio.core.progress import CancelToken, check_cancel
 
@@ -22,8 +24,9 @@ CONVERSION_OPS = {"aten::quantize_per_tensor", "aten::quantize_per_tensor_dynami
 
 
 def profile_torch(handle: ModelHandle, settings: RuntimeSettings, inputs: dict[str, np.ndarray], calls: int,
-                  warmup: int, cancel: CancelToken | None = None) -> list[OpTiming]:
-    """Per-module timings over `calls` recorded calls of the eager module (after `warmup` discarded ones)."""
+                  warmup: int, cancel: CancelToken | None = None) -> tuple[list[OpTiming], int]:
+    """Per-module timings over the undisturbed ones of `calls` recorded calls of the eager module (after
+    `warmup` discarded ones), and how many calls they cover."""
     from torch.profiler import ProfilerActivity, profile
 
     from accelstudio.core.measure.runtimes import make_predictor
@@ -89,12 +92,17 @@ def module_precision(module, args) -> str:
 
 
 def timings_from_events(events, root_class: str, seen: dict[str, tuple[str, str]],
-                        provider: str) -> list[OpTiming]:
+                        provider: str) -> tuple[list[OpTiming], int]:
     """OpTimings from the profiler's events: each module range's own time and its conversions (`seen` maps
-    a module name to its class name and precision)."""
+    a module name to its class name and precision), over the undisturbed calls; and their number."""
+    roots = [ev for ev in events if ev.name == RANGE_PREFIX]  # one per call: the root module's range
+    keep = undisturbed([ev.cpu_time_total for ev in roots])
+    windows = [(ev.time_range.start, ev.time_range.end) for ev, k in zip(roots, keep) if k]
     totals: dict[str, dict] = {}
     for ev in events:
         if not ev.name.startswith(RANGE_PREFIX):
+            continue
+        if not any(lo <= ev.time_range.start <= hi for lo, hi in windows):
             continue
         name = ev.name[len(RANGE_PREFIX):]
         own_us, conversions = _own_time(ev)
@@ -113,7 +121,7 @@ def timings_from_events(events, root_class: str, seen: dict[str, tuple[str, str]
         out.append(OpTiming(row, kind, max(rec["us"] - conv_us, 0.0), rec["n"], precision, provider))
         for op, (us, n) in rec["conv"].items():
             out.append(OpTiming(row, op, us, n, precision, provider, conversion=True))
-    return out
+    return out, len(windows)
 
 
 def _own_time(ev) -> tuple[float, dict[str, tuple[float, int]]]:
