@@ -150,7 +150,8 @@ class RooflinePlot(ThemedPlot):
             return
         self.plotItem.setLogMode(x=True, y=True)
         c = self.roofline["ceilings"]
-        self.plotItem.setTitle(f"Roofline of {c['cpu']} at {c['threads']} threads", color=self.colors.text)
+        busy = " (roofs measured on a busy machine: low)" if (c.get("machine") or {}).get("busy") else ""
+        self.plotItem.setTitle(f"Roofline of {c['cpu']} at {c['threads']} threads{busy}", color=self.colors.text)
         points = self.points()
         models = [m for m in (self.roofline.get("model"), (self.baseline or {}).get("model")) if m]
         xs = [p["intensity"] for p in points + models if math.isfinite(p["intensity"])] or [1.0]
@@ -167,7 +168,10 @@ class RooflinePlot(ThemedPlot):
                 item = pg.PlotDataItem([p["intensity"] for p in chosen], [p["achieved_gflops"] for p in chosen],
                                        pen=None, symbol="o", symbolBrush=pg.mkBrush(color),
                                        symbolPen=pg.mkPen(self.colors.text, width=0.5),
-                                       symbolSize=[6 + 30 * math.sqrt(max(p["share"], 0.0)) for p in chosen])
+                                       symbolSize=[6 + 30 * math.sqrt(max(p["share"], 0.0)) for p in chosen],
+                                       data=[point_text(p) for p in chosen])
+                item.scatter.opts.update(hoverable=True, tip=lambda x, y, data: data)
+                item.scatter.setAcceptHoverEvents(True)
                 self.plotItem.addItem(item)
                 self.legend.addItem(item, f"{bound}-bound")
         self._model_point(self.roofline.get("model"), "whole model", filled=True)
@@ -193,6 +197,13 @@ class RooflinePlot(ThemedPlot):
                                symbolPen=pg.mkPen(BASELINE_COLOR if not filled else self.colors.text, width=1.5))
         self.plotItem.addItem(item)
         self.legend.addItem(item, f"{name} ({model['bound']}-bound)")
+
+
+def point_text(p: dict) -> str:
+    """A layer point's tooltip: what it is, where it sits, and what bounds it."""
+    return (f"{p['name']} ({p['precision']}): {p['time_ms']:.4f} ms, {p['share']:.1%} of the time\n"
+            f"{p['flops'] / 1e6:.3g} MFLOP over {p['bytes'] / 1e6:.3g} MB = {p['intensity']:.1f} FLOP/byte\n"
+            f"{p['achieved_gflops']:.2f} GFLOP/s of {p['roof_gflops']:.1f} possible there: {p['bound']}-bound")
 
 
 def _peak(ceilings: dict, precision: str) -> float | None:
