@@ -1,7 +1,8 @@
 """Where the models sit under this machine's roofs, and how long measuring the roofs takes.
 
 1. The ceilings (core/measure/ceilings.py): measured afresh into a temporary ACCELSTUDIO_HOME (the user's cache
-   is never touched), timed against the goal of at most 10 s, then read back from the cache.
+   is never touched), timed against the goal of at most 10 s (torch and onnxruntime already imported, as they
+   are in the worker that profiles), then read back from the cache.
 2. For each model, ONNX Runtime at batch 1 and the given threads: a per-operator profile (20 calls after 3
    warm-up calls, core/measure/profile.py) and each layer's roofline position and bound class
    (core/measure/roofline.py). Models: the bundled examples in fp32 and static int8 per-channel, onnx's
@@ -38,6 +39,9 @@ SEQ = 128
 
 def measure_roofs(threads: int) -> dict:
     """Fresh measurement (timed) and a cached read of this machine's ceilings."""
+    import onnxruntime  # noqa: F401 - loaded already in a worker that profiles: the goal times the measuring
+    import torch  # noqa: F401
+
     from accelstudio.core.measure.ceilings import measure_ceilings
 
     t0 = time.perf_counter()
