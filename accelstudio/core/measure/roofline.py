@@ -18,7 +18,8 @@ The rule (`classify`), applied in this order:
   3. compute-bound: intensity at or above the ridge point: fewer or cheaper FLOPs (int8 arithmetic, pruned
      channels) speed it up.
 Rows that are not layers (no FLOPs counted and no bytes known) are classified by rules 1 and 2 only and are
-left out of the plot. The whole model is one more point: all layers' FLOPs and bytes over the total time.
+left out of the plot. The whole model is one more point: all layers' FLOPs and bytes over the total time,
+under the roof of the precision that does most of its FLOPs.
 """
 
 from __future__ import annotations
@@ -94,8 +95,10 @@ def roofline(profile: dict, work: dict[str, LayerWork], ceilings: Ceilings) -> d
         flops = sum(p.flops for p in measured)
         nbytes = sum(p.bytes for p in measured)
         time_ms = float(profile.get("total_ms", 0.0))
-        precisions = {p.precision for p in measured}
-        precision = precisions.pop() if len(precisions) == 1 else "mixed"
+        by_precision: dict[str, int] = {}
+        for p in measured:
+            by_precision[p.precision] = by_precision.get(p.precision, 0) + p.flops
+        precision = max(by_precision, key=by_precision.get)  # the roof of the precision doing most FLOPs
         model = _make_point("whole model", precision, flops, nbytes, time_ms, 1.0, ceilings)
     return {"ceilings": ceilings.to_dict(), "rule": RULE,
             "layers": [asdict(p) for p in points], "model": asdict(model) if model else None}
