@@ -32,6 +32,11 @@ def profile_lines(metrics: dict[str, Any], baseline_metrics: dict[str, Any] | No
             b = base.get(r["name"])
             line += f" {b['time_ms']:>11.4f}" if b else f" {'-':>11}"
         lines.append(line)
+    from accelstudio.core.measure.profile import profile_note
+
+    note = profile_note(metrics)
+    if note:
+        lines.append(f"  note: {note}")
     if base:
         lines.append(f"  baseline: run {baseline_id if baseline_id is not None else '-'}, "
                      f"{baseline_metrics['profile']['total_ms']:.3f} ms per call profiled")

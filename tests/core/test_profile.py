@@ -151,3 +151,11 @@ def test_a_call_disturbed_by_another_process_is_left_out():
     events = runs + [_event("/a/Conv", "Conv", 10 + 1000 * i, d) for i, d in enumerate([60, 60, 850])]
     timings, kept = timings_from_trace(events, _residual_graph(), skip_runs=0)
     assert kept == 2 and timings[0].total_us == 120 and timings[0].occurrences == 2
+
+
+def test_profiles_far_above_the_timed_mean_say_so():
+    from accelstudio.core.measure.profile import profile_note
+
+    assert profile_note({"profile": {"total_ms": 0.25}, "mean_ms": 0.06}).startswith("the profiled kernels")
+    assert profile_note({"profile": {"total_ms": 18.0}, "mean_ms": 17.0}) is None
+    assert profile_note({"mean_ms": 1.0}) is None

@@ -10,6 +10,7 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QSplitter, QVBoxLa
 
 from accelstudio.app.plots.profile_plots import ProfileBars, RooflinePlot, profile_bars
 from accelstudio.core.job import RunResult
+from accelstudio.core.measure.profile import profile_note
 
 NO_PROFILE = ("Run {id} has no profile: tick <b>Profile operators</b> under Runtime and run again "
               "(the profile pass runs after the timed calls, so it never changes the latency figures).")
@@ -92,6 +93,9 @@ class ProfileView(QWidget):
         model = (run.metrics.get("roofline") or {}).get("model")
         if model:
             parts.append(f"whole model {model['achieved_gflops']:.2f} GFLOP/s: {model['bound']}-bound")
+        note = profile_note(run.metrics)
+        if note:
+            parts.append(html.escape(note))
         if run.metrics.get("roofline_error"):
             parts.append(f"no roofline: {html.escape(run.metrics['roofline_error'])}")
         return " · ".join(parts)
