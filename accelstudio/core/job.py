@@ -26,6 +26,8 @@ class RuntimeSettings:
     time_budget_s: float = 3.0
     streams: int = 1
     provider: str | None = None  # an ONNX Runtime execution provider name, when not the default for the device
+    # a per-operator profile pass after the timed calls (metrics["profile"]; core/measure/profile.py)
+    profile: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -88,7 +90,11 @@ class RunResult:
              "input_shapes": {input name: [dims]} (one call's shapes), "guessed_dims": [str, ...] ("x[2]=224 (H)"),
              "layout": "batched" | "fixed" | "per-call"}  (see core/model/input_shapes.py and core/data/run_data.py)
       machine: {"load_1min": float, "other_cpu_pct": float, "busy": bool}
-      execution: {"device": str, "providers": [str, ...], "threads": int}  (what actually ran)"""
+      execution: {"device": str, "providers": [str, ...], "threads": int}  (what actually ran)
+      profile: per-operator profile of the measured model, only when RuntimeSettings.profile was set
+               (format in core/measure/profile.py), or absent; profile_error: why it could not be made
+      roofline: with a profile, each profiled layer under this machine's measured roofs and its bound class
+                (format in core/measure/roofline.py), or absent; roofline_error: why it could not be made"""
 
     status: str
     reason: str = ""

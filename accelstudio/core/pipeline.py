@@ -29,7 +29,7 @@ from accelstudio.core.progress import CancelToken, ProgressCallback, ProgressEve
 from accelstudio.core.recipe import Recipe
 
 EVAL_BATCH = 64
-STAGES = ("load", "data", "compress", "export", "benchmark", "evaluate")
+STAGES = ("load", "data", "compress", "export", "benchmark", "evaluate")  # "profile" after benchmark when asked
 
 
 class _Stages:
@@ -103,6 +103,8 @@ def run_job(spec: JobSpec, progress: ProgressCallback | None = None,
     predictor, first_out = _first_call(comp, measured, bench_inputs, metrics, st, run_data.plan)
     metrics.update(_benchmark(predictor, bench_inputs, measured, st, cancel))
     latencies = metrics.pop("samples_ms")
+    if settings.profile:  # after the timed calls, so the profiler's overhead never enters the latency figures
+        metrics.update(_profile(comp, measured, bench_inputs, st, cancel))
 
     if spec.evaluate:
         evaluated = _PerCall(predictor) if per_call else predictor
@@ -273,6 +275,41 @@ def _benchmark(predictor, inputs, settings, st: _Stages, cancel) -> dict[str, An
     out["machine"] = machine
     st.emit("benchmark", 1.0, f"p50 {stats.p50_ms:.3f} ms over {stats.n} calls")
     return out
+
+
+def _profile(handle, settings, inputs, st: _Stages, cancel) -> dict[str, Any]:
+    """metrics["profile"] of the measured model on the same runtime, threads and inputs; a model the profiler
+    cannot take keeps its measured run and gets metrics["profile_error"] instead."""
+    from accelstudio.core.errors import AccelStudioError, JobCancelled
+    from accelstudio.core.measure.profile import profile_model
+
+    st.emit("profile", 0.0, "profiling operators")
+    try:
+        profile = profile_model(handle, settings, inputs, progress=st.within("profile"), cancel=cancel)
+    except JobCancelled:
+        raise
+    except AccelStudioError as exc:
+        return {"profile_error": str(exc)}
+    out: dict[str, Any] = {"profile": profile}
+    st.emit("profile", 0.8, "measuring this machine's roofs (cached after the first time)")
+    try:
+        out["roofline"] = _roofline(handle, settings, inputs, profile, cancel)
+    except JobCancelled:
+        raise
+    except Exception as exc:  # inspection of unusual graphs raises many types; the profile stands alone
+        out["roofline_error"] = f"{type(exc).__name__}: {exc}"
+    st.emit("profile", 1.0, f"{len(profile['layers'])} rows, {profile['total_ms']:.3f} ms per call")
+    return out
+
+
+def _roofline(handle, settings, inputs, profile: dict, cancel) -> dict[str, Any]:
+    """metrics["roofline"]: the profiled layers under this machine's ceilings at the run's threads and shapes."""
+    from accelstudio.core.measure.ceilings import measure_ceilings
+    from accelstudio.core.measure.roofline import layer_work, roofline
+
+    ceilings = measure_ceilings(settings.threads, cancel=cancel)
+    work = layer_work(handle, {k: tuple(np.shape(v)) for k, v in inputs.items()})
+    return roofline(profile, work, ceilings)
 
 
 def _predictor(handle, settings, per_call: bool):

@@ -1,4 +1,5 @@
-"""The runtime group: backend and device (only those available here), threads, batch, repeats, time budget."""
+"""The runtime group: backend and device (only those available here), threads, batch, repeats, time budget,
+and whether to profile each operator after the timed calls."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import os
 from dataclasses import replace
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QLabel, QSpinBox
+from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QLabel, QSpinBox
 
 from accelstudio.core.job import RuntimeSettings
 
@@ -41,6 +42,11 @@ class RuntimePanel(QGroupBox):
         self.budget_spin.setToolTip("Stop timing after this long even if fewer repeats ran")
         self.budget_spin.valueChanged.connect(lambda: self._emit("Time budget"))
         form.addRow("Time budget", self.budget_spin)
+        self.profile_check = QCheckBox("Profile operators", objectName="profileCheck")
+        self.profile_check.setToolTip("After the timed calls, profile each operator (time, precision, conversions) "
+                                      "and place the layers under this machine's roofline; shown under Profile")
+        self.profile_check.toggled.connect(lambda: self._emit("Profile"))
+        form.addRow(self.profile_check)
         self.note = QLabel(wordWrap=True)
         self.note.setEnabled(False)
         form.addRow(self.note)
@@ -82,6 +88,7 @@ class RuntimePanel(QGroupBox):
             self.warmup_spin.setValue(settings.warmup)
             self.repeats_spin.setValue(settings.repeats)
             self.budget_spin.setValue(settings.time_budget_s)
+            self.profile_check.setChecked(settings.profile)
         finally:
             self._updating = False
 
@@ -113,7 +120,7 @@ class RuntimePanel(QGroupBox):
         return replace(self._settings, runtime=runtime, device=device, provider=default_provider,
                        threads=self.threads_spin.value(), batch=self.batch_spin.value(),
                        warmup=self.warmup_spin.value(), repeats=self.repeats_spin.value(),
-                       time_budget_s=round(self.budget_spin.value(), 1))
+                       time_budget_s=round(self.budget_spin.value(), 1), profile=self.profile_check.isChecked())
 
     def _emit(self, text: str) -> None:
         if self._updating:

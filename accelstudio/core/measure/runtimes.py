@@ -353,13 +353,7 @@ def _make_ort(handle: ModelHandle, settings: RuntimeSettings) -> OrtPredictor:
     import onnxruntime as ort
 
     provider = settings.provider or DEFAULT_PROVIDERS.get(settings.device, "CPUExecutionProvider")
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = resolve_threads(settings.threads)  # never 0: ORT's own "all" differs from torch's
-    opts.inter_op_num_threads = 1
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
-    opts.log_severity_level = 3  # errors only: a provider fallback is caught by check_execution, not the log
+    opts = ort_session_options(settings)
     providers = [provider] if provider == "CPUExecutionProvider" else [provider, "CPUExecutionProvider"]
     data = onnx_bytes(handle, settings.batch)
     try:
@@ -374,6 +368,21 @@ def _make_ort(handle: ModelHandle, settings: RuntimeSettings) -> OrtPredictor:
     predictor = OrtPredictor(session, settings.device, provider)
     predictor.device = predictor.execution()["device"]
     return predictor
+
+
+def ort_session_options(settings: RuntimeSettings) -> Any:
+    """The SessionOptions every measured ONNX Runtime session uses (the profiler builds its session from them
+    too, so a profile describes the same kernels as the timed run)."""
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = resolve_threads(settings.threads)  # never 0: ORT's own "all" differs from torch's
+    opts.inter_op_num_threads = 1
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    opts.log_severity_level = 3  # errors only: a provider fallback is caught by check_execution, not the log
+    return opts
 
 
 def onnx_bytes(handle: ModelHandle, batch: int = 1) -> bytes:
