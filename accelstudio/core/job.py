@@ -39,6 +39,8 @@ class RuntimeSettings:
     # A compiled form measured next to the eager one in the same job (core/measure/compile_step.py): "" none,
     # else one of COMPILE_BACKENDS; the run's own latency stays the eager one, the comparison is metrics["compile"].
     compile: str = ""
+    # a per-operator profile pass after the timed calls (metrics["profile"]; core/measure/profile.py)
+    profile: bool = False
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -109,7 +111,9 @@ class RunResult:
                  "spinning": bool (intra-op spinning as effective, ORT's default resolved), "graph_opt_level":
                  "disabled" | "basic" | "extended" | "all"
       compile: {"backend": str, "status": ..., see core/measure/compile_step.py CompileReport.to_dict}  (only
-               when RuntimeSettings.compile is set)"""
+               when RuntimeSettings.compile is set)
+      profile: per-operator profile of the measured model, only when RuntimeSettings.profile was set
+               (format in core/measure/profile.py), or absent; profile_error: why it could not be made"""
 
     status: str
     reason: str = ""

@@ -28,7 +28,7 @@ from accelstudio.core.progress import CancelToken, ProgressCallback, ProgressEve
 from accelstudio.core.recipe import QuantSpec, Recipe
 
 EVAL_BATCH = 64
-STAGES = ("load", "data", "compress", "export", "benchmark", "evaluate")
+STAGES = ("load", "data", "compress", "export", "benchmark", "evaluate")  # "profile" after benchmark when asked
 
 
 class _Stages:
@@ -102,6 +102,8 @@ def run_job(spec: JobSpec, progress: ProgressCallback | None = None,
     predictor, first_out = _first_call(comp, measured, bench_inputs, metrics, st, run_data.plan)
     metrics.update(_benchmark(predictor, bench_inputs, measured, st, cancel))
     latencies = metrics.pop("samples_ms")
+    if settings.profile:  # after the timed calls, so the profiler's overhead never enters the latency figures
+        metrics.update(_profile(comp, measured, bench_inputs, st, cancel))
 
     if spec.evaluate:
         evaluated = _PerCall(predictor) if per_call else predictor
@@ -298,6 +300,23 @@ def _benchmark(predictor, inputs, settings, st: _Stages, cancel) -> dict[str, An
     out["machine"] = machine
     st.emit("benchmark", 1.0, f"p50 {stats.p50_ms:.3f} ms over {stats.n} calls")
     return out
+
+
+def _profile(handle, settings, inputs, st: _Stages, cancel) -> dict[str, Any]:
+    """metrics["profile"] of the measured model on the same runtime, threads and inputs; a model the profiler
+    cannot take keeps its measured run and gets metrics["profile_error"] instead."""
+    from accelstudio.core.errors import AccelStudioError, JobCancelled
+    from accelstudio.core.measure.profile import profile_model
+
+    st.emit("profile", 0.0, "profiling operators")
+    try:
+        profile = profile_model(handle, settings, inputs, progress=st.within("profile"), cancel=cancel)
+    except JobCancelled:
+        raise
+    except AccelStudioError as exc:
+        return {"profile_error": str(exc)}
+    st.emit("profile", 1.0, f"{len(profile['layers'])} rows, {profile['total_ms']:.3f} ms per call")
+    return {"profile": profile}
 
 
 def _predictor(handle, settings, per_call: bool):

@@ -403,8 +403,9 @@ def ort_knobs(settings: RuntimeSettings) -> dict[str, Any]:
 
 
 def ort_session_options(settings: RuntimeSettings) -> Any:
-    """ONNX Runtime SessionOptions carrying the knobs of `settings` (see ort_knobs). Spinning is only set when
-    asked (True/False); None leaves ONNX Runtime's default."""
+    """ONNX Runtime SessionOptions carrying the knobs of `settings` (see ort_knobs); every measured session uses
+    them (the profiler builds its session from them too, so a profile describes the same kernels as the timed
+    run). Spinning is only set when asked (True/False); None leaves ONNX Runtime's default."""
     import onnxruntime as ort
 
     knobs = ort_knobs(settings)

@@ -1,0 +1,34 @@
+"""run_job stores a per-operator profile only when the runtime settings ask for one."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from accelstudio.core.job import JobSpec, RuntimeSettings
+from accelstudio.core.pipeline import run_job
+from accelstudio.core.recipe import QuantSpec, Recipe
+
+FAST = RuntimeSettings(threads=1, warmup=2, repeats=20, time_budget_s=0.5)
+
+
+def test_pipeline_stores_the_profile_when_asked_and_not_otherwise():
+    recipe = Recipe(quantize=QuantSpec(mode="dynamic-int8", per_channel=True))
+    events = []
+    asked = run_job(JobSpec("example:digits-mlp", recipe=recipe, runtime=replace(FAST, profile=True),
+                            max_eval_samples=64), progress=events.append)
+    profile = asked.metrics["profile"]
+    assert profile["source"] == "onnxruntime" and profile["calls"] >= 1
+    assert {r["name"]: r["precision"] for r in profile["layers"]}["fc1"] == "int8"
+    assert asked.spec["runtime"]["profile"] is True
+    assert "profile" in [e.stage for e in events]
+    plain = run_job(JobSpec("example:digits-mlp", recipe=recipe, runtime=FAST, evaluate=False))
+    assert "profile" not in plain.metrics and "profile_error" not in plain.metrics
+
+
+def test_old_stored_specs_without_the_profile_field_still_load():
+    old = RuntimeSettings().to_dict()
+    del old["profile"]
+    assert RuntimeSettings.from_dict(old).profile is False
+    spec = JobSpec("example:digits-mlp").to_dict()
+    del spec["runtime"]["profile"]
+    assert JobSpec.from_dict(spec).runtime.profile is False
