@@ -211,10 +211,12 @@ def summarize(run: RunResult, baseline: RunResult | None, speed: dict | None, bo
         first = (f"{who} is {speed['ratio']:.2f}x{interval} against baseline run {baseline.run_id}: "
                  f"{speed['verdict'] or 'no interval'}.")
     parts = []
-    if bound is not None:
+    if bound is not None and bound.max_speedup != float("inf"):
         parts.append(f"{bound.float_share * 100:.0f}% of the baseline call stayed in float and "
                      f"{bound.overhead_share * 100:.0f}% is call overhead, so at most {bound.max_speedup:.2f}x is "
                      "possible with this recipe on this machine")
+    elif bound is not None:
+        parts.append("every layer was converted and no int8/fp32 ceiling is known here, so no bound can be given")
     if causes:
         parts.append(f"main cause: {causes[0].title}")
     second = ("; ".join(parts) + ".") if parts else ""

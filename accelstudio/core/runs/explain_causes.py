@@ -92,20 +92,27 @@ def convs_left_in_float(ev: Evidence) -> Cause | None:
     """Dynamic int8 quantizes MatMul/Gemm (and Linear) only: convolutions keep running in fp32."""
     if ev.quant.get("mode") != "dynamic-int8":
         return None
+    matched = [r for r in ev.rows if r.before_ms and r.after_ms and _is_float_conv(
+        {"op_type": r.op_type, "precision": r.precision})]
     convs = [r for r in ev.profile_rows() if _is_float_conv(r)]
-    if convs:
+    if matched:  # their share of the baseline call: what they hold back
+        t, share = sum(r.after_ms for r in matched), sum(r.share_before or 0.0 for r in matched)
+        evidence = (f"the profile shows {len(matched)} convolution layer(s) still running in fp32; they held "
+                    f"{share * 100:.0f}% of the baseline's operator time and take {t:.3f} ms per call now")
+        source: tuple[str, ...] = ("profile", "recipe")
+    elif convs:
         t, share = _share(convs, ev.profile)
-        if share < MIN_SHARE:
-            return None
         evidence = (f"the profile shows {len(convs)} convolution layer(s) still running in fp32, "
                     f"{t:.3f} ms per call ({share * 100:.0f}% of the run's operator time)")
-        source: tuple[str, ...] = ("profile", "recipe")
+        source = ("profile", "recipe")
     else:
         ops = ev.graph_ops or {}
         if not ops.get("Conv") or any(ops.get(k) for k in INT8_CONV_OPS) or ev.profile_rows():
             return None
-        t, evidence, source = None, (f"the optimized graph still has {ops['Conv']} fp32 Conv node(s) and no "
-                                     "integer convolution"), ("graph", "recipe")
+        t, share, source = None, 1.0, ("graph", "recipe")
+        evidence = f"the optimized graph still has {ops['Conv']} fp32 Conv node(s) and no integer convolution"
+    if share < MIN_SHARE:
+        return None
     return Cause("dynamic-int8-convs-fp32", "dynamic int8 left the convolutions in fp32", evidence,
                  "use static-int8 (calibrated activation scales) with per-channel weights: it runs convolutions "
                  "as int8 kernels (QLinearConv)", source, t)
@@ -128,23 +135,56 @@ def convinteger_slower(ev: Evidence) -> Cause | None:
 
 
 def qdq_not_fused(ev: Evidence) -> Cause | None:
-    """QuantizeLinear/DequantizeLinear pairs left in the graph run as conversions around fp32 kernels."""
+    """QuantizeLinear/DequantizeLinear pairs left around float kernels: the layers run in fp32 plus conversions.
+    A static int8 graph always quantizes its inputs and dequantizes its outputs; the evidence is compute layers
+    (Conv, MatMul, Gemm) still in float next to Q/DQ nodes."""
     qdq = [r for r in ev.profile.get("op_types") or () if isinstance(r, dict)
            and r.get("op_type") in ("QuantizeLinear", "DequantizeLinear")]
+    floating = [r for r in ev.profile_rows() if _is_compute(r) and r.get("precision") == "fp32"]
+    if not qdq or not floating or ev.quant.get("mode") != "static-int8":
+        return None
+    excluded = set(ev.quant.get("exclude") or ())
+    floating = [r for r in floating if r.get("name") not in excluded]
+    t_float, _ = _share(floating, ev.profile)
     t = sum(_num(r.get("time_ms")) or 0.0 for r in qdq)
     total = _num(ev.profile.get("total_ms")) or 0.0
-    share = t / total if total else 0.0
-    level = _dict(_dict(ev.run.metrics).get("execution")).get("graph_opt_level")
-    if not qdq or share < MIN_SHARE:
+    share = (t + t_float) / total if total else 0.0
+    if not floating or share < MIN_SHARE:
         return None
     count = sum(int(r.get("count") or 0) for r in qdq)
-    why = f" with graph optimization '{level}'" if level in ("disabled", "basic") else ""
+    level = _dict(_dict(ev.run.metrics).get("execution")).get("graph_opt_level")
+    why = f" with ONNX Runtime graph optimization '{level}'" if level in ("disabled", "basic") else ""
     return Cause("qdq-not-fused", "QuantizeLinear/DequantizeLinear pairs were not fused into int8 kernels",
-                 f"{count} Q/DQ node(s) ran{why}, {t:.3f} ms per call ({share * 100:.0f}% of the run's operator "
-                 "time) converting tensors around float kernels",
+                 f"{len(floating)} compute layer(s) ({', '.join(sorted({str(r.get('op_type')) for r in floating}))}) "
+                 f"still ran in fp32{why} ({t_float:.3f} ms per call) between {count} Q/DQ node(s) taking "
+                 f"{t:.3f} ms: together {share * 100:.0f}% of the run's operator time",
                  "keep ONNX Runtime graph optimization at 'extended' or 'all' (the Q/DQ fusions live there); "
                  "exclude from quantization the layers whose Q/DQ stay unfused (ops without int8 kernels)",
-                 ("profile", "execution") if level else ("profile",), t)
+                 ("profile", "execution") if level else ("profile",), t + t_float)
+
+
+def _is_compute(row: dict) -> bool:
+    op = str(row.get("op_type", ""))
+    return any(k in op for k in ("Conv", "MatMul", "Gemm")) and op not in INT8_CONV_OPS
+
+
+def converted_slower(ev: Evidence) -> Cause | None:
+    """Layers converted to int8/fp16 that ran slower than in fp32: at this size, quantizing activations on every
+    call (dynamic int8) or the reorders around int8 kernels cost more than the narrower arithmetic saves."""
+    slower = [r for r in ev.rows if r.precision in ("int8", "fp16", "bf16") and r.change == "slower"]
+    converted = [r for r in ev.rows if r.precision in ("int8", "fp16", "bf16") and r.before_ms and r.after_ms]
+    if not slower:
+        return None
+    before, after = sum(r.before_ms for r in slower), sum(r.after_ms for r in slower)
+    if sum(r.share_before or 0.0 for r in slower) < MIN_SHARE:
+        return None
+    ops = ", ".join(sorted({r.op_type for r in slower}))
+    return Cause("converted-slower", "layers converted to lower precision ran slower",
+                 f"{len(slower)} of {len(converted)} converted layer(s) ({ops}) took {after:.3f} ms per call "
+                 f"against {before:.3f} ms in fp32 ({before / after:.2f}x)",
+                 "these layers are too small for int8 to pay for converting their inputs: exclude them from "
+                 "quantization, or batch more samples per call so the arithmetic dominates", ("profile",),
+                 after - before)
 
 
 def per_tensor_without_vnni(ev: Evidence) -> Cause | None:
@@ -226,7 +266,7 @@ def call_overhead(ev: Evidence) -> Cause | None:
     flops = _num(_dict(base.metrics).get("baseline_flops")) or _num(_dict(base.metrics).get("flops"))
     work = f" for {flops / 1e6:.2f} MFLOPs" if flops else ""
     part = (f"; operators account for {ops:.4f} ms, the rest ({overhead_share * 100:.0f}%) is the runtime's "
-            "fixed cost per call") if overhead_share is not None else ""
+            "fixed cost per call") if overhead_share else ""
     return Cause("call-overhead", "the model is so small that call overhead dominates",
                  f"the baseline call takes {p50:.4f} ms{work}{part}",
                  "batch several samples per call (raise Batch) or fuse the model into a larger pipeline; "
@@ -281,7 +321,7 @@ def device_fallback(ev: Evidence) -> Cause | None:
 
 DETECTORS: tuple[Callable[[Evidence], Cause | None], ...] = (
     device_fallback, convs_left_in_float, convinteger_slower, qdq_not_fused, half_not_native,
-    zeros_on_dense_kernels, per_tensor_without_vnni, call_overhead, threads_and_load)
+    zeros_on_dense_kernels, converted_slower, per_tensor_without_vnni, call_overhead, threads_and_load)
 
 
 def detect_causes(ev: Evidence) -> list[Cause]:
