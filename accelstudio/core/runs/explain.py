@@ -20,10 +20,16 @@ from typing import Any
 from accelstudio.core.job import RunResult
 from accelstudio.core.runs import baseline as bl
 from accelstudio.core.runs.explain_causes import Evidence, detect_causes
-from accelstudio.core.runs.explain_model import CONVERTED, Bound, BreakdownRow, Explanation
+from accelstudio.core.runs.explain_model import CONVERSION_OPS, CONVERTED, Bound, BreakdownRow, Explanation, \
+    calm_ms
 from accelstudio.core.runs.run_labels import recipe_text
 
 UNCHANGED_WITHIN = 0.10  # a layer within 10% of its baseline time counts as unchanged
+MIN_MATCHED = 0.5  # below this share of the baseline's time matched by name, layers are compared by op family
+FAMILIES = {"Conv": ("Conv", "FusedConv", "NhwcFusedConv", "QLinearConv", "ConvInteger"),
+            "MatMul/Gemm": ("MatMul", "Gemm", "FusedMatMul", "FusedGemm", "QGemm", "QLinearMatMul", "MatMulInteger",
+                            "DynamicQuantizeMatMul", "MatMulIntegerToFloat", "Attention", "QAttention"),
+            "conversions": CONVERSION_OPS}
 _SUFFIXES = re.compile(r"(_quant|_QuantizeLinear|_DequantizeLinear|_output_0|_fused|_token_\d+)+$")
 
 
@@ -59,8 +65,12 @@ def explain_run(run: RunResult, baseline: RunResult | None, graph_ops: dict[str,
             speed = {"ratio": s.ratio, "lo": s.interval.lo if s.interval else None,
                      "hi": s.interval.hi if s.interval else None, "verdict": s.verdict}
     after, before = profile_of(run), profile_of(baseline)
-    rows = breakdown_rows(before, after) if after and before else ()
-    bound = amdahl_bound(run, baseline, before, after) if after and before else None
+    rows = breakdown_rows(before, after) if after and before else []
+    if rows and _matched_share(rows) < MIN_MATCHED:
+        rows = family_rows(before, after)
+        notes.append("layer names differ between the two graphs (the recipe renamed nodes): layers are compared "
+                     "by operator family")
+    bound = amdahl_bound(run, baseline, rows) if rows else None
     if not (after and before) and run.status == "done":
         missing = " and ".join(w for w, p in (("this run", after), ("its baseline", before)) if not p)
         notes.append(f"no per-operator profile for {missing}: measure with profiling on for the layer breakdown "
@@ -107,6 +117,42 @@ def breakdown_rows(before: dict, after: dict) -> list[BreakdownRow]:
     return out
 
 
+def _matched_share(rows: list[BreakdownRow]) -> float:
+    total = sum(r.before_ms or 0.0 for r in rows)
+    return sum(r.before_ms or 0.0 for r in rows if r.after_ms is not None and r.before_ms) / total if total else 0.0
+
+
+def op_family(op_type: str) -> str:
+    """The family an operator belongs to whatever its precision (QLinearConv and ConvInteger are Conv)."""
+    for family, ops in FAMILIES.items():
+        if op_type in ops:
+            return family
+    return op_type.removeprefix("Nhwc").removeprefix("QLinear")
+
+
+def family_rows(before: dict, after: dict) -> list[BreakdownRow]:
+    """Breakdown rows per operator family ("all Conv layers (53)"), for graphs whose layer names do not match."""
+    total = _num(before.get("total_ms")) or sum(_num(r.get("time_ms")) or 0.0 for r in before["layers"]) or 1.0
+
+    def group(profile: dict) -> dict[str, list[dict]]:
+        out: dict[str, list[dict]] = {}
+        for r in profile["layers"]:
+            out.setdefault(op_family(str(r.get("op_type"))), []).append(r)
+        return out
+
+    b, a = group(before), group(after)
+    rows = []
+    for fam in sorted(set(b) | set(a), key=lambda f: -sum(_num(r.get("time_ms")) or 0.0 for r in b.get(f, []))):
+        t0 = sum(_num(r.get("time_ms")) or 0.0 for r in b[fam]) if fam in b else None
+        t1 = sum(_num(r.get("time_ms")) or 0.0 for r in a[fam]) if fam in a else None
+        ops = sorted({str(r.get("op_type")) for r in a.get(fam, b.get(fam, []))})
+        count = len(a.get(fam) or b.get(fam) or [])
+        prec = _merge_precision([str(r.get("precision", "other")) for r in a[fam]]) if fam in a else "-"
+        rows.append(BreakdownRow(f"all {fam} layers ({count})", "/".join(ops), prec, t0, t1,
+                                 None if t0 is None else t0 / total, _change(t0, t1)))
+    return rows
+
+
 def _merge_precision(values: list[str]) -> str:
     distinct = set(values)
     return values[0] if len(distinct) == 1 else "mixed"
@@ -127,16 +173,16 @@ def _change(t0: float | None, t1: float | None) -> str:
 
 # --- Amdahl's bound ----------------------------------------------------------------------------------------
 
-def amdahl_bound(run: RunResult, baseline: RunResult | None, before: dict, after: dict) -> Bound | None:
-    """At most how much faster than the baseline this recipe can make the call here (see the module doc)."""
-    rows = breakdown_rows(before, after)
+def amdahl_bound(run: RunResult, baseline: RunResult | None, rows: list[BreakdownRow]) -> Bound | None:
+    """At most how much faster than the baseline this recipe can make the call here (see the module doc), from
+    the breakdown `rows`."""
     p50 = _num(_dict(baseline.metrics).get("p50_ms")) if baseline is not None else None
-    ops_ms = sum(r.before_ms or 0.0 for r in rows if r.change != "added")
+    ops_ms = sum(calm_ms(r) for r in rows if r.before_ms)
     if not ops_ms:
         return None
     call_ms = p50 if p50 else ops_ms
     scale = min(1.0, call_ms / ops_ms)  # profiled operator time above the measured call is profiler overhead
-    converted = sum(r.before_ms or 0.0 for r in rows if _converted(r)) * scale / call_ms
+    converted = sum(calm_ms(r) for r in rows if r.before_ms and _converted(r)) * scale / call_ms
     overhead = max(call_ms - ops_ms, 0.0) / call_ms
     floating = max(1.0 - converted - overhead, 0.0)
     gain, basis = ceiling_gain(run, rows)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Callable
 
 from accelstudio.core.job import RunResult
-from accelstudio.core.runs.explain_model import CONVERSION_OPS, BreakdownRow, Cause
+from accelstudio.core.runs.explain_model import CONVERSION_OPS, BreakdownRow, Cause, calm_share
 
 MIN_SHARE = 0.10  # a part of the call below this share explains too little to be named
 CALL_OVERHEAD_MS = 0.1  # a whole call this short is mostly the runtime's fixed cost per call
@@ -96,7 +96,7 @@ def convs_left_in_float(ev: Evidence) -> Cause | None:
         {"op_type": r.op_type, "precision": r.precision})]
     convs = [r for r in ev.profile_rows() if _is_float_conv(r)]
     if matched:  # their share of the baseline call: what they hold back
-        t, share = sum(r.after_ms for r in matched), sum(r.share_before or 0.0 for r in matched)
+        t, share = sum(r.after_ms for r in matched), calm_share(list(ev.rows), matched)
         evidence = (f"the profile shows {len(matched)} convolution layer(s) still running in fp32; they held "
                     f"{share * 100:.0f}% of the baseline's operator time and take {t:.3f} ms per call now")
         source: tuple[str, ...] = ("profile", "recipe")
@@ -134,38 +134,44 @@ def convinteger_slower(ev: Evidence) -> Cause | None:
                  "them in fp32 (exclude them) and quantize only MatMul/Gemm", ("profile",), after - before)
 
 
+SHAPE_OPS = ("Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze", "ReorderInput", "ReorderOutput", "Shape",
+             "Gather", "Identity", "Softmax")
+
+
 def qdq_not_fused(ev: Evidence) -> Cause | None:
-    """QuantizeLinear/DequantizeLinear pairs left around float kernels: the layers run in fp32 plus conversions.
-    A static int8 graph always quantizes its inputs and dequantizes its outputs; the evidence is compute layers
-    (Conv, MatMul, Gemm) still in float next to Q/DQ nodes."""
+    """QuantizeLinear/DequantizeLinear pairs left around float layers: those layers run in fp32 plus conversions.
+    A static int8 graph always quantizes its inputs and dequantizes its outputs; the evidence is layers doing
+    arithmetic in float (not only reshaping) between Q/DQ nodes, such as Conv under disabled graph optimization or a
+    BatchNormalization that was not folded into its convolution before quantizing."""
+    if ev.quant.get("mode") != "static-int8":
+        return None
     qdq = [r for r in ev.profile.get("op_types") or () if isinstance(r, dict)
            and r.get("op_type") in ("QuantizeLinear", "DequantizeLinear")]
-    floating = [r for r in ev.profile_rows() if _is_compute(r) and r.get("precision") == "fp32"]
-    if not qdq or not floating or ev.quant.get("mode") != "static-int8":
-        return None
     excluded = set(ev.quant.get("exclude") or ())
-    floating = [r for r in floating if r.get("name") not in excluded]
+    floating = [r for r in ev.profile_rows() if r.get("precision") == "fp32" and r.get("name") not in excluded
+                and str(r.get("op_type")) not in SHAPE_OPS + CONVERSION_OPS]
+    if not qdq or not floating:
+        return None
     t_float, _ = _share(floating, ev.profile)
     t = sum(_num(r.get("time_ms")) or 0.0 for r in qdq)
     total = _num(ev.profile.get("total_ms")) or 0.0
     share = (t + t_float) / total if total else 0.0
-    if not floating or share < MIN_SHARE:
+    if share < MIN_SHARE:
         return None
     count = sum(int(r.get("count") or 0) for r in qdq)
+    kinds: dict[str, int] = {}
+    for r in floating:
+        kinds[str(r.get("op_type"))] = kinds.get(str(r.get("op_type")), 0) + int(r.get("nodes") or 1)
+    listed = ", ".join(f"{k} x{n}" for k, n in sorted(kinds.items(), key=lambda kv: -kv[1]))
     level = _dict(_dict(ev.run.metrics).get("execution")).get("graph_opt_level")
     why = f" with ONNX Runtime graph optimization '{level}'" if level in ("disabled", "basic") else ""
+    advice = ("keep ONNX Runtime graph optimization at 'extended' or 'all' (the Q/DQ fusions live there)" if why
+              else "fold BatchNormalization into the convolutions before quantizing (onnxruntime.quantization."
+                   "quant_pre_process does), or exclude from quantization the layers whose inputs stay in float")
     return Cause("qdq-not-fused", "QuantizeLinear/DequantizeLinear pairs were not fused into int8 kernels",
-                 f"{len(floating)} compute layer(s) ({', '.join(sorted({str(r.get('op_type')) for r in floating}))}) "
-                 f"still ran in fp32{why} ({t_float:.3f} ms per call) between {count} Q/DQ node(s) taking "
-                 f"{t:.3f} ms: together {share * 100:.0f}% of the run's operator time",
-                 "keep ONNX Runtime graph optimization at 'extended' or 'all' (the Q/DQ fusions live there); "
-                 "exclude from quantization the layers whose Q/DQ stay unfused (ops without int8 kernels)",
-                 ("profile", "execution") if level else ("profile",), t + t_float)
-
-
-def _is_compute(row: dict) -> bool:
-    op = str(row.get("op_type", ""))
-    return any(k in op for k in ("Conv", "MatMul", "Gemm")) and op not in INT8_CONV_OPS
+                 f"float layers ({listed}) still ran in fp32{why} ({t_float:.3f} ms per call) between {count} "
+                 f"Q/DQ node(s) taking {t:.3f} ms: together {share * 100:.0f}% of the run's operator time",
+                 advice, ("profile", "execution") if level else ("profile",), t + t_float)
 
 
 def converted_slower(ev: Evidence) -> Cause | None:

@@ -39,6 +39,21 @@ class BreakdownRow:
         return {**dataclasses.asdict(self), "speedup": self.speedup}
 
 
+def calm_ms(row: BreakdownRow) -> float:
+    """A layer's baseline time with interference removed where the evidence allows: a layer that kept its precision
+    did the same work in both runs, and other processes only ever add time, so the smaller of its two times is
+    the better estimate (one preempted call can inflate a profiled mean many times over on a busy machine)."""
+    if row.before_ms and row.after_ms and row.precision not in CONVERTED and row.precision != "mixed":
+        return min(row.before_ms, row.after_ms)
+    return row.before_ms or 0.0
+
+
+def calm_share(rows: list[BreakdownRow], chosen: list[BreakdownRow]) -> float:
+    """The share of `chosen` in the baseline's operator time, both counted with calm_ms."""
+    total = sum(calm_ms(r) for r in rows if r.before_ms)
+    return sum(calm_ms(r) for r in chosen if r.before_ms) / total if total else 0.0
+
+
 @dataclass(frozen=True)
 class Bound:
     """Amdahl's bound on this recipe here: the converted share of the baseline call can at most run
