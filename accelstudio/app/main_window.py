@@ -21,6 +21,7 @@ from accelstudio.app.views.data_panel import DataPanel, remember_data, remembere
 from accelstudio.app.control.model_controller import ModelController
 from accelstudio.app.views.model_view import ModelView
 from accelstudio.app.views.recovery_controls import model_kind
+from accelstudio.app.views.profile_view import ProfileView
 from accelstudio.app.views.results_panel import ResultsPanel
 from accelstudio.app.control.run_controller import RunController
 from accelstudio.app.views.runtime_panel import RuntimePanel
@@ -77,6 +78,7 @@ class MainWindow(QMainWindow):
         self.state = self.models.state
         self.data_panel = DataPanel(self.models.runner)
         self.results = ResultsPanel()
+        self.profile_view = ProfileView()
         self.runs = RunController(self, self.state, self.results, store)
         self.artifacts = ArtifactsController(self, self.results, self.models.runner, self.settings)
         self._closed = False
@@ -112,6 +114,9 @@ class MainWindow(QMainWindow):
         self.controls_dock = self._dock("Controls", "controlsDock", scroll, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.controls_dock.setMinimumWidth(360)
         self.results_dock = self._dock("Results", "resultsDock", self.results, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.profile_dock = self._dock("Profile", "profileDock", self.profile_view, Qt.DockWidgetArea.BottomDockWidgetArea)
+        self.tabifyDockWidget(self.results_dock, self.profile_dock)
+        self.results_dock.raise_()
         self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
 
     def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
@@ -174,6 +179,7 @@ class MainWindow(QMainWindow):
         menu = self.menuBar().addMenu("&View")
         menu.addAction(self.controls_dock.toggleViewAction())
         menu.addAction(self.results_dock.toggleViewAction())
+        menu.addAction(self.profile_dock.toggleViewAction())
         theme_menu = menu.addMenu("&Theme")
         group = QActionGroup(self)
         self.theme_actions = {}
@@ -205,6 +211,7 @@ class MainWindow(QMainWindow):
         self.run_button.clicked.connect(self.runs.start_run)
         self.cancel_button.clicked.connect(self.runs.cancel)
         self.results.restore_requested.connect(self.runs.restore)
+        self.results.selection_changed.connect(self._show_profile)
         self.state.model_changed.connect(lambda loaded: self.recipe_controls.set_model_kind(model_kind(loaded)))
         self.runs.status.connect(lambda text, ms: self.statusBar().showMessage(text, ms))
         self.data_panel.data_edited.connect(lambda data, text: self.state.edit(text, data=data))
@@ -215,6 +222,10 @@ class MainWindow(QMainWindow):
         self.artifacts.refresh_usage()
         if self.runs.store_problem:
             self.statusBar().showMessage(self.runs.store_problem)
+
+    def _show_profile(self, run_ids: list) -> None:
+        run = self.results.run(run_ids[0]) if run_ids else None
+        self.profile_view.show_runs(run, self.results.baseline_for(run) if run is not None else None)
 
     # -- models ---------------------------------------------------------------------------------------------
     def open_default(self) -> None:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from accelstudio.cli import runs_format as fmt
+from accelstudio.cli.profile_format import profile_lines
 from accelstudio.cli.recipe_args import add_data_arguments, add_recipe_arguments, recipe_from_args, shapes_from_args
 from accelstudio.core.errors import AccelStudioError
 from accelstudio.core.job import COMPILE_BACKENDS, DEVICES, GRAPH_OPT_LEVELS, RUNTIMES, JobSpec, RunResult, \
@@ -24,6 +25,9 @@ JSON_METRICS = ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "iqr_ms", "mi
                 "n_eval", "fidelity", "nonfinite_outputs", "size_bytes", "baseline_size_bytes", "artifact_bytes",
                 "params", "baseline_params", "flops", "baseline_flops", "sparsity", "notes", "data", "execution",
                 "machine", "compile")
+
+
+PROFILE_METRICS = ("profile", "profile_error", "roofline", "roofline_error")
 
 
 class UsageError(AccelStudioError):
@@ -55,6 +59,8 @@ def register(subparsers) -> None:
     g.add_argument("--streams", type=int, default=1, metavar="N", help="also measure throughput with N threads")
     g.add_argument("--timeout", type=float, default=600.0, metavar="S", help="per-stage time limit")
     g.add_argument("--memory-limit", type=int, default=8192, metavar="MB", help="worker memory cap (0 = none)")
+    g.add_argument("--profile", action="store_true",
+                   help="after timing, profile each operator and place layers under this machine's roofs")
     p.add_argument("--data", metavar="FILE", help="labeled .npz (arrays per input + labels) or image folder")
     add_data_arguments(p)
     p.add_argument("--max-samples", type=int, default=2000, metavar="N", help="evaluate at most N samples")
@@ -103,7 +109,8 @@ def build_spec(args: argparse.Namespace) -> JobSpec:
     runtime = args.runtime or default_runtime(model)
     settings = RuntimeSettings(runtime=runtime, device=args.device, threads=args.threads, batch=args.batch,
                                warmup=args.warmup, repeats=args.repeats, time_budget_s=args.time_budget,
-                               streams=args.streams, provider=args.provider, **ort_knobs_from_args(args))
+                               streams=args.streams, provider=args.provider, **ort_knobs_from_args(args),
+                               profile=bool(getattr(args, "profile", False)))
     train_data = str(Path(args.train_data).resolve()) if getattr(args, "train_data", None) else None
     calib = str(Path(args.calib).resolve()) if getattr(args, "calib", None) else None
     spec = JobSpec(model=model, recipe=recipe_from_args(args), runtime=settings, data=args.data,
@@ -223,6 +230,7 @@ def json_document(result: RunResult, baseline: RunResult | None = None) -> dict[
                            "model_sha256": result.model_identity.get("sha256"),
                            "recipe": spec.get("recipe"), "runtime": spec.get("runtime")}
     doc.update({k: m.get(k) for k in JSON_METRICS})
+    doc.update({k: m[k] for k in PROFILE_METRICS if k in m})
     doc["report"] = build_report(result, baseline).to_dict()
     doc.update({"warnings": result.warnings, "layers": result.layers, "artifact": result.artifact,
                 "created": result.created})
@@ -276,6 +284,8 @@ def format_result(result: RunResult, baseline: RunResult | None = None) -> str:
                      + (f"\n    -> {w['advice']}" if w.get("advice") else ""))
     lines.extend(f"WARNING: {w}" for w in rep.warnings)
     lines.extend(f"note: {n}" for n in rep.notes)
+    other = baseline if baseline is not None and baseline.run_id != result.run_id else None
+    lines.extend(profile_lines(m, other.metrics if other else None, other.run_id if other else None))
     if result.artifact:
         lines.append(f"optimized model: {result.artifact}")
     return "\n".join(lines)

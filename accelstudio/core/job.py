@@ -113,7 +113,9 @@ class RunResult:
       compile: {"backend": str, "status": ..., see core/measure/compile_step.py CompileReport.to_dict}  (only
                when RuntimeSettings.compile is set)
       profile: per-operator profile of the measured model, only when RuntimeSettings.profile was set
-               (format in core/measure/profile.py), or absent; profile_error: why it could not be made"""
+               (format in core/measure/profile.py), or absent; profile_error: why it could not be made
+      roofline: with a profile, each profiled layer under this machine's measured roofs and its bound class
+                (format in core/measure/roofline.py), or absent; roofline_error: why it could not be made"""
 
     status: str
     reason: str = ""

@@ -319,8 +319,26 @@ def _profile(handle, settings, inputs, st: _Stages, cancel) -> dict[str, Any]:
         raise
     except AccelStudioError as exc:
         return {"profile_error": str(exc)}
+    out: dict[str, Any] = {"profile": profile}
+    st.emit("profile", 0.8, "measuring this machine's roofs (cached after the first time)")
+    try:
+        out["roofline"] = _roofline(handle, settings, inputs, profile, cancel)
+    except JobCancelled:
+        raise
+    except Exception as exc:  # inspection of unusual graphs raises many types; the profile stands alone
+        out["roofline_error"] = f"{type(exc).__name__}: {exc}"
     st.emit("profile", 1.0, f"{len(profile['layers'])} rows, {profile['total_ms']:.3f} ms per call")
-    return {"profile": profile}
+    return out
+
+
+def _roofline(handle, settings, inputs, profile: dict, cancel) -> dict[str, Any]:
+    """metrics["roofline"]: the profiled layers under this machine's ceilings at the run's threads and shapes."""
+    from accelstudio.core.measure.ceilings import measure_ceilings
+    from accelstudio.core.measure.roofline import layer_work, roofline
+
+    ceilings = measure_ceilings(settings.threads, cancel=cancel)
+    work = layer_work(handle, {k: tuple(np.shape(v)) for k, v in inputs.items()})
+    return roofline(profile, work, ceilings)
 
 
 def _predictor(handle, settings, per_call: bool):

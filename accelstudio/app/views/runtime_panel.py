@@ -1,5 +1,6 @@
 """The runtime group: backend and device (only those available here), threads, ONNX Runtime's knobs (inter-op
-threads, spinning, graph optimization), a compiled form to measure next to eager, batch, repeats, time budget."""
+threads, spinning, graph optimization), a compiled form to measure next to eager, batch, repeats, time budget,
+and whether to profile each operator after the timed calls."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ import os
 from dataclasses import replace
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel, QSpinBox
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
+                               QSpinBox)
 
 from accelstudio.core.job import COMPILE_BACKENDS, GRAPH_OPT_LEVELS, RuntimeSettings
 
@@ -53,6 +55,11 @@ class RuntimePanel(QGroupBox):
         self.budget_spin.setToolTip("Stop timing after this long even if fewer repeats ran")
         self.budget_spin.valueChanged.connect(lambda: self._emit("Time budget"))
         form.addRow("Time budget", self.budget_spin)
+        self.profile_check = QCheckBox("Profile operators", objectName="profileCheck")
+        self.profile_check.setToolTip("After the timed calls, profile each operator (time, precision, conversions) "
+                                      "and place the layers under this machine's roofline; shown under Profile")
+        self.profile_check.toggled.connect(lambda: self._emit("Profile"))
+        form.addRow(self.profile_check)
         self.note = QLabel(wordWrap=True)
         self.note.setEnabled(False)
         form.addRow(self.note)
@@ -120,6 +127,7 @@ class RuntimePanel(QGroupBox):
             self.warmup_spin.setValue(settings.warmup)
             self.repeats_spin.setValue(settings.repeats)
             self.budget_spin.setValue(settings.time_budget_s)
+            self.profile_check.setChecked(settings.profile)
         finally:
             self._updating = False
 
@@ -154,7 +162,7 @@ class RuntimePanel(QGroupBox):
                        warmup=self.warmup_spin.value(), repeats=self.repeats_spin.value(),
                        time_budget_s=round(self.budget_spin.value(), 1), inter_threads=self.inter_spin.value(),
                        spinning=self.spinning_combo.currentData(), graph_opt_level=self.graph_combo.currentData(),
-                       compile=self.compile_combo.currentData() or "")
+                       compile=self.compile_combo.currentData() or "", profile=self.profile_check.isChecked())
 
     def _enable_ort_row(self, runtime: str) -> None:
         for w in (self.inter_spin, self.spinning_combo, self.graph_combo):

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from accelstudio.core.job import RuntimeSettings
-from accelstudio.core.measure.profile import OpTiming, element_precision
+from accelstudio.core.measure.op_timing import OpTiming, element_precision
 from accelstudio.core.model.handle import ModelHandle
 from accelstudio.core.progress import CancelToken, check_cancel
 
