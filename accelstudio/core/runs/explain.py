@@ -185,9 +185,19 @@ def amdahl_bound(run: RunResult, baseline: RunResult | None, rows: list[Breakdow
     converted = sum(calm_ms(r) for r in rows if r.before_ms and _converted(r)) * scale / call_ms
     overhead = max(call_ms - ops_ms, 0.0) / call_ms
     floating = max(1.0 - converted - overhead, 0.0)
+    added = _added_ms(run, rows) / call_ms
     gain, basis = ceiling_gain(run, rows)
-    rest = floating + overhead + (converted / gain if gain else 0.0)
-    return Bound(1.0 / rest if rest > 0 else float("inf"), converted, floating, overhead, gain, basis)
+    rest = floating + overhead + added + (converted / gain if gain else 0.0)
+    return Bound(1.0 / rest if rest > 0 else float("inf"), converted, floating, overhead, added, gain, basis)
+
+
+def _added_ms(run: RunResult, rows: list[BreakdownRow]) -> float:
+    """Milliseconds per call of what only the run has (conversions, unfused layers), scaled like the baseline's
+    operators to the run's measured call when the profiled operators sum to more than it."""
+    added = sum(r.after_ms or 0.0 for r in rows if r.change == "added")
+    after_ops = sum(r.after_ms or 0.0 for r in rows)
+    p50 = _num(_dict(run.metrics).get("p50_ms"))
+    return added * min(1.0, p50 / after_ops) if p50 and after_ops else added
 
 
 def _converted(row: BreakdownRow) -> bool:
@@ -204,19 +214,20 @@ def ceiling_gain(run: RunResult, rows: list[BreakdownRow]) -> tuple[float | None
     fp32, low = _num(ceilings.get("fp32")), _num(ceilings.get(target))
     if fp32 and low:
         return low / fp32, (f"Amdahl's law with the converted layers at this machine's measured {target}/fp32 "
-                            f"peak ratio ({low / fp32:.1f}x); layers left in float and call overhead unchanged")
+                            f"peak ratio ({low / fp32:.1f}x); layers left in float, call overhead and what the "
+                            "recipe added unchanged")
     return None, ("Amdahl's law with the converted layers taken as free (no measured int8/fp32 ceiling for this "
-                  "machine); layers left in float and call overhead unchanged")
+                  "machine); layers left in float, call overhead and what the recipe added unchanged")
 
 
 def _ceilings(run: RunResult) -> dict:
-    """Peak rates by precision ({"fp32": GFLOP/s, "int8": GOP/s, ...}) recorded with the run, if any."""
-    for holder in (_dict(run.metrics), _dict(run.environment)):
-        found = _dict(holder.get("ceilings"))
-        peaks = _dict(found.get("peaks")) or found
-        if peaks:
-            return {k: _num(v) if _num(v) is not None else _num(_dict(v).get("peak")) for k, v in peaks.items()}
-    return {}
+    """Peak rates by precision ({"fp32": GFLOP/s, "int8": GOP/s, "fp16", "bf16"}) measured on the run's machine at
+    its thread count, from the run's roofline record (metrics["roofline"]["ceilings"], core/measure/ceilings.py);
+    {} when the run has none. A precision the CPU has no native arithmetic for is left out."""
+    c = _dict(_dict(_dict(run.metrics).get("roofline")).get("ceilings"))
+    peaks = {"fp32": c.get("fp32_gflops"), "int8": c.get("int8_gops"), "fp16": c.get("fp16_gflops"),
+             "bf16": c.get("bf16_gflops")}
+    return {k: _num(v) for k, v in peaks.items() if _num(v)}
 
 
 # --- graph and summary ---------------------------------------------------------------------------------------
@@ -258,11 +269,14 @@ def summarize(run: RunResult, baseline: RunResult | None, speed: dict | None, bo
                  f"{speed['verdict'] or 'no interval'}.")
     parts = []
     if bound is not None and bound.max_speedup != float("inf"):
-        parts.append(f"{bound.float_share * 100:.0f}% of the baseline call stayed in float and "
-                     f"{bound.overhead_share * 100:.0f}% is call overhead, so at most {bound.max_speedup:.2f}x is "
-                     "possible with this recipe on this machine")
+        added = (f", the recipe added {bound.added_share * 100:.0f}% (conversions, unfused layers)"
+                 if bound.added_share >= 0.01 else "")
+        parts.append(f"{bound.float_share * 100:.0f}% of the baseline call stayed in float, "
+                     f"{bound.overhead_share * 100:.0f}% is call overhead{added}, so at most "
+                     f"{bound.max_speedup:.2f}x is possible with this recipe on this machine")
     elif bound is not None:
-        parts.append("every layer was converted and no int8/fp32 ceiling is known here, so no bound can be given")
+        parts.append("every layer was converted, nothing was added and no int8/fp32 ceiling is known here, so no "
+                     "bound can be given")
     if causes:
         parts.append(f"main cause: {causes[0].title}")
     second = ("; ".join(parts) + ".") if parts else ""

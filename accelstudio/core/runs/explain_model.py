@@ -58,12 +58,14 @@ def calm_share(rows: list[BreakdownRow], chosen: list[BreakdownRow]) -> float:
 class Bound:
     """Amdahl's bound on this recipe here: the converted share of the baseline call can at most run
     `assumed_gain` times faster (the machine's int8/fp32 ceiling ratio, or without limit when unknown); the rest
-    (layers left in float, conversions, call overhead) stays."""
+    stays: layers left in float, call overhead, and what the recipe added (conversions, layers the original had
+    fused away) at the time they took in the run."""
 
     max_speedup: float
     converted_share: float  # of the baseline's call latency (p50)
     float_share: float  # of the baseline's call latency, in layers the recipe left in float
     overhead_share: float  # of the baseline's call latency, in no operator (framework and call overhead)
+    added_share: float  # what the recipe added (conversions, layers only the run has), in baseline-call units
     assumed_gain: float | None  # None: converted layers taken as free (no ceiling known)
     basis: str
 
