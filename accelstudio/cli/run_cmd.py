@@ -267,7 +267,7 @@ def format_result(result: RunResult, baseline: RunResult | None = None) -> str:
     lines.append(_speed_line(rep))
     compiled = m.get("compile") if isinstance(m.get("compile"), dict) else None
     if compiled:
-        lines.extend(f"compile     {r}" for r in compiled.get("summary", "").split("; ") if r)
+        lines.extend(f"compile     {line}" for line in compiled.get("lines") or ())
     lines.extend(_quality_lines(rep))
     sz = rep.sizes
     lines.append(f"size        {fmt.fmt_bytes(sz.size_bytes)} (baseline {fmt.fmt_bytes(sz.baseline_size_bytes)})"

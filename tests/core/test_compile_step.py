@@ -77,6 +77,10 @@ def test_a_run_with_compile_keeps_its_eager_latency_and_records_the_step():
     assert r["backend"] == "torchscript" and r["status"] == "measured" and r["compile_s"] > 0
     assert res.metrics["compile"]["recommended"] in (None, "torchscript")
     assert res.metrics["execution"]["device"] == "cpu" and res.metrics["p50_ms"] > 0
+    from accelstudio.core.runs.explain import explain_run
+
+    (line,) = explain_run(res, None).compiled  # the explanation shows the compiled form next to the causes
+    assert line.startswith("torchscript: ") and "compile" in line
 
 
 @pytest.mark.slow

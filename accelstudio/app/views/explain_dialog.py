@@ -55,7 +55,9 @@ class WhyBox(QWidget):
             self.hide()
             return
         self._pair = (run, baseline)
-        self.label.setText(html.escape(why_text(explain_run(run, baseline, graph_ops={}))))
+        exp = explain_run(run, baseline, graph_ops={})
+        compiled = "".join(f"<br>Compile: {html.escape(c)}" for c in exp.compiled)
+        self.label.setText(html.escape(why_text(exp)) + compiled)
         self.show()
 
     def open_dialog(self) -> "ExplainDialog | None":
@@ -91,6 +93,8 @@ class ExplainDialog(QDialog):
         layout = QVBoxLayout(self)
         layout.addWidget(summary)
         layout.addWidget(tabs, 1)
+        for line in exp.compiled:
+            layout.addWidget(QLabel(html.escape(f"Compile: {line}"), wordWrap=True))
         for note in exp.notes:
             layout.addWidget(QLabel(html.escape(note), wordWrap=True))
         layout.addWidget(buttons)

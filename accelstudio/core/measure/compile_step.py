@@ -206,7 +206,7 @@ def _build(name: str, make) -> cf.Form | CompileReport:
 def compile_metrics(handle: ModelHandle, settings: RuntimeSettings, inputs: dict[str, np.ndarray],
                     progress: ProgressCallback | None = None, cancel: CancelToken | None = None) -> dict[str, Any]:
     """metrics["compile"] of a run: {"backend", "results": [CompileReport.to_dict()], "recommended": name | None,
-    "summary": str}. Never raises for a compiler problem (it is recorded); cancellation still stops the job."""
+    "lines": [CompileReport.text() per result], "summary": the lines joined}. Never raises for a compiler problem (it is recorded); cancellation still stops the job."""
     try:
         reports = measure_compile(handle, settings, inputs, settings.compile, progress, cancel)
     except JobCancelled:
@@ -217,7 +217,7 @@ def compile_metrics(handle: ModelHandle, settings: RuntimeSettings, inputs: dict
     best.sort(key=lambda r: -(r.lo or 0.0))
     return {"backend": settings.compile, "results": [_finite(r.to_dict()) for r in reports],
             "recommended": best[0].backend if best else None,
-            "summary": "; ".join(r.text() for r in reports)}
+            "lines": [r.text() for r in reports], "summary": " | ".join(r.text() for r in reports)}
 
 
 def _finite(d: dict[str, Any]) -> dict[str, Any]:

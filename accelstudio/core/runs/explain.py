@@ -80,8 +80,10 @@ def explain_run(run: RunResult, baseline: RunResult | None, graph_ops: dict[str,
     causes = tuple(detect_causes(ev))
     conversions = _dict(after.get("conversions")) if after else None
     summary = summarize(run, baseline, speed, bound, causes)
+    compiled = _dict(_dict(run.metrics).get("compile"))
+    lines = tuple(str(x) for x in compiled.get("lines") or ())
     return Explanation(run.run_id, baseline.run_id if baseline else None, recipe_text(run) or "-", summary,
-                       speed, tuple(rows), conversions or None, bound, causes, tuple(notes))
+                       speed, tuple(rows), conversions or None, bound, causes, tuple(notes), lines)
 
 
 # --- breakdown ---------------------------------------------------------------------------------------------

@@ -104,6 +104,7 @@ class Explanation:
     bound: Bound | None = None
     causes: tuple[Cause, ...] = ()
     notes: tuple[str, ...] = field(default_factory=tuple)
+    compiled: tuple[str, ...] = ()  # one line per compiled form measured with the run (metrics["compile"])
 
     def cause_codes(self) -> list[str]:
         return [c.code for c in self.causes]
@@ -112,7 +113,8 @@ class Explanation:
         return {"run_id": self.run_id, "baseline_id": self.baseline_id, "recipe": self.recipe,
                 "summary": self.summary, "speedup": self.speedup, "rows": [r.to_dict() for r in self.rows],
                 "conversions": self.conversions, "bound": self.bound.to_dict() if self.bound else None,
-                "causes": [c.to_dict() for c in self.causes], "notes": list(self.notes)}
+                "causes": [c.to_dict() for c in self.causes], "notes": list(self.notes),
+                "compiled": list(self.compiled)}
 
     def text(self) -> str:
         """A plain-text rendering (the CLI's human output and the GUI dialog's copyable text)."""
@@ -135,6 +137,8 @@ class Explanation:
             for r in self.rows:
                 lines.append(f"{r.name[:32]:32} {r.op_type[:16]:16} {r.precision:6} {_ms(r.before_ms):>10} "
                              f"{_ms(r.after_ms):>10} {_x(r.speedup):>6} {_pct(r.share_before):>6}  {r.change}")
+        if self.compiled:
+            lines += ["", "Compiled forms (interleaved with eager):"] + [f"- {c}" for c in self.compiled]
         lines += [f"note: {n}" for n in self.notes]
         return "\n".join(lines)
 
