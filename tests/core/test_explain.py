@@ -157,3 +157,15 @@ def test_convinteger_slower_than_fp32_conv(tmp_path):
     assert conv, [(r.name, r.op_type) for r in exp.rows]
     before, after = sum(r.before_ms for r in conv), sum(r.after_ms for r in conv)
     assert ("convinteger-slow" in exp.cause_codes()) == (after >= 0.9 * before)
+
+
+def test_unequal_interference_from_layers_that_did_the_same_work(cnn):
+    # constructed: the baseline's profile with every fp32 layer three times slower, as a run measured while
+    # another job held the cores would be; the real pair did the same fp32 work at about the same speed
+    base = cnn["base"]
+    prof = base.metrics["profile"]
+    slowed = {**prof, "layers": [{**r, "time_ms": r["time_ms"] * 3} for r in prof["layers"]]}
+    disturbed = replace(base, metrics={**base.metrics, "profile": slowed})
+    cause = next(c for c in explain_run(cnn["dynamic"], disturbed).causes if c.code == "unequal-interference")
+    assert "3.0x faster" in cause.evidence
+    assert "unequal-interference" not in codes(cnn["dynamic"], base)

@@ -165,9 +165,14 @@ def qdq_not_fused(ev: Evidence) -> Cause | None:
     listed = ", ".join(f"{k} x{n}" for k, n in sorted(kinds.items(), key=lambda kv: -kv[1]))
     level = _dict(_dict(ev.run.metrics).get("execution")).get("graph_opt_level")
     why = f" with ONNX Runtime graph optimization '{level}'" if level in ("disabled", "basic") else ""
-    advice = ("keep ONNX Runtime graph optimization at 'extended' or 'all' (the Q/DQ fusions live there)" if why
-              else "fold BatchNormalization into the convolutions before quantizing (onnxruntime.quantization."
-                   "quant_pre_process does), or exclude from quantization the layers whose inputs stay in float")
+    if why:
+        advice = "keep ONNX Runtime graph optimization at 'extended' or 'all' (the Q/DQ fusions live there)"
+    elif "BatchNormalization" in kinds:
+        advice = ("fold BatchNormalization into the convolutions before quantizing (onnxruntime.quantization."
+                  "quant_pre_process does), so each Conv+BN becomes one int8 kernel")
+    else:
+        advice = ("the float layers between int8 ones pay a conversion each way: for attention models use "
+                  "dynamic-int8 per-channel (no activation Q/DQ), or exclude the small layers next to them")
     return Cause("qdq-not-fused", "QuantizeLinear/DequantizeLinear pairs were not fused into int8 kernels",
                  f"float layers ({listed}) still ran in fp32{why} ({t_float:.3f} ms per call) between {count} "
                  f"Q/DQ node(s) taking {t:.3f} ms: together {share * 100:.0f}% of the run's operator time",
@@ -309,6 +314,28 @@ def threads_and_load(ev: Evidence) -> Cause | None:
                  "again when the machine is quiet; compare A and B interleaved", tuple(sorted(sources)))
 
 
+DISTURBED_RATIO = 1.5  # same-precision layers this much faster or slower between the runs: interference
+
+
+def unequal_interference(ev: Evidence) -> Cause | None:
+    """Layers that kept their precision did the same work in both runs; when they ran at very different speeds,
+    the two measurements were disturbed differently and the comparison says more about the machine than the
+    recipe."""
+    same = [r for r in ev.rows if r.precision == "fp32" and r.before_ms and r.after_ms and r.before_ms > 0.005]
+    if len(same) < 3:
+        return None
+    ratios = sorted(r.before_ms / r.after_ms for r in same)
+    median = ratios[len(ratios) // 2]
+    if 1 / DISTURBED_RATIO <= median <= DISTURBED_RATIO:
+        return None
+    way = "faster" if median > 1 else "slower"
+    return Cause("unequal-interference", "the two runs were disturbed differently",
+                 f"{len(same)} layers that stayed in fp32 (the same work in both runs) ran at a median "
+                 f"{max(median, 1 / median):.1f}x {way} in this run than in the baseline",
+                 "measure the baseline and the run again back to back on a quiet machine (or interleaved, as "
+                 "benchmarks/speedups.py does) before trusting this speed-up", ("profile",))
+
+
 def device_fallback(ev: Evidence) -> Cause | None:
     """The run asked for a device and ran on another (e.g. CUDA asked, CPU ran)."""
     m = _dict(ev.run.metrics)
@@ -327,7 +354,8 @@ def device_fallback(ev: Evidence) -> Cause | None:
 
 DETECTORS: tuple[Callable[[Evidence], Cause | None], ...] = (
     device_fallback, convs_left_in_float, convinteger_slower, qdq_not_fused, half_not_native,
-    zeros_on_dense_kernels, converted_slower, per_tensor_without_vnni, call_overhead, threads_and_load)
+    zeros_on_dense_kernels, converted_slower, per_tensor_without_vnni, call_overhead, threads_and_load,
+    unequal_interference)
 
 
 def detect_causes(ev: Evidence) -> list[Cause]:
