@@ -109,7 +109,7 @@ class ExplainDialog(QDialog):
             items.append(f"<p><b>{html.escape(c.title)}</b><br>Evidence ({html.escape(', '.join(c.source))}): "
                          f"{html.escape(c.evidence)}<br>Instead: {html.escape(c.advice)}</p>")
         bound = exp.bound
-        if bound is not None:
+        if bound is not None and bound.max_speedup != float("inf"):
             items.append(f"<p><i>Bound: at most {bound.max_speedup:.2f}x. {html.escape(bound.basis)}.</i></p>")
         return "".join(items)
 

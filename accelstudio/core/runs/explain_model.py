@@ -129,7 +129,7 @@ class Explanation:
             c = self.conversions
             lines += ["", f"Conversions: {c.get('count', 0)} node(s) per call, {c.get('time_ms') or 0.0:.4f} ms "
                           f"({(c.get('share') or 0.0) * 100:.1f}% of the run's operator time)"]
-        if self.bound is not None:
+        if self.bound is not None and self.bound.max_speedup != float("inf"):
             lines += [f"Bound: at most {self.bound.max_speedup:.2f}x ({self.bound.basis})"]
         if self.rows:
             lines += ["", f"{'layer':32} {'op':16} {'prec':6} {'before ms':>10} {'after ms':>10} {'x':>6} "
