@@ -32,7 +32,8 @@ import numpy as np
 from accelstudio.core.job import RuntimeSettings
 from accelstudio.core.measure.compile_step import compile_metrics
 from accelstudio.core.model.loading import load_example, open_model
-model, backend, threads, budget, shapes = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4]), json.loads(sys.argv[5])
+model, backend, threads = sys.argv[1], sys.argv[2], int(sys.argv[3])
+budget, shapes = float(sys.argv[4]), json.loads(sys.argv[5])
 import torch
 torch.set_num_threads(threads)
 if model.startswith("example:"):

@@ -206,7 +206,8 @@ def _build(name: str, make) -> cf.Form | CompileReport:
 def compile_metrics(handle: ModelHandle, settings: RuntimeSettings, inputs: dict[str, np.ndarray],
                     progress: ProgressCallback | None = None, cancel: CancelToken | None = None) -> dict[str, Any]:
     """metrics["compile"] of a run: {"backend", "results": [CompileReport.to_dict()], "recommended": name | None,
-    "lines": [CompileReport.text() per result], "summary": the lines joined}. Never raises for a compiler problem (it is recorded); cancellation still stops the job."""
+    "lines": [CompileReport.text() per result], "summary": the lines joined}. Never raises for a compiler
+    problem (it is recorded); cancellation still stops the job."""
     try:
         reports = measure_compile(handle, settings, inputs, settings.compile, progress, cancel)
     except JobCancelled:
