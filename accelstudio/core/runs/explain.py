@@ -75,6 +75,10 @@ def explain_run(run: RunResult, baseline: RunResult | None, graph_ops: dict[str,
         missing = " and ".join(w for w, p in (("this run", after), ("its baseline", before)) if not p)
         notes.append(f"no per-operator profile for {missing}: measure with profiling on for the layer breakdown "
                      "and the bound")
+    if bound is not None and speed is not None and speed["ratio"] > bound.max_speedup:
+        notes.append(f"the measured speed-up ({speed['ratio']:.2f}x) is above the bound ({bound.max_speedup:.2f}x): "
+                     "the baseline took longer than its operators explain (interference while it was measured) "
+                     "or the recipe also sped up layers it left in float; measure both again back to back")
     ev = Evidence.of(run, baseline, speed, graph_ops if graph_ops is not None else graph_op_counts(run),
                      features, rows)
     causes = tuple(detect_causes(ev))
