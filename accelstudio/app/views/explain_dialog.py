@@ -82,6 +82,7 @@ class ExplainDialog(QDialog):
         summary.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.causes = QLabel(self._causes_html(exp), objectName="explainCauses", wordWrap=True)
         self.causes.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.causes.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
         self.table = self._table(exp)
         tabs = QTabWidget()
         tabs.addTab(self.causes, f"Causes ({len(exp.causes)})")

@@ -176,7 +176,7 @@ def qdq_not_fused(ev: Evidence) -> Cause | None:
     return Cause("qdq-not-fused", "QuantizeLinear/DequantizeLinear pairs were not fused into int8 kernels",
                  f"float layers ({listed}) still ran in fp32{why} ({t_float:.3f} ms per call) between {count} "
                  f"Q/DQ node(s) taking {t:.3f} ms: together {share * 100:.0f}% of the run's operator time",
-                 advice, ("profile", "execution") if level else ("profile",), t + t_float)
+                 advice, ("profile", "execution") if why else ("profile",), t + t_float)
 
 
 def converted_slower(ev: Evidence) -> Cause | None:
