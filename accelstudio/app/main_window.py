@@ -116,7 +116,7 @@ class MainWindow(QMainWindow):
         self.results_dock = self._dock("Results", "resultsDock", self.results, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.profile_dock = self._dock("Profile", "profileDock", self.profile_view, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.tabifyDockWidget(self.results_dock, self.profile_dock)
-        self.results_dock.raise_()
+        self.profile_dock.hide()  # View > Profile: its tab bar would push a 720-pixel screen's window past it
         self.setCorner(Qt.Corner.BottomLeftCorner, Qt.DockWidgetArea.LeftDockWidgetArea)
 
     def _dock(self, title: str, name: str, widget: QWidget, area: Qt.DockWidgetArea) -> QDockWidget:
@@ -226,6 +226,8 @@ class MainWindow(QMainWindow):
     def _show_profile(self, run_ids: list) -> None:
         run = self.results.run(run_ids[0]) if run_ids else None
         self.profile_view.show_runs(run, self.results.baseline_for(run) if run is not None else None)
+        if run is not None and "profile" in run.metrics and not self.profile_dock.isVisible():
+            self.statusBar().showMessage(f"Run {run.run_id} has a per-operator profile: View > Profile", 8000)
 
     # -- models ---------------------------------------------------------------------------------------------
     def open_default(self) -> None:

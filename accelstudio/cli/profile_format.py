@@ -61,6 +61,10 @@ def ceilings_lines(c: dict[str, Any]) -> list[str]:
         source = f"   ({c.get('sources', {}).get(label, '')})" if v else ""
         lines.append(f"{label:<11} {rate(v, unit)}{ridge}{source}")
     lines.append(f"{'memory':<11} {bw:9.1f} GB/s      ({c.get('sources', {}).get('bandwidth', '')})")
+    machine = c.get("machine") or {}
+    if machine.get("busy"):
+        lines.append(f"WARNING: busy machine while measuring (other processes used {machine['other_cpu_pct']:.0f}% "
+                     "of the CPU): these roofs are low; measure again on a quiet machine with --refresh")
     return lines
 
 

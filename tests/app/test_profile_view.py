@@ -61,6 +61,9 @@ def test_window_shows_the_selected_runs_profile_and_offers_the_checkbox(make_win
     qtbot.waitUntil(lambda: window.profile_view.run is not None and window.profile_view.run.run_id == quant.run_id)
     assert window.profile_view.baseline is not None and window.profile_view.baseline.run_id == base.run_id
     assert window.profile_view.bars.bars
+    assert "View > Profile" in window.statusBar().currentMessage()
+    window.profile_dock.toggleViewAction().trigger()  # View > Profile
+    qtbot.waitUntil(window.profile_dock.isVisible)
     panel = window.runtime_panel
     panel.profile_check.setChecked(True)
     assert window.state.runtime.profile is True

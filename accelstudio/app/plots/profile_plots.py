@@ -8,12 +8,14 @@ from dataclasses import dataclass
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QFont
 
 from accelstudio.app.plots.result_plots import BASELINE_COLOR, ThemedPlot
 
 MAX_BARS = 30  # beyond this the rest is one "other" bar: labels stay readable
 LABEL_CHARS = 30
+LABEL_POINTS = 8
+LABEL_AXIS_PX = 190  # room for LABEL_CHARS characters at LABEL_POINTS
 CONVERSION_COLOR = QColor("#cc79a7")  # the conversions (Q/DQ/Cast) stand out from the arithmetic
 BOUND_COLORS = {"compute": QColor("#0072b2"), "memory": QColor("#009e73"), "overhead": QColor("#d55e00")}
 CONVERSION_OPS = {"QuantizeLinear", "DequantizeLinear", "DynamicQuantizeLinear", "Cast", "aten::quantize_per_tensor",
@@ -72,6 +74,12 @@ class ProfileBars(ThemedPlot):
         self.plotItem.setLabel("bottom", "ms per call")
         self.plotItem.setMouseEnabled(x=False, y=False)
         self.plotItem.invertY(True)
+        axis = self.plotItem.getAxis("left")
+        font = QFont()
+        font.setPointSize(LABEL_POINTS)
+        axis.setTickFont(font)
+        axis.setWidth(LABEL_AXIS_PX)
+        axis.setStyle(tickTextOffset=4, hideOverlappingLabels=False)
         self._ready_for_palette()
         self.redraw()
 
@@ -93,7 +101,8 @@ class ProfileBars(ThemedPlot):
         height = 0.4 if has_base else 0.7
         brushes = [pg.mkBrush(CONVERSION_COLOR if b.conversion else self.colors.accent) for b in self.bars]
         run = pg.BarGraphItem(x0=0, y=ys - (height / 2 if has_base else 0), width=[b.time_ms for b in self.bars],
-                              height=height, brushes=brushes, pen=pg.mkPen(self.colors.text, width=0.3))
+                              height=height, brush=pg.mkBrush(self.colors.accent), brushes=brushes,
+                              pen=pg.mkPen(self.colors.text, width=0.3))
         self.plotItem.addItem(run)
         self.legend.addItem(run, "this run")
         if has_base:
@@ -141,7 +150,8 @@ class RooflinePlot(ThemedPlot):
             return
         self.plotItem.setLogMode(x=True, y=True)
         c = self.roofline["ceilings"]
-        self.plotItem.setTitle(f"Roofline of {c['cpu']} at {c['threads']} threads", color=self.colors.text)
+        busy = " (roofs measured on a busy machine: low)" if (c.get("machine") or {}).get("busy") else ""
+        self.plotItem.setTitle(f"Roofline of {c['cpu']} at {c['threads']} threads{busy}", color=self.colors.text)
         points = self.points()
         models = [m for m in (self.roofline.get("model"), (self.baseline or {}).get("model")) if m]
         xs = [p["intensity"] for p in points + models if math.isfinite(p["intensity"])] or [1.0]
@@ -158,7 +168,10 @@ class RooflinePlot(ThemedPlot):
                 item = pg.PlotDataItem([p["intensity"] for p in chosen], [p["achieved_gflops"] for p in chosen],
                                        pen=None, symbol="o", symbolBrush=pg.mkBrush(color),
                                        symbolPen=pg.mkPen(self.colors.text, width=0.5),
-                                       symbolSize=[6 + 30 * math.sqrt(max(p["share"], 0.0)) for p in chosen])
+                                       symbolSize=[6 + 30 * math.sqrt(max(p["share"], 0.0)) for p in chosen],
+                                       data=[point_text(p) for p in chosen])
+                item.scatter.opts.update(hoverable=True, tip=lambda x, y, data: data)
+                item.scatter.setAcceptHoverEvents(True)
                 self.plotItem.addItem(item)
                 self.legend.addItem(item, f"{bound}-bound")
         self._model_point(self.roofline.get("model"), "whole model", filled=True)
@@ -184,6 +197,13 @@ class RooflinePlot(ThemedPlot):
                                symbolPen=pg.mkPen(BASELINE_COLOR if not filled else self.colors.text, width=1.5))
         self.plotItem.addItem(item)
         self.legend.addItem(item, f"{name} ({model['bound']}-bound)")
+
+
+def point_text(p: dict) -> str:
+    """A layer point's tooltip: what it is, where it sits, and what bounds it."""
+    return (f"{p['name']} ({p['precision']}): {p['time_ms']:.4f} ms, {p['share']:.1%} of the time\n"
+            f"{p['flops'] / 1e6:.3g} MFLOP over {p['bytes'] / 1e6:.3g} MB = {p['intensity']:.1f} FLOP/byte\n"
+            f"{p['achieved_gflops']:.2f} GFLOP/s of {p['roof_gflops']:.1f} possible there: {p['bound']}-bound")
 
 
 def _peak(ceilings: dict, precision: str) -> float | None:

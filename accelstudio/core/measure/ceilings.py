@@ -8,7 +8,8 @@ the libraries reached: the roof a kernel could touch on this machine.
 
 The whole measurement takes a few seconds (at most MEASURE_BUDGET_S, checked in benchmarks/roofline.py) and is
 cached per machine under ACCELSTUDIO_HOME (ceilings.json), keyed by CPU model, instruction-set flags and thread
-count, so later profiles read the cache. A busy machine gives lower roofs; `measure_ceilings(refresh=True)`
+count, so later profiles read the cache. A busy machine gives lower roofs: the machine's load while measuring is
+kept with the figures (`machine`), and `measure_ceilings(refresh=True)` (`accelstudio roofline --refresh`)
 measures again.
 """
 
@@ -29,7 +30,8 @@ MEASURE_BUDGET_S = 10.0
 GEMM_N = 1024  # 2.1 GFLOP per product: tens of ms on a laptop core, far above timer resolution
 COPY_BYTES = 128 * 2**20  # per array: beyond the last-level cache of current CPUs
 REPS = 5
-PER_FIGURE_CAP_S = 1.2
+TARGET_S = 7.0  # the measuring loop shares this out among the figures, leaving room under MEASURE_BUDGET_S
+MIN_FIGURE_S = 0.2
 CACHE_FILE = "ceilings.json"
 STAGE = "ceilings"
 
@@ -49,6 +51,7 @@ class Ceilings:
     bf16_gflops: float | None = None
     fp16_gflops: float | None = None
     sources: dict[str, str] = field(default_factory=dict)
+    machine: dict = field(default_factory=dict)  # load while measuring (machine_load's record): busy = low roofs
     measured_at: str = ""
     seconds: float = 0.0
     cached: bool = False
@@ -106,29 +109,33 @@ def measure_ceilings(threads: int = 0, refresh: bool = False, progress: Progress
 def _measure(features: dict, threads: int, key: str, progress, cancel) -> Ceilings:
     import torch
 
+    from accelstudio.core.measure.machine_load import finish_window, sample_cpu
+
     start = time.perf_counter()
+    before = sample_cpu()
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     rates: dict[str, tuple[float, str]] = {}
-    steps: list[tuple[str, str, Callable[[], float | None]]] = [
-        ("fp32", "torch.mm", lambda: _torch_gemm(torch.float32)),
+    steps: list[tuple[str, str, Callable[[float], float | None]]] = [
+        ("fp32", "torch.mm", lambda cap: _torch_gemm(torch.float32, cap)),
         ("fp32", "numpy matmul", _numpy_gemm),
         ("bandwidth", "torch copy", _torch_copy),
     ]
     if features.get("int8_dot"):
         steps += [("int8", "torch._int_mm", _torch_int8_gemm), ("int8", "onnxruntime MatMulInteger",
-                                                               lambda: _ort_int8_gemm(threads))]
+                                                               lambda cap: _ort_int8_gemm(threads, cap))]
     if features.get("bf16_native"):
-        steps.append(("bf16", "torch.mm bf16", lambda: _torch_gemm(torch.bfloat16)))
+        steps.append(("bf16", "torch.mm bf16", lambda cap: _torch_gemm(torch.bfloat16, cap)))
     if features.get("fp16_native"):
-        steps.append(("fp16", "torch.mm fp16", lambda: _torch_gemm(torch.float16)))
+        steps.append(("fp16", "torch.mm fp16", lambda cap: _torch_gemm(torch.float16, cap)))
     try:
         for i, (what, source, fn) in enumerate(steps):
             check_cancel(cancel)
             if progress is not None:
                 progress(ProgressEvent(STAGE, i / len(steps), f"measuring {what} with {source}"))
+            cap = max(MIN_FIGURE_S, (TARGET_S - (time.perf_counter() - start)) / (len(steps) - i))
             try:
-                rate = fn()
+                rate = fn(cap)
             except (RuntimeError, ImportError, ValueError):  # a kernel missing in this build: no figure
                 rate = None
             if rate and rate > rates.get(what, (0.0, ""))[0]:
@@ -140,14 +147,17 @@ def _measure(features: dict, threads: int, key: str, progress, cancel) -> Ceilin
         fp32_gflops=rates["fp32"][0], bandwidth_gbs=rates["bandwidth"][0],
         int8_gops=rates.get("int8", (None,))[0], bf16_gflops=rates.get("bf16", (None,))[0],
         fp16_gflops=rates.get("fp16", (None,))[0], sources={k: v[1] for k, v in rates.items()},
+        machine=finish_window(before, min_window_s=0.0),
         measured_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         seconds=time.perf_counter() - start)
 
 
-def _best_seconds(call: Callable[[], object]) -> float:
-    """The fastest of up to REPS calls after one warm-up call, stopping at PER_FIGURE_CAP_S."""
+def _best_seconds(call: Callable[[], object], cap_s: float) -> float:
+    """The fastest of up to REPS calls after one warm-up call, stopping once `cap_s` has passed (at least one
+    timed call)."""
+    deadline = time.perf_counter() + cap_s
     call()
-    best, deadline = float("inf"), time.perf_counter() + PER_FIGURE_CAP_S
+    best = float("inf")
     for _ in range(REPS):
         t0 = time.perf_counter()
         call()
@@ -161,34 +171,34 @@ def _gflops(n: int, seconds: float) -> float:
     return 2.0 * n ** 3 / seconds / 1e9
 
 
-def _torch_gemm(dtype) -> float:
+def _torch_gemm(dtype, cap_s: float) -> float:
     import torch
 
     gen = torch.Generator().manual_seed(0)
     a = torch.randn(GEMM_N, GEMM_N, generator=gen).to(dtype)
     b = torch.randn(GEMM_N, GEMM_N, generator=gen).to(dtype)
     with torch.inference_mode():
-        return _gflops(GEMM_N, _best_seconds(lambda: torch.mm(a, b)))
+        return _gflops(GEMM_N, _best_seconds(lambda: torch.mm(a, b), cap_s))
 
 
-def _numpy_gemm() -> float:
+def _numpy_gemm(cap_s: float) -> float:
     rng = np.random.default_rng(0)
     a = rng.standard_normal((GEMM_N, GEMM_N), dtype=np.float32)
     b = rng.standard_normal((GEMM_N, GEMM_N), dtype=np.float32)
-    return _gflops(GEMM_N, _best_seconds(lambda: a @ b))
+    return _gflops(GEMM_N, _best_seconds(lambda: a @ b, cap_s))
 
 
-def _torch_int8_gemm() -> float:
+def _torch_int8_gemm(cap_s: float) -> float:
     import torch
 
     gen = torch.Generator().manual_seed(0)
     a = torch.randint(-128, 127, (GEMM_N, GEMM_N), dtype=torch.int8, generator=gen)
     b = torch.randint(-128, 127, (GEMM_N, GEMM_N), dtype=torch.int8, generator=gen)
     with torch.inference_mode():
-        return _gflops(GEMM_N, _best_seconds(lambda: torch._int_mm(a, b)))
+        return _gflops(GEMM_N, _best_seconds(lambda: torch._int_mm(a, b), cap_s))
 
 
-def _ort_int8_gemm(threads: int) -> float:
+def _ort_int8_gemm(threads: int, cap_s: float) -> float:
     """ONNX Runtime's own int8 kernel (MLAS), the one its quantized models run."""
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
@@ -206,16 +216,16 @@ def _ort_int8_gemm(threads: int) -> float:
     opts.log_severity_level = 3
     session = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
     a = rng.integers(0, 255, (GEMM_N, GEMM_N), dtype=np.uint8)
-    return _gflops(GEMM_N, _best_seconds(lambda: session.run(None, {"a": a})))
+    return _gflops(GEMM_N, _best_seconds(lambda: session.run(None, {"a": a}), cap_s))
 
 
-def _torch_copy() -> float:
+def _torch_copy(cap_s: float) -> float:
     """GB/s of a large copy at the thread count (read and write counted)."""
     import torch
 
     src = torch.ones(COPY_BYTES // 4, dtype=torch.float32)
     dst = torch.empty_like(src)
-    return 2 * COPY_BYTES / _best_seconds(lambda: dst.copy_(src)) / 1e9
+    return 2 * COPY_BYTES / _best_seconds(lambda: dst.copy_(src), cap_s) / 1e9
 
 
 def _cache_path():

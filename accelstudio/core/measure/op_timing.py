@@ -4,6 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+
+# A recorded call this many times slower than the median call was disturbed (another process took the core
+# mid-call): its operators are left out, or one preempted kernel would claim most of the mean.
+DISTURBED_FACTOR = 3.0
+
 
 @dataclass(frozen=True)
 class OpTiming:
@@ -73,3 +79,11 @@ def element_precision(type_name: str) -> str | None:
 def top_rows(profile: dict, n: int = 10) -> list[dict]:
     """The `n` slowest rows of a profile dict (its layers are stored slowest first)."""
     return sorted(profile.get("layers", []), key=lambda r: -r.get("time_ms", 0.0))[:n]
+
+
+def undisturbed(durations: list[float]) -> list[bool]:
+    """Which calls to keep: those at most DISTURBED_FACTOR times the median call's duration."""
+    if not durations:
+        return []
+    limit = DISTURBED_FACTOR * float(np.median(durations))
+    return [d <= limit for d in durations]

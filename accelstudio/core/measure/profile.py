@@ -2,7 +2,9 @@
 
 `profile_model` runs a separate pass after the timed benchmark (profilers add overhead per operator, so their
 figures never enter the latency statistics): a fresh session or module on the same runtime, threads and inputs,
-`warmup` calls discarded and `calls` calls recorded, each operator's time averaged per call.
+`warmup` calls discarded and `calls` calls recorded, each operator's time averaged per call over the recorded
+calls that were not disturbed (a call over 3x the median call's time, where another process took the core
+mid-call, is left out; "calls" says how many were averaged).
 
 ONNX Runtime (profile_onnx.py) is profiled with its own trace (SessionOptions.enable_profiling) written into a
 private temporary folder that is deleted afterwards; torch eager (profile_torch.py) with torch.profiler and a
@@ -49,11 +51,11 @@ def profile_model(handle: ModelHandle, settings: RuntimeSettings, inputs: dict[s
     if settings.runtime == "onnxruntime":
         from accelstudio.core.measure.profile_onnx import profile_onnx
 
-        timings, source = profile_onnx(handle, settings, inputs, calls, warmup, cancel), "onnxruntime"
+        (timings, kept), source = profile_onnx(handle, settings, inputs, calls, warmup, cancel), "onnxruntime"
     elif settings.runtime == "torch":
         from accelstudio.core.measure.profile_torch import profile_torch
 
-        timings, source = profile_torch(handle, settings, inputs, calls, warmup, cancel), "torch"
+        (timings, kept), source = profile_torch(handle, settings, inputs, calls, warmup, cancel), "torch"
     else:
         from accelstudio.core.errors import RuntimeUnavailableError
 
@@ -61,4 +63,4 @@ def profile_model(handle: ModelHandle, settings: RuntimeSettings, inputs: dict[s
                                       f"{settings.runtime}; choose one of those runtimes to profile")
     if progress is not None:
         progress(ProgressEvent(PROFILE_STAGE, 1.0, f"{len(timings)} operators profiled"))
-    return summarize(timings, calls, source)
+    return summarize(timings, max(kept, 1), source)

@@ -26,7 +26,7 @@ import numpy as np
 import onnx
 
 from accelstudio.core.job import RuntimeSettings
-from accelstudio.core.measure.op_timing import OpTiming, element_precision
+from accelstudio.core.measure.op_timing import OpTiming, element_precision, undisturbed
 from accelstudio.core.model.handle import ModelHandle
 from accelstudio.core.progress import CancelToken, check_cancel
 
@@ -46,8 +46,9 @@ _QUANT_STEM = re.compile(r"(_MatMul)?_quant$")
 
 
 def profile_onnx(handle: ModelHandle, settings: RuntimeSettings, inputs: dict[str, np.ndarray], calls: int,
-                 warmup: int, cancel: CancelToken | None = None) -> list[OpTiming]:
-    """Per-node timings of `calls` recorded calls of a profiling session (after `warmup` discarded ones)."""
+                 warmup: int, cancel: CancelToken | None = None) -> tuple[list[OpTiming], int]:
+    """Per-node timings of the undisturbed ones of `calls` recorded calls of a profiling session (after
+    `warmup` discarded ones), and how many calls they cover."""
     from accelstudio.core.measure.runtimes import onnx_bytes
 
     data = onnx_bytes(handle, settings.batch)
@@ -84,13 +85,15 @@ def _trace(data: bytes, settings: RuntimeSettings, inputs, calls: int, warmup: i
     return json.loads(path.read_text())
 
 
-def timings_from_trace(events: list[dict], model: onnx.ModelProto, skip_runs: int) -> list[OpTiming]:
-    """OpTimings of the node events inside the model_run windows after the first `skip_runs` ones."""
+def timings_from_trace(events: list[dict], model: onnx.ModelProto, skip_runs: int) -> tuple[list[OpTiming], int]:
+    """OpTimings of the node events inside the model_run windows after the first `skip_runs` ones, leaving out
+    disturbed calls (op_timing.undisturbed), and the number of calls kept."""
     runs = sorted((e for e in events if e.get("cat") == "Session" and e.get("name") == "model_run"),
                   key=lambda e: e["ts"])[skip_runs:]
-    windows = [(e["ts"], e["ts"] + e.get("dur", 0)) for e in runs]
+    keep = undisturbed([float(e.get("dur", 0)) for e in runs])
+    windows = [(e["ts"], e["ts"] + e.get("dur", 0)) for e, k in zip(runs, keep) if k]
     if not windows:
-        return []
+        return [], 0
     nodes: dict[str, dict] = {}
     for e in events:
         if e.get("cat") != "Node" or not e.get("name", "").endswith("_kernel_time"):
@@ -103,7 +106,7 @@ def timings_from_trace(events: list[dict], model: onnx.ModelProto, skip_runs: in
         rec["n"] += 1
     mapper = NodeMap(model)
     rows = mapper.rows({k: v["args"].get("op_name", "") for k, v in nodes.items()})
-    return [_timing(rows[k], rec) for k, rec in nodes.items()]
+    return [_timing(rows[k], rec) for k, rec in nodes.items()], len(windows)
 
 
 def _timing(row: str, rec: dict) -> OpTiming:
@@ -175,7 +178,7 @@ class NodeMap:
 
     def _resolve(self, key: str, op: str) -> tuple[str, list[str]]:
         base = _strip(key)
-        node = self.by_name.get(base) or self.producer.get(base)
+        node = self.by_name.get(base) or self.producer.get(base) or self._enclosing(base)
         if node is None:
             return self._stem_layer(base) or key, []
         layer = self.layer_of.get(id(node))
@@ -187,6 +190,16 @@ class NodeMap:
             if candidates:
                 return candidates[0], candidates
         return self._stem_layer(node.name or base) or node.name or base, []
+
+    def _enclosing(self, name: str) -> onnx.NodeProto | None:
+        """The node a rewrite named by extending its path ("/attn/MatMul/MatMulScaleFusion/" from "/attn/MatMul")."""
+        parts = name.rstrip("/").split("/")
+        while len(parts) > 2:
+            parts.pop()
+            node = self.by_name.get("/".join(parts))
+            if node is not None:
+                return node
+        return None
 
     def _stem_layer(self, name: str) -> str | None:
         for stem, layer in self.stems:
