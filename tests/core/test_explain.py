@@ -60,6 +60,7 @@ def test_dynamic_int8_leaves_convolutions_in_fp32(cnn):
     assert exp.bound is not None and exp.bound.float_share > 0.2 and exp.bound.max_speedup < 5
     assert "at most" in exp.summary and exp.speedup["lo"] <= exp.speedup["ratio"] <= exp.speedup["hi"]
     assert "dynamic-int8-convs-fp32" not in codes(cnn["static"], cnn["base"])  # QLinearConv there
+    assert "convinteger-slow" not in exp.cause_codes()  # no ConvInteger in this graph
 
 
 def test_unfused_qdq_is_named_when_graph_optimization_is_off(cnn, cnn_unoptimized):
@@ -156,7 +157,9 @@ def test_convinteger_slower_than_fp32_conv(tmp_path):
     conv = [r for r in exp.rows if r.op_type == "ConvInteger"]
     assert conv, [(r.name, r.op_type) for r in exp.rows]
     before, after = sum(r.before_ms for r in conv), sum(r.after_ms for r in conv)
-    assert ("convinteger-slow" in exp.cause_codes()) == (after >= 0.9 * before)
+    assert after >= 0.9 * before  # measured here: ConvInteger about 3.5x slower than fp32 Conv on digits-cnn
+    cause = next(c for c in exp.causes if c.code == "convinteger-slow")
+    assert "ConvInteger" in cause.evidence and "static" in cause.advice
 
 
 def test_unequal_interference_from_layers_that_did_the_same_work(cnn):
