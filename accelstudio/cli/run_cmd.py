@@ -16,14 +16,15 @@ from accelstudio.cli import runs_format as fmt
 from accelstudio.cli.profile_format import profile_lines
 from accelstudio.cli.recipe_args import add_data_arguments, add_recipe_arguments, recipe_from_args, shapes_from_args
 from accelstudio.core.errors import AccelStudioError
-from accelstudio.core.job import DEVICES, RUNTIMES, JobSpec, RunResult, RuntimeSettings
+from accelstudio.core.job import COMPILE_BACKENDS, DEVICES, GRAPH_OPT_LEVELS, RUNTIMES, JobSpec, RunResult, \
+    RuntimeSettings
 
 JSON_METRICS = ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "iqr_ms", "min_ms", "n", "stable",
                 "spread_ratio", "throughput", "throughput_concurrent", "cold_start_ms", "load_ms", "accuracy",
                 "accuracy_top5", "baseline_accuracy", "accuracy_delta", "accuracy_delta_ci", "delta_significant",
                 "n_eval", "fidelity", "nonfinite_outputs", "size_bytes", "baseline_size_bytes", "artifact_bytes",
                 "params", "baseline_params", "flops", "baseline_flops", "sparsity", "notes", "data", "execution",
-                "machine")
+                "machine", "compile")
 
 
 PROFILE_METRICS = ("profile", "profile_error", "roofline", "roofline_error")
@@ -50,6 +51,7 @@ def register(subparsers) -> None:
     g.add_argument("--device", choices=DEVICES, default="cpu")
     g.add_argument("--provider", metavar="NAME", help="ONNX Runtime execution provider (default: the device's)")
     g.add_argument("--threads", type=int, default=0, metavar="N", help="intra-op threads (0 = all cores)")
+    add_ort_knob_arguments(g)
     g.add_argument("--batch", type=int, default=1, metavar="N")
     g.add_argument("--warmup", type=int, default=10, metavar="N", help="discarded calls before timing")
     g.add_argument("--repeats", type=int, default=200, metavar="N", help="timed calls (at most)")
@@ -107,7 +109,7 @@ def build_spec(args: argparse.Namespace) -> JobSpec:
     runtime = args.runtime or default_runtime(model)
     settings = RuntimeSettings(runtime=runtime, device=args.device, threads=args.threads, batch=args.batch,
                                warmup=args.warmup, repeats=args.repeats, time_budget_s=args.time_budget,
-                               streams=args.streams, provider=args.provider,
+                               streams=args.streams, provider=args.provider, **ort_knobs_from_args(args),
                                profile=bool(getattr(args, "profile", False)))
     train_data = str(Path(args.train_data).resolve()) if getattr(args, "train_data", None) else None
     calib = str(Path(args.calib).resolve()) if getattr(args, "calib", None) else None
@@ -117,6 +119,36 @@ def build_spec(args: argparse.Namespace) -> JobSpec:
                    evaluate=not args.no_eval, max_eval_samples=args.max_samples, timeout_s=args.timeout,
                    memory_limit_mb=args.memory_limit, keep_artifact=not args.no_artifact)
     return precheck_spec(spec)
+
+
+SPINNING = {"on": True, "off": False, "default": None}
+
+
+def add_ort_knob_arguments(g) -> None:
+    """ONNX Runtime's thread knobs and the compiled form to measure next to eager (argument group `g`)."""
+    g.add_argument("--intra-threads", type=int, metavar="N",
+                   help="ONNX Runtime intra-op threads when they should differ from --threads (0 = all cores)")
+    g.add_argument("--inter-threads", type=int, default=1, metavar="N",
+                   help="ONNX Runtime inter-op threads; more than 1 turns on its parallel executor (default 1)")
+    g.add_argument("--spinning", choices=tuple(SPINNING), default="off",
+                   help="ONNX Runtime thread spinning between calls: off (default: spinning threads slow other "
+                        "work on the machine), on, or ONNX Runtime's own default (on)")
+    g.add_argument("--graph-opt", choices=GRAPH_OPT_LEVELS, default="all",
+                   help="ONNX Runtime graph optimization level (default all)")
+    g.add_argument("--compile", choices=COMPILE_BACKENDS, metavar="BACKEND",
+                   help="also measure a compiled form next to the eager one, interleaved, with its compile time "
+                        f"and calls to pay it back: {', '.join(COMPILE_BACKENDS)} (inductor: torch.compile; "
+                        "ort-levels: ONNX Runtime's graph optimization levels against 'disabled')")
+
+
+def ort_knobs_from_args(args: argparse.Namespace) -> dict:
+    """The RuntimeSettings fields of add_ort_knob_arguments (UsageError for negative thread counts)."""
+    intra = getattr(args, "intra_threads", None)
+    inter = getattr(args, "inter_threads", 1)
+    if (intra is not None and intra < 0) or inter < 0:
+        raise UsageError("--intra-threads and --inter-threads must be >= 0 (0 = all cores)")
+    return {"intra_threads": intra, "inter_threads": inter, "spinning": SPINNING[getattr(args, "spinning", "off")],
+            "graph_opt_level": getattr(args, "graph_opt", "all"), "compile": getattr(args, "compile", None) or ""}
 
 
 def precheck_spec(spec: JobSpec) -> JobSpec:
@@ -233,6 +265,9 @@ def format_result(result: RunResult, baseline: RunResult | None = None) -> str:
     lines.append(tput)
     lines.append(f"cold start  {fmt.fmt_ms(lat.cold_start_ms)} ms (model load {fmt.fmt_ms(lat.load_ms)} ms)")
     lines.append(_speed_line(rep))
+    compiled = m.get("compile") if isinstance(m.get("compile"), dict) else None
+    if compiled:
+        lines.extend(f"compile     {line}" for line in compiled.get("lines") or ())
     lines.extend(_quality_lines(rep))
     sz = rep.sizes
     lines.append(f"size        {fmt.fmt_bytes(sz.size_bytes)} (baseline {fmt.fmt_bytes(sz.baseline_size_bytes)})"

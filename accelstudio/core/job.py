@@ -11,6 +11,8 @@ from accelstudio.core.recipe import Recipe
 RUNTIMES = ("torch", "torchscript", "onnxruntime")
 DEVICES = ("cpu", "cuda")
 STATUSES = ("done", "failed", "cancelled")
+GRAPH_OPT_LEVELS = ("disabled", "basic", "extended", "all")  # ONNX Runtime graph optimization levels
+COMPILE_BACKENDS = ("inductor", "torchscript", "ort-levels", "openvino")  # compiled forms measured next to eager
 
 
 @dataclass(frozen=True)
@@ -26,6 +28,17 @@ class RuntimeSettings:
     time_budget_s: float = 3.0
     streams: int = 1
     provider: str | None = None  # an ONNX Runtime execution provider name, when not the default for the device
+    # ONNX Runtime thread knobs, measured like any other setting (core/measure/runtimes.py applies them; the run's
+    # execution record and the baseline key hold them). intra_threads None: `threads`. inter_threads > 1 turns
+    # on the parallel executor (ORT uses inter-op threads only there). spinning None: ONNX Runtime's default
+    # (spinning on); False is what runs stored before these knobs measured.
+    intra_threads: int | None = None
+    inter_threads: int = 1
+    spinning: bool | None = False
+    graph_opt_level: str = "all"
+    # A compiled form measured next to the eager one in the same job (core/measure/compile_step.py): "" none,
+    # else one of COMPILE_BACKENDS; the run's own latency stays the eager one, the comparison is metrics["compile"].
+    compile: str = ""
     # a per-operator profile pass after the timed calls (metrics["profile"]; core/measure/profile.py)
     profile: bool = False
 
@@ -34,7 +47,10 @@ class RuntimeSettings:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "RuntimeSettings":
-        return cls(**data)
+        """Settings from a stored dict; keys it lacks (specs stored before a knob existed) take the defaults,
+        and keys this version does not know are ignored."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in dict(data).items() if k in names})
 
 
 @dataclass(frozen=True)
@@ -90,7 +106,12 @@ class RunResult:
              "input_shapes": {input name: [dims]} (one call's shapes), "guessed_dims": [str, ...] ("x[2]=224 (H)"),
              "layout": "batched" | "fixed" | "per-call"}  (see core/model/input_shapes.py and core/data/run_data.py)
       machine: {"load_1min": float, "other_cpu_pct": float, "busy": bool}
-      execution: {"device": str, "providers": [str, ...], "threads": int}  (what actually ran)
+      execution: {"device": str, "providers": [str, ...], "threads": int (intra-op)}  (what actually ran); ONNX
+                 Runtime runs add "inter_threads": int, "execution_mode": "sequential" | "parallel",
+                 "spinning": bool (intra-op spinning as effective, ORT's default resolved), "graph_opt_level":
+                 "disabled" | "basic" | "extended" | "all"
+      compile: {"backend": str, "status": ..., see core/measure/compile_step.py CompileReport.to_dict}  (only
+               when RuntimeSettings.compile is set)
       profile: per-operator profile of the measured model, only when RuntimeSettings.profile was set
                (format in core/measure/profile.py), or absent; profile_error: why it could not be made
       roofline: with a profile, each profiled layer under this machine's measured roofs and its bound class

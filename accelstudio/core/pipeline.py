@@ -29,7 +29,7 @@ from accelstudio.core.progress import CancelToken, ProgressCallback, ProgressEve
 from accelstudio.core.recipe import Recipe
 
 EVAL_BATCH = 64
-STAGES = ("load", "data", "compress", "export", "benchmark", "evaluate")  # "profile" after benchmark when asked
+STAGES = ("load", "data", "compress", "export", "benchmark", "evaluate")  # "profile", "compile" after benchmark when asked
 
 
 class _Stages:
@@ -105,6 +105,10 @@ def run_job(spec: JobSpec, progress: ProgressCallback | None = None,
     latencies = metrics.pop("samples_ms")
     if settings.profile:  # after the timed calls, so the profiler's overhead never enters the latency figures
         metrics.update(_profile(comp, measured, bench_inputs, st, cancel))
+    if settings.compile:  # a compiled form timed against the eager one, interleaved (core/measure/compile_step.py)
+        from accelstudio.core.measure.compile_step import compile_metrics
+
+        metrics["compile"] = compile_metrics(comp, measured, bench_inputs, st.within("compile"), cancel)
 
     if spec.evaluate:
         evaluated = _PerCall(predictor) if per_call else predictor

@@ -69,7 +69,9 @@ def test_torch_tensors_on_another_device_are_refused():
 
 def test_execution_records_what_ran(mlp_onnx, mlp_torch):
     ort = make_predictor(mlp_onnx, RuntimeSettings(threads=1))
-    assert ort.execution() == {"device": "cpu", "providers": ["CPUExecutionProvider"], "threads": 1}
+    assert ort.execution() == {"device": "cpu", "providers": ["CPUExecutionProvider"], "threads": 1,
+                               "inter_threads": 1, "execution_mode": "sequential", "spinning": False,
+                               "graph_opt_level": "all"}
     for runtime in ("torch", "torchscript"):
         p = make_predictor(mlp_torch, RuntimeSettings(runtime=runtime, threads=1))
         p.run(X)
@@ -104,7 +106,8 @@ def test_run_and_environment_agree_on_what_ran():
     finally:
         torch.set_num_threads(before)
     assert res.metrics["execution"] == {"device": "cpu", "providers": ["CPUExecutionProvider"],
-                                        "threads": _cores()}
+                                        "threads": _cores(), "inter_threads": 1, "execution_mode": "sequential",
+                                        "spinning": False, "graph_opt_level": "all"}
     assert res.environment["threads"] == _cores() and res.environment["device"] == "cpu"
     machine = res.metrics["machine"]
     assert set(machine) >= {"load_1min", "other_cpu_pct", "busy"}

@@ -20,7 +20,8 @@ from accelstudio.app.bridges.job_bridge import JobBridge
 
 STAGE_NAMES = {"starting": "Starting", "cancelling": "Cancelling…", "load": "Loading the model",
                "data": "Loading data", "compress": "Compressing", "export": "Saving the model",
-               "benchmark": "Measuring", "profile": "Profiling operators", "evaluate": "Evaluating"}
+               "benchmark": "Measuring", "profile": "Profiling operators", "compile": "Compiling",
+               "evaluate": "Evaluating"}
 # Steps the compress stage reports inside its text as "<step>: ..." (pipeline._Stages.within).
 SUB_STAGES = {"prune": "pruning", "recover": "recovering accuracy", "quantize": "quantizing"}
 

@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFrame, QHBoxLayout
 from accelstudio.app.plots import run_metrics as rm
 from accelstudio.app.views import results_io
 from accelstudio.app.views.compare_dialog import CompareDialog
+from accelstudio.app.views.explain_dialog import WhyBox
 from accelstudio.app.plots.result_plots import LatencyHistogram, SizeBars, TradeoffPlot
 from accelstudio.app.views.runs_model import RUN_ID_ROLE, RunsSortProxy, RunsTableModel
 from accelstudio.core.runs import baseline as bl
@@ -120,6 +121,7 @@ class ResultsPanel(QWidget):
         self.details.setObjectName("resultsDetails")
         self.details.setWordWrap(True)
         self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.why = WhyBox()  # "why is it (not) faster?" and the Explain… dialog
         self.badge = QLabel()
         self.badge.setObjectName("resultsBadge")
         self.badge.setStyleSheet("background: #f0e442; color: #000; padding: 1px 6px; border-radius: 3px;")
@@ -183,6 +185,7 @@ class ResultsPanel(QWidget):
         table_layout.addLayout(bar)
         table_layout.addWidget(self.broken_label)
         table_layout.addLayout(info)
+        table_layout.addWidget(self.why)
         table_layout.addWidget(self.table)
         split = QSplitter(Qt.Orientation.Vertical)
         split.addWidget(self.plots)
@@ -363,9 +366,11 @@ class ResultsPanel(QWidget):
         if primary is None:
             self.sizes.set_bars([])
             self._show_report_text("Select a run to compare it with its baseline.", "", None)
+            self.why.show_run(None, None)
             return
         baseline = self.baseline_for(primary)
         self.sizes.set_bars(self._size_bars(primary, baseline, chosen))
+        self.why.show_run(primary, baseline)
         rep = rm.report(primary, baseline)
         verdict = "broken" if rep.broken is not None else rm.VERDICT_KEYS.get(rep.accuracy_verdict, "")
         text = rep.verdict_line()

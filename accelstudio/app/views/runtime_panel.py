@@ -1,4 +1,5 @@
-"""The runtime group: backend and device (only those available here), threads, batch, repeats, time budget,
+"""The runtime group: backend and device (only those available here), threads, ONNX Runtime's knobs (inter-op
+threads, spinning, graph optimization), a compiled form to measure next to eager, batch, repeats, time budget,
 and whether to profile each operator after the timed calls."""
 
 from __future__ import annotations
@@ -7,11 +8,15 @@ import os
 from dataclasses import replace
 
 from PySide6.QtCore import Signal
-from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QLabel, QSpinBox
+from PySide6.QtWidgets import (QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGroupBox, QHBoxLayout, QLabel,
+                               QSpinBox)
 
-from accelstudio.core.job import RuntimeSettings
+from accelstudio.core.job import COMPILE_BACKENDS, GRAPH_OPT_LEVELS, RuntimeSettings
 
 RUNTIME_LABELS = {"torch": "PyTorch eager", "torchscript": "TorchScript", "onnxruntime": "ONNX Runtime"}
+SPINNING_CHOICES = (("spin off", False), ("spin on", True), ("spin: ORT default", None))
+COMPILE_LABELS = {"": "none", "inductor": "torch.compile (inductor)", "torchscript": "TorchScript",
+                  "ort-levels": "ORT graph levels", "openvino": "OpenVINO EP"}
 
 
 class RuntimePanel(QGroupBox):
@@ -34,6 +39,14 @@ class RuntimePanel(QGroupBox):
         cores = os.cpu_count() or 1
         self.threads_spin = self._spin(1, max(cores * 4, 64), "Threads", form,
                                        f"Intra-op threads for both runtimes ({cores} cores here)")
+        self._add_ort_row(form)
+        self.compile_combo = QComboBox(objectName="compileCombo")
+        for key in ("",) + COMPILE_BACKENDS:
+            self.compile_combo.addItem(COMPILE_LABELS[key], key)
+        self.compile_combo.setToolTip("Also measure a compiled form next to the eager one (interleaved), with its "
+                                      "compile time and the calls it takes to pay that back")
+        self.compile_combo.currentIndexChanged.connect(lambda: self._emit("Compile"))
+        form.addRow("Compile", self.compile_combo)
         self.batch_spin = self._spin(1, 4096, "Batch", form, "Samples per call")
         self.warmup_spin = self._spin(0, 1000, "Warm-up", form, "Calls discarded before timing")
         self.repeats_spin = self._spin(1, 100_000, "Repeats", form, "Timed calls (at most; the budget may stop first)")
@@ -50,6 +63,27 @@ class RuntimePanel(QGroupBox):
         self.note = QLabel(wordWrap=True)
         self.note.setEnabled(False)
         form.addRow(self.note)
+
+    def _add_ort_row(self, form: QFormLayout) -> None:
+        """One compact row of ONNX Runtime knobs: inter-op threads, spinning, graph optimization level."""
+        row = QHBoxLayout()
+        self.inter_spin = QSpinBox(objectName="interThreadsSpin")
+        self.inter_spin.setRange(1, 64)
+        self.inter_spin.setToolTip("ONNX Runtime inter-op threads (more than 1 runs independent nodes in parallel)")
+        self.spinning_combo = QComboBox(objectName="spinningCombo")
+        for text, value in SPINNING_CHOICES:
+            self.spinning_combo.addItem(text, value)
+        self.spinning_combo.setToolTip("Spinning threads answer faster but keep cores busy between calls")
+        self.graph_combo = QComboBox(objectName="graphOptCombo")
+        for level in GRAPH_OPT_LEVELS:
+            self.graph_combo.addItem(f"opt {level}", level)
+        self.graph_combo.setToolTip("ONNX Runtime graph optimization level")
+        self.inter_spin.valueChanged.connect(lambda: self._emit("Inter-op threads"))
+        self.spinning_combo.currentIndexChanged.connect(lambda: self._emit("Spinning"))
+        self.graph_combo.currentIndexChanged.connect(lambda: self._emit("Graph optimization"))
+        for w in (self.inter_spin, self.spinning_combo, self.graph_combo):
+            row.addWidget(w)
+        form.addRow("ORT", row)
 
     def _spin(self, low: int, high: int, label: str, form: QFormLayout, tip: str) -> QSpinBox:
         spin = QSpinBox()
@@ -84,6 +118,11 @@ class RuntimePanel(QGroupBox):
                 self.backend_combo.setCurrentIndex(index)
             self._fill_devices(settings.runtime, settings.device, settings.provider)
             self.threads_spin.setValue(settings.threads or (os.cpu_count() or 1))
+            self.inter_spin.setValue(max(settings.inter_threads, 1))
+            self.spinning_combo.setCurrentIndex(self.spinning_combo.findData(settings.spinning))
+            self.graph_combo.setCurrentIndex(max(self.graph_combo.findData(settings.graph_opt_level), 0))
+            self.compile_combo.setCurrentIndex(max(self.compile_combo.findData(settings.compile), 0))
+            self._enable_ort_row(settings.runtime)
             self.batch_spin.setValue(settings.batch)
             self.warmup_spin.setValue(settings.warmup)
             self.repeats_spin.setValue(settings.repeats)
@@ -108,6 +147,7 @@ class RuntimePanel(QGroupBox):
         self._updating = True
         try:
             self._fill_devices(self.backend_combo.currentData(), self._settings.device, None)
+            self._enable_ort_row(self.backend_combo.currentData())
         finally:
             self._updating = False
         self._emit("Backend")
@@ -120,7 +160,13 @@ class RuntimePanel(QGroupBox):
         return replace(self._settings, runtime=runtime, device=device, provider=default_provider,
                        threads=self.threads_spin.value(), batch=self.batch_spin.value(),
                        warmup=self.warmup_spin.value(), repeats=self.repeats_spin.value(),
-                       time_budget_s=round(self.budget_spin.value(), 1), profile=self.profile_check.isChecked())
+                       time_budget_s=round(self.budget_spin.value(), 1), inter_threads=self.inter_spin.value(),
+                       spinning=self.spinning_combo.currentData(), graph_opt_level=self.graph_combo.currentData(),
+                       compile=self.compile_combo.currentData() or "", profile=self.profile_check.isChecked())
+
+    def _enable_ort_row(self, runtime: str) -> None:
+        for w in (self.inter_spin, self.spinning_combo, self.graph_combo):
+            w.setEnabled(runtime == "onnxruntime")
 
     def _emit(self, text: str) -> None:
         if self._updating:

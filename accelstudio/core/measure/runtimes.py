@@ -11,9 +11,11 @@ when a GPU provider cannot load, with only a log line), and `check_execution` re
 provider differs from the request (DeviceMismatchError). Threads: 0 means the cores this process may use
 (environment.resolve_threads); torch and ONNX Runtime are both given that one number.
 
-ONNX Runtime sessions are created with intra-op spinning off: measured here on digits-resnet (2 threads, batch
-1, interleaved) the p50 moved by under 3% either way, while spinning threads keep a core busy after each call
-and slow whatever else runs on the machine (another runtime, the GUI, other users' jobs).
+ONNX Runtime sessions are created with intra-op spinning off by default: measured here on digits-resnet (2
+threads, batch 1, interleaved) the p50 moved by under 3% either way, while spinning threads keep a core busy
+after each call and slow whatever else runs on the machine (another runtime, the GUI, other users' jobs).
+Spinning, inter-op threads, ONNX Runtime's own intra-op thread count and its graph optimization level are
+RuntimeSettings knobs (ort_knobs), recorded in the execution record, so their effect is measured, not assumed.
 """
 
 from __future__ import annotations
@@ -192,12 +194,19 @@ class OrtPredictor(Predictor):
         self.session = session
         self.provider = provider
         self._dtypes = {i.name: _ORT_DTYPES.get(i.type) for i in session.get_inputs()}
+        self.knobs: dict[str, Any] = {}  # ort_knobs of the settings the session was made with
 
     def execution(self) -> dict[str, Any]:
         providers = list(self.session.get_providers())  # registered with the session: what can actually run
-        threads = int(self.session.get_session_options().intra_op_num_threads)
-        return {"device": provider_device(providers[0]) if providers else "unknown", "providers": providers,
-                "threads": threads}
+        opts = self.session.get_session_options()
+        record = {"device": provider_device(providers[0]) if providers else "unknown", "providers": providers,
+                  "threads": int(opts.intra_op_num_threads)}
+        if self.knobs:  # read back from the session where ORT exposes it, else as applied
+            record.update({"inter_threads": int(opts.inter_op_num_threads),
+                           "execution_mode": "parallel" if opts.execution_mode.name == "ORT_PARALLEL"
+                           else "sequential",
+                           "spinning": self.knobs["spinning"], "graph_opt_level": self.knobs["graph_opt_level"]})
+        return record
 
     def bind(self, inputs: dict[str, np.ndarray]) -> Callable[[], Any]:
         self._check_inputs(inputs)
@@ -366,21 +375,51 @@ def _make_ort(handle: ModelHandle, settings: RuntimeSettings) -> OrtPredictor:
     if hasattr(session, "disable_fallback"):
         session.disable_fallback()
     predictor = OrtPredictor(session, settings.device, provider)
+    predictor.knobs = ort_knobs(settings)
     predictor.device = predictor.execution()["device"]
     return predictor
 
 
+GRAPH_OPT_NAMES = {"disabled": "ORT_DISABLE_ALL", "basic": "ORT_ENABLE_BASIC", "extended": "ORT_ENABLE_EXTENDED",
+                   "all": "ORT_ENABLE_ALL"}
+
+
+def ort_knobs(settings: RuntimeSettings) -> dict[str, Any]:
+    """The ONNX Runtime knobs of `settings` as they take effect: intra-op threads (`intra_threads`, else
+    `threads`, resolved; never 0, ORT's own "all" differs from torch's), inter-op threads and the executor they
+    imply, spinning (None resolved to ORT's default, on) and the graph optimization level. RuntimeUnavailableError
+    for an unknown level or a negative thread count."""
+    if settings.graph_opt_level not in GRAPH_OPT_NAMES:
+        raise RuntimeUnavailableError(f"unknown ONNX Runtime graph optimization level {settings.graph_opt_level!r}; "
+                                      f"choose one of {', '.join(GRAPH_OPT_NAMES)}")
+    intra = settings.intra_threads if settings.intra_threads is not None else settings.threads
+    if intra < 0 or settings.inter_threads < 0:
+        raise RuntimeUnavailableError("ONNX Runtime thread counts must be >= 0 (0 = all cores)")
+    inter = resolve_threads(settings.inter_threads)
+    return {"threads": resolve_threads(intra), "inter_threads": inter,
+            "execution_mode": "parallel" if inter > 1 else "sequential",
+            "spinning": True if settings.spinning is None else bool(settings.spinning),
+            "spinning_requested": settings.spinning, "graph_opt_level": settings.graph_opt_level}
+
+
 def ort_session_options(settings: RuntimeSettings) -> Any:
-    """The SessionOptions every measured ONNX Runtime session uses (the profiler builds its session from them
-    too, so a profile describes the same kernels as the timed run)."""
+    """ONNX Runtime SessionOptions carrying the knobs of `settings` (see ort_knobs); every measured session uses
+    them (the profiler builds its session from them too, so a profile describes the same kernels as the timed
+    run). Spinning is only set when asked (True/False); None leaves ONNX Runtime's default."""
     import onnxruntime as ort
 
+    knobs = ort_knobs(settings)
     opts = ort.SessionOptions()
-    opts.intra_op_num_threads = resolve_threads(settings.threads)  # never 0: ORT's own "all" differs from torch's
-    opts.inter_op_num_threads = 1
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    opts.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    opts.intra_op_num_threads = knobs["threads"]
+    opts.inter_op_num_threads = knobs["inter_threads"]
+    # inter-op threads are used only by the parallel executor; asking for more than one means that executor
+    opts.execution_mode = (ort.ExecutionMode.ORT_PARALLEL if knobs["execution_mode"] == "parallel"
+                           else ort.ExecutionMode.ORT_SEQUENTIAL)
+    opts.graph_optimization_level = getattr(ort.GraphOptimizationLevel, GRAPH_OPT_NAMES[settings.graph_opt_level])
+    if settings.spinning is not None:
+        flag = "1" if settings.spinning else "0"
+        opts.add_session_config_entry("session.intra_op.allow_spinning", flag)
+        opts.add_session_config_entry("session.inter_op.allow_spinning", flag)
     opts.log_severity_level = 3  # errors only: a provider fallback is caught by check_execution, not the log
     return opts
 

@@ -7,7 +7,10 @@ file for a plain ONNX Runtime run, the torch weights for structured pruning or r
 they hold (the spec's "example:" reference, else the file hash, else the path).
 
 Threads are compared as resolved: what the run recorded as actually used (metrics["execution"]["threads"]),
-else the environment record's thread count, else the requested number (0 = all cores).
+else the environment record's thread count, else the requested number (0 = all cores). ONNX Runtime runs also
+compare their other knobs (inter-op threads, spinning, graph optimization level; `runtime_knobs`), read from the
+execution record, else the spec, else what runs measured before the knobs existed (1 inter-op thread, spinning
+off, all optimizations).
 """
 
 from __future__ import annotations
@@ -19,6 +22,8 @@ from accelstudio.core.job import JobSpec, RunResult
 
 EXAMPLE_PREFIX = "example:"
 MATCH_FIELDS = ("model", "runtime", "device", "threads", "batch")
+KNOB_FIELDS = ("inter_threads", "spinning", "graph_opt_level")  # ONNX Runtime only
+KNOB_DEFAULTS = {"inter_threads": 1, "spinning": False, "graph_opt_level": "all"}  # what older runs measured
 
 
 def _dict(value: Any) -> dict:
@@ -66,6 +71,21 @@ def resolved_device(run: RunResult) -> str | None:
     return executed if isinstance(executed, str) and executed else runtime_spec(run).get("device")
 
 
+def runtime_knobs(run: RunResult) -> dict[str, Any]:
+    """The ONNX Runtime knobs a run measured with (see the module doc); {} for the torch runtimes, which take
+    none of them."""
+    if runtime_spec(run).get("runtime") != "onnxruntime":
+        return {}
+    executed, requested = _dict(_dict(run.metrics).get("execution")), runtime_spec(run)
+    out = {}
+    for name in KNOB_FIELDS:
+        value = executed.get(name, requested.get(name, KNOB_DEFAULTS[name]))
+        if name == "spinning" and value is None and name not in executed:
+            value = True  # requested ORT's default: spinning on
+        out[name] = value
+    return out
+
+
 def input_shapes(run: RunResult) -> dict | None:
     """The concrete input shapes the run was measured with, when recorded."""
     shapes = _dict(_dict(run.metrics).get("data")).get("input_shapes")
@@ -73,10 +93,11 @@ def input_shapes(run: RunResult) -> dict | None:
 
 
 def comparison_key(run: RunResult) -> dict[str, Any]:
-    """The fields two runs must share to be compared: model identity, runtime, device, threads, batch."""
+    """The fields two runs must share to be compared: model identity, runtime, device, threads, batch, and
+    for ONNX Runtime its knobs (inter-op threads, spinning, graph optimization level)."""
     rt = runtime_spec(run)
     return {"model": model_key(run), "runtime": rt.get("runtime"), "device": resolved_device(run),
-            "threads": resolved_threads(run), "batch": rt.get("batch")}
+            "threads": resolved_threads(run), "batch": rt.get("batch"), **runtime_knobs(run)}
 
 
 def mismatches(run: RunResult, other: RunResult) -> list[str]:
@@ -84,6 +105,7 @@ def mismatches(run: RunResult, other: RunResult) -> list[str]:
     CPU count only when both runs record them (a store copied from another machine holds foreign runs)."""
     mine, theirs = comparison_key(run), comparison_key(other)
     out = [f for f in MATCH_FIELDS if mine[f] != theirs[f] or mine[f] in (None, "")]
+    out += [f.replace("_", " ") for f in KNOB_FIELDS if mine.get(f) != theirs.get(f)]
     a, b = input_shapes(run), input_shapes(other)
     if a is not None and b is not None and a != b:
         out.append("input shapes")
@@ -127,12 +149,25 @@ def find_baseline(runs: Iterable[RunResult], run: RunResult) -> RunResult | None
 
 
 def describe_settings(run: RunResult) -> str:
-    """'onnxruntime on cpu, 2 threads, batch 1' (resolved threads and device)."""
+    """'onnxruntime on cpu, 2 threads, batch 1' (resolved threads and device); ONNX Runtime knobs that differ
+    from the defaults are added ('..., 2 inter-op threads, spinning, graph opt basic')."""
     key = comparison_key(run)
     threads = key["threads"]
     thread_text = "all cores" if threads == 0 else f"{threads} thread{'s' if threads != 1 else ''}" \
         if threads is not None else "? threads"
-    return f"{key['runtime'] or '?'} on {key['device'] or '?'}, {thread_text}, batch {key['batch'] or '?'}"
+    text = f"{key['runtime'] or '?'} on {key['device'] or '?'}, {thread_text}, batch {key['batch'] or '?'}"
+    return text + "".join(f", {part}" for part in _knob_text(key))
+
+
+def _knob_text(key: dict[str, Any]) -> list[str]:
+    parts = []
+    if key.get("inter_threads") not in (None, 1):
+        parts.append(f"{key['inter_threads']} inter-op threads")
+    if key.get("spinning"):
+        parts.append("spinning")
+    if key.get("graph_opt_level") not in (None, "all"):
+        parts.append(f"graph opt {key['graph_opt_level']}")
+    return parts
 
 
 def baseline_spec(run: RunResult) -> JobSpec:
@@ -143,4 +178,5 @@ def baseline_spec(run: RunResult) -> JobSpec:
     spec = JobSpec.from_dict(_dict(run.spec))
     threads = resolved_threads(run)
     runtime = spec.runtime if threads is None else dataclasses.replace(spec.runtime, threads=threads)
+    runtime = dataclasses.replace(runtime, compile="")  # the baseline measures the eager model only
     return dataclasses.replace(spec, recipe=Recipe(), runtime=runtime)
