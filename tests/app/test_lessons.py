@@ -116,7 +116,7 @@ def test_transfer_lesson_trains_in_the_background_and_can_be_cancelled(window, q
     assert finished.args[1] == "done"
     assert set(lessons.transfer_result["phases"]) == {"source", "transfer", "scratch"}
     assert len(lessons.panel.training.series) == 3
-    assert "Transfer vs scratch" in lessons.panel.status.text()
+    assert "Transfer vs scratch" in lessons.panel.status.text() and "Transfer vs scratch" in lessons.panel.results.text()
     lessons.transfer_params = {"source_epochs": 50}
     with qtbot.waitSignal(lessons.step_finished, timeout=RUN_MS) as finished:
         assert lessons.run_step()

@@ -13,7 +13,7 @@ import html
 import os
 from dataclasses import replace
 
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtWidgets import QDockWidget, QScrollArea, QWidget
 
 from accelstudio.app.bridges.study_thread import StudyThread
@@ -27,6 +27,7 @@ from accelstudio.core.recipe import Recipe
 from accelstudio.core.studies.lessons import (LESSONS, OUTLIER_MODEL, Lesson, get_lesson, step_jobs, step_recipe,
                                               step_runtime)
 
+MIN_WIDTH = 240  # with the controls' and the results' minimum widths, the window still fits 1280 pixels
 TRAINING_DATA = "bundled digits training split (scikit-learn load_digits; never the test split)"
 
 
@@ -49,7 +50,9 @@ class LessonController(QObject):
         self.dock = QDockWidget("Lesson", window, objectName="lessonDock")
         self.dock.setWidget(scroll)
         window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
-        self.dock.setMinimumWidth(380)
+        # the lesson runs the window's full height: its text, formula and plot need it more than the results
+        window.setCorner(Qt.Corner.BottomRightCorner, Qt.DockWidgetArea.RightDockWidgetArea)
+        self.dock.setMinimumWidth(MIN_WIDTH)
         self.dock.hide()
         self.study = StudyThread(self)
         self.control_frame = HighlightFrame(window)
@@ -111,7 +114,9 @@ class LessonController(QObject):
         self.panel.show_lesson(lesson.name, lesson.summary)
         self.panel.training.clear()
         self.panel.show_results("")
-        self.dock.show()
+        if not self.dock.isVisible():
+            self.dock.show()
+            QTimer.singleShot(0, self, self._size_dock)
         self.dock.raise_()
         self._data = DataSettings()
         if lesson.model == OUTLIER_MODEL:
@@ -123,6 +128,11 @@ class LessonController(QObject):
             self.go(0)
             return
         self._open(lesson.model, lesson.backend)
+
+    def _size_dock(self) -> None:
+        """A quarter of the window's width (at least MIN_WIDTH, at most 440 pixels)."""
+        window = self.window
+        window.resizeDocks([self.dock], [max(MIN_WIDTH, min(440, window.width() // 4))], Qt.Orientation.Horizontal)
 
     def _open_outlier(self, files) -> None:
         model, data, _unit = files
@@ -167,6 +177,8 @@ class LessonController(QObject):
     def _frame(self, step) -> None:
         control = self.window.findChild(QWidget, step.control) if step.control else None
         plot = self.window.findChild(QWidget, step.plot) if step.plot else None
+        if plot is not None and self.panel.isAncestorOf(plot):
+            plot = None  # the panel's own plot, shown under the text: no frame, and no scrolling away from it
         self.control_frame.show_on(control)
         self.plot_frame.show_on(plot if plot is not control else None)
 
@@ -304,7 +316,7 @@ class LessonController(QObject):
             self._show_scaling()
         elif step.action == "transfer" and self.transfer_result is not None:
             self.panel.show_results(transfer_html(self.transfer_result))
-            self.panel.set_status(transfer_html(self.transfer_result))
+            self.panel.set_status(transfer_summary(self.transfer_result))
         elif step.action == "sweep" and step.variants and "recipe" in step.variants[0] and self.results:
             self.panel.show_results(sensitivity_html(self.results))
             self.panel.stack.setCurrentWidget(self.panel.results)
@@ -358,6 +370,19 @@ def sensitivity_html(results: list[RunResult]) -> str:
         rows.append(f"<tr><td>{html.escape(layers)}</td><td>{html.escape(change.text() if change else 'n/a')}"
                     f"</td></tr>")
     return "<b>Accuracy change when one layer alone is pruned</b><table>" + "".join(rows) + "</table>"
+
+
+def transfer_summary(result: dict) -> str:
+    """Two lines for the status: each target network's accuracy, interval and time, and the comparison."""
+    phases, change = result["phases"], result["comparison"]["change"]
+
+    def one(name: str) -> str:
+        p = phases[name]
+        return f"{name} {p['accuracy']:.1%} [{p['interval'][0]:.1%}, {p['interval'][1]:.1%}] in {p['seconds']:.1f} s"
+
+    return html.escape(f"{one('transfer')} · {one('scratch')} (source on 0-4: {phases['source']['seconds']:.1f} s). "
+                       f"Transfer vs scratch {change['delta_pts']:+.1f} pts (95% CI {change['lo_pts']:+.1f}.."
+                       f"{change['hi_pts']:+.1f}, exact p = {change['p_value']:.2g}: {change['verdict']})")
 
 
 def transfer_html(result: dict) -> str:

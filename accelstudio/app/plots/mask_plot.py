@@ -61,6 +61,8 @@ class MaskHeatmap(pg.PlotWidget):
         self.layer = None
         self.counts = (0, 0)
         self.image.clear()
+        self.plot.setXRange(0, 1, padding=0)
+        self.plot.setYRange(0, 1, padding=0)
         self._set_titles([message, "Mask"])
 
     def _set_titles(self, options: list[str]) -> None:

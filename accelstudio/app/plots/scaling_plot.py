@@ -12,7 +12,7 @@ from accelstudio.app.plots.theme import LIGHT, PlotColors, style_plot
 
 
 class ScalingPlot(QWidget):
-    """Left: measured speed-ups and the Amdahl fit; right: samples per second per batch size and streams."""
+    """Top: measured speed-ups and the Amdahl fit; bottom: samples per second per batch size and streams."""
 
     def __init__(self, parent=None):
         super().__init__(parent)
@@ -20,7 +20,7 @@ class ScalingPlot(QWidget):
         self.info = QLabel("Run the step to measure this machine.", objectName="scalingInfo", wordWrap=True)
         self.graphics = pg.GraphicsLayoutWidget()
         self.speed_plot = self.graphics.addPlot(row=0, col=0)
-        self.rate_plot = self.graphics.addPlot(row=0, col=1)
+        self.rate_plot = self.graphics.addPlot(row=1, col=0)  # stacked: the lesson dock is narrow
         self.speed_plot.setLabel("bottom", "Threads")
         self.speed_plot.setLabel("left", "Speed-up vs 1 thread")
         self.rate_plot.setLabel("left", "Samples / s")
@@ -36,7 +36,7 @@ class ScalingPlot(QWidget):
         self.points: list[dict] = []
         self.fit = None
         self.bars: list[tuple[str, float]] = []
-        self.setMinimumHeight(220)
+        self.setMinimumHeight(300)
 
     def show_scaling(self, points: list[dict], fit, batches: list[dict], streams: list[dict]) -> None:
         """Draw thread points ({"threads", "speedup", "lo", "hi"}), the AmdahlFit (or None), and throughput of

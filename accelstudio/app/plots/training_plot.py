@@ -65,7 +65,7 @@ class TrainingPlot(QWidget):
         self._curves: dict[str, tuple[pg.PlotDataItem, pg.PlotDataItem]] = {}
         self._color_of: dict[str, str] = {}
         self._colors = LIGHT
-        self.setMinimumHeight(220)
+        self.setMinimumHeight(170)
 
     # -- data ----------------------------------------------------------------------------------------------
     def clear(self) -> None:

@@ -4,7 +4,7 @@ widget is brought into view first (its dock shown, its tab chosen, its scroll ar
 
 from __future__ import annotations
 
-from PySide6.QtCore import QRect, Qt, QTimer, QVariantAnimation
+from PySide6.QtCore import QPoint, QRect, Qt, QTimer, QVariantAnimation
 from PySide6.QtGui import QColor, QPainter, QPen
 from PySide6.QtWidgets import QDockWidget, QScrollArea, QStackedWidget, QTabWidget, QWidget
 
@@ -53,8 +53,11 @@ class HighlightFrame(QWidget):
         if target is None or not target.isVisible():
             self.setVisible(False)
             return
-        top_left = target.mapTo(self.parentWidget(), target.rect().topLeft())
-        rect = QRect(top_left, target.size()).adjusted(-MARGIN, -MARGIN, MARGIN, MARGIN)
+        rect = visible_rect(target, self.parentWidget())
+        if rect.isEmpty():
+            self.setVisible(False)
+            return
+        rect = rect.adjusted(-MARGIN, -MARGIN, MARGIN, MARGIN)
         if rect != self.geometry():
             self.setGeometry(rect)
         self.setVisible(True)
@@ -76,6 +79,16 @@ class HighlightFrame(QWidget):
         painter.drawRoundedRect(self.rect().adjusted(2, 2, -2, -2), 6, 6)
 
 
+def visible_rect(widget: QWidget, window: QWidget) -> QRect:
+    """`widget`'s rectangle in `window` coordinates, cut to what its scroll areas and splitters let show."""
+    rect = QRect(widget.mapTo(window, QPoint(0, 0)), widget.size())
+    parent = widget.parentWidget()
+    while parent is not None and parent is not window:
+        rect &= QRect(parent.mapTo(window, QPoint(0, 0)), parent.size())
+        parent = parent.parentWidget()
+    return rect
+
+
 def bring_into_view(widget: QWidget) -> None:
     """Show the docks, tabs and stacked pages that hold `widget`, and scroll scroll areas to it."""
     child, parent = widget, widget.parentWidget()
@@ -89,5 +102,5 @@ def bring_into_view(widget: QWidget) -> None:
             if isinstance(tabs, QTabWidget):
                 tabs.setCurrentWidget(child)
         if isinstance(parent, QScrollArea):
-            parent.ensureWidgetVisible(widget, 20, 20)
+            parent.ensureWidgetVisible(widget, 0, 20)  # never scroll sideways
         child, parent = parent, parent.parentWidget()

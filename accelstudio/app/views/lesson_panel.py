@@ -34,8 +34,11 @@ class LessonPanel(QWidget):
         self.chooser = QComboBox(objectName="lessonChooser")
         for name, title in lessons:
             self.chooser.addItem(title, name)
+        self.chooser.setSizeAdjustPolicy(QComboBox.SizeAdjustPolicy.AdjustToMinimumContentsLengthWithIcon)
+        self.chooser.setMinimumContentsLength(16)  # long lesson titles must not widen the dock
         self.chooser.activated.connect(lambda i: self.lesson_chosen.emit(self.chooser.itemData(i)))
         self.summary = QLabel(wordWrap=True, objectName="lessonSummary")
+        self.summary.setEnabled(False)  # secondary text, drawn muted
         self.counter = QLabel(objectName="lessonCounter")
         self.title = QLabel(wordWrap=True, objectName="lessonStepTitle")
         font = QFont(self.title.font())
@@ -65,10 +68,12 @@ class LessonPanel(QWidget):
         self.stack = QStackedWidget(objectName="lessonPlots")
         for page in (self.results, self.training, self.scaling):
             self.stack.addWidget(page)
-        self.back_button = QPushButton("◀ Back", objectName="lessonBack")
+        self.back_button = QPushButton("◀", objectName="lessonBack", toolTip="Previous step")
         self.action_button = QPushButton("Run this step", objectName="lessonRun")
-        self.next_button = QPushButton("Next ▶", objectName="lessonNext")
+        self.next_button = QPushButton("▶", objectName="lessonNext", toolTip="Next step")
         self.cancel_button = QPushButton("Cancel", objectName="lessonCancel")
+        for arrow in (self.back_button, self.next_button):
+            arrow.setFixedWidth(arrow.fontMetrics().horizontalAdvance("▶") + 28)  # narrow docks keep every button
         self.back_button.clicked.connect(self.back)
         self.next_button.clicked.connect(self.next)
         self.action_button.clicked.connect(self.run_step)
@@ -81,19 +86,16 @@ class LessonPanel(QWidget):
         layout.setContentsMargins(6, 6, 6, 6)
         layout.addWidget(self.chooser)
         layout.addWidget(self.summary)
-        head = QHBoxLayout()
-        head.addWidget(self.counter)
-        head.addStretch(1)
+        layout.addWidget(self.counter)
+        head = QHBoxLayout()  # the buttons stay at the top, where they are seen without scrolling
+        for button in (self.back_button, self.action_button, self.next_button, self.cancel_button):
+            head.addWidget(button)
         layout.addLayout(head)
+        layout.addWidget(self.progress)
         layout.addWidget(self.title)
         layout.addWidget(self.text)
         layout.addWidget(self.formula)
         layout.addWidget(self.look)
-        buttons = QHBoxLayout()
-        for button in (self.back_button, self.action_button, self.next_button, self.cancel_button):
-            buttons.addWidget(button)
-        layout.addLayout(buttons)
-        layout.addWidget(self.progress)
         layout.addWidget(self.status)
         layout.addWidget(self.stack, 1)
 
@@ -105,6 +107,7 @@ class LessonPanel(QWidget):
     def show_step(self, index: int, count: int, step) -> None:
         """Show step `index` (0-based) of `count`, a core LessonStep."""
         self.counter.setText(f"Step {index + 1} of {count}")
+        self.summary.setVisible(index == 0)  # the lesson's introduction, then room for the steps
         self.title.setText(step.title)
         self.text.setText(html.escape(step.text))
         self.formula.setText(step.formula)

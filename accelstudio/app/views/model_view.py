@@ -117,6 +117,8 @@ class ModelView(QWidget):
         self.weight_tabs.addTab(self.histogram, "Weights")
         self.weight_tabs.addTab(self.mask_heatmap, "Mask W×M")
         self.weight_tabs.setDocumentMode(True)
+        for page in (self.histogram, self.mask_heatmap):  # the tab bar takes what the plots give up
+            page.setMinimumHeight(page.minimumHeight() - self.weight_tabs.tabBar().sizeHint().height())
         self.size_bars = SizeBars()
         self.sparsity_bars = SparsityBars()
         for bars in (self.size_bars, self.sparsity_bars):

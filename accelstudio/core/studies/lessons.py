@@ -202,7 +202,8 @@ HARDWARE = Lesson(
                    control="batchSpin", plot="scalingPlot", action="sweep", recipe={}, evaluate=False,
                    formula="throughput = batch / latency per call",
                    variants=({"runtime": {"batch": 1}}, {"runtime": {"batch": 8}}, {"runtime": {"batch": 32}}),
-                   look="Samples per second rise with batch while the latency per call rises too."),
+                   look="Compare samples per second across batches: they rise where one sample leaves the cores "
+                        "idle, and stay flat where one sample already keeps them busy."),
         LessonStep("Concurrent streams",
                    "Instead of one call using every core, several streams (threads of the application) each "
                    "run their own calls with one intra-op thread. On a machine with few cores this often gives "
@@ -223,12 +224,13 @@ TRANSFER = Lesson(
                    "digits 0-4 from every training sample of them. A transfer network keeps its convolutional "
                    "layers frozen and trains new classifier layers on 5 samples of each digit 5-9, and the same "
                    "architecture from random weights trains on the same 25 samples.",
-                   plot="trainingPlot", formula="f_new(x) = head_new(features_0-4(x)),  features frozen"),
+                   plot="trainingPlot", recipe={},
+                   formula="f_new(x) = head_new(features_0-4(x)),  features frozen"),
         LessonStep("Train",
                    "All three train in the background (Cancel stops them). The curves show each network's loss "
                    "and its accuracy on the test digits after every epoch; the time per epoch gives the estimate "
                    "of what is left.",
-                   control="lessonCancel", plot="trainingPlot", action="transfer",
+                   control="lessonCancel", plot="trainingPlot", action="transfer", recipe={},
                    look="Transfer starts higher and settles faster; compare the final accuracies and their "
                         "intervals: with 180 test samples a few points are within noise."),
     ))
