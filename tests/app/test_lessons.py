@@ -183,3 +183,41 @@ def test_lesson_smoke_renders_the_first_step(make_window, tmp_path):
     assert lesson_smoke(window, "quantization", png) == 0
     assert png.stat().st_size > 10_000
     assert window.state.recipe.quantize.mode == "sim" and window.state.data.data.endswith("digits-test.npz")
+
+
+def test_help_menu_lists_the_lessons_and_opens_one(make_window, qtbot):
+    window = make_window(load=False)
+    help_menu = [a.menu() for a in window.menuBar().actions() if a.text() == "&Help"][0]
+    lessons_menu = [a.menu() for a in help_menu.actions() if a.menu() is not None][0]
+    titles = [a.text() for a in lessons_menu.actions()]
+    assert titles == [lesson.title for lesson in LESSONS.values()]
+    with qtbot.waitSignal(window.lessons.step_shown, timeout=RUN_MS):
+        lessons_menu.actions()[3].trigger()
+    assert window.lessons.lesson.name == "hardware" and window.state.model.ref == "example:digits-resnet"
+    assert window.lessons.dock.isVisible()
+
+
+def test_command_line_takes_a_lesson_name(capsys):
+    from accelstudio.cli import build_parser
+
+    assert build_parser().parse_args(["--lesson", "transfer"]).lesson == "transfer"
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["--lesson", "no-such-lesson"])
+    assert "no-such-lesson" in capsys.readouterr().err
+
+
+def test_sensitivity_table_lists_each_layer_with_its_interval():
+    from accelstudio.app.control.lesson_controller import sensitivity_html
+    from accelstudio.core.job import RunResult
+
+    def run(overrides, lost, gained):
+        recipe = Recipe(prune=PruneSpec(amount=0.0, overrides=overrides))
+        metrics = {"accuracy": 0.9, "baseline_accuracy": 0.95, "discordant": {"baseline_only": lost,
+                                                                           "new_only": gained},
+                   "accuracy_delta": (gained - lost) / 360, "n_eval": 360}
+        return RunResult(status="done", spec={"recipe": recipe.to_dict()}, metrics=metrics)
+
+    text = sensitivity_html([RunResult(status="done", spec={"recipe": Recipe().to_dict()}),
+                             run({"conv1": 0.8}, 30, 2), run({"fc1": 0.8}, 1, 1)])
+    assert "conv1 80%" in text and "fc1 80%" in text and "baseline" not in text
+    assert "30 lost, 2 gained" in text and "real drop" in text and "within noise" in text
