@@ -1,7 +1,7 @@
 """File > Save Session, Open Session, Re-measure Imported Runs and Export Run as Script.
 
 Saving writes one `.accelsession` file (core/runs/session.py) with the open model (embedded when small), the
-recipe, runtime, data choices and the runs shown for this model (or the selected runs). Opening imports its runs
+recipe, runtime, data choices and every run of this model. Opening imports its runs
 into the store, marked as imported, opens its model and restores its settings; Re-measure runs each imported
 run's job again on this machine, one after another through the RunController. Files are written and read on the
 background runner, never on the GUI thread.
@@ -72,11 +72,9 @@ class SessionController(QObject):
 
     # -- save ----------------------------------------------------------------------------------------------
     def session_runs(self) -> list[RunResult]:
-        """The selected runs, else every shown run of the open model."""
+        """Every run of the open model in the run list (a run is selected after each run, so the selection
+        would rarely be what a user means to share)."""
         results = self.window.results
-        selected = results.selected_runs()
-        if selected:
-            return selected
         model = self.window.state.model
         if model is None:
             return []

@@ -31,7 +31,7 @@ from typing import Any, Sequence
 
 from accelstudio.core.data.settings import DataSettings
 from accelstudio.core.errors import AccelStudioError
-from accelstudio.core.job import JobSpec, RunResult, RuntimeSettings
+from accelstudio.core.job import RunResult, RuntimeSettings
 from accelstudio.core.recipe import Recipe
 
 SESSION_SUFFIX = ".accelsession"
