@@ -21,6 +21,7 @@ from accelstudio.app.views.data_panel import DataPanel, remember_data, remembere
 from accelstudio.app.control.lesson_controller import LessonController
 from accelstudio.app.control.model_controller import ModelController
 from accelstudio.app.control.session_controller import SessionController
+from accelstudio.app.control.training_controller import TrainingController
 from accelstudio.app.views.model_view import ModelView
 from accelstudio.app.views.recovery_controls import model_kind
 from accelstudio.app.views.results_panel import ResultsPanel
@@ -84,6 +85,7 @@ class MainWindow(QMainWindow):
         self._closed = False
         self._build_central()
         self.lessons, self.sessions = LessonController(self), SessionController(self)
+        self.training = TrainingController(self, busy_elsewhere=self.lessons.is_busy)
         self._build_status_bar()
         self._build_menus()
         self._connect()
@@ -180,6 +182,7 @@ class MainWindow(QMainWindow):
         menu.addAction(self.controls_dock.toggleViewAction())
         menu.addAction(self.results_dock.toggleViewAction())
         menu.addAction(self.lessons.dock.toggleViewAction())
+        menu.addAction(self.training.dock.toggleViewAction())
         theme_menu = menu.addMenu("&Theme")
         group = QActionGroup(self)
         self.theme_actions = {}

@@ -221,3 +221,22 @@ def test_sensitivity_table_lists_each_layer_with_its_interval():
                              run({"conv1": 0.8}, 30, 2), run({"fc1": 0.8}, 1, 1)])
     assert "conv1 80%" in text and "fc1 80%" in text and "baseline" not in text
     assert "30 lost, 2 gained" in text and "real drop" in text and "within noise" in text
+
+
+def test_any_recovery_run_shows_its_training_curve_in_the_training_dock(window, qtbot):
+    from dataclasses import replace
+
+    from accelstudio.core.recipe import RecoverySpec
+
+    runtime = replace(window.state.runtime, runtime="onnxruntime", **QUICK)
+    window.state.edit("finetune", recipe=Recipe(prune=PruneSpec(amount=0.5), recovery=RecoverySpec(
+        method="finetune", epochs=2)), runtime=runtime)
+    training = window.training
+    assert not training.dock.isVisible()
+    with qtbot.waitSignal(window.runs.run_finished, timeout=RUN_MS) as finished:
+        assert window.runs.start_run()
+    assert finished.args[0].status == "done"
+    assert training.dock.isVisible()
+    series = next(iter(training.plot.series.values()))
+    assert series.status == "done" and series.x[-1] == pytest.approx(2.0) and len(series.accuracy) >= 2
+    assert "1437 samples" in series.data_text and not training.cancel_button.isEnabled()
