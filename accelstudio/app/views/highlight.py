@@ -12,6 +12,7 @@ PULSE_MS = 700
 PULSES = 4
 FOLLOW_MS = 150
 MARGIN = 3
+SETTLE_MS = 250
 
 
 class HighlightFrame(QWidget):
@@ -41,6 +42,8 @@ class HighlightFrame(QWidget):
             self.hide()
             return
         bring_into_view(target)
+        # again once the layout has settled: a step's edits can show or hide warnings above the target
+        QTimer.singleShot(SETTLE_MS, self, lambda: self.target is target and bring_into_view(target))
         self._place()
         self.show()
         self.raise_()
@@ -102,5 +105,7 @@ def bring_into_view(widget: QWidget) -> None:
             if isinstance(tabs, QTabWidget):
                 tabs.setCurrentWidget(child)
         if isinstance(parent, QScrollArea):
-            parent.ensureWidgetVisible(widget, 0, 20)  # never scroll sideways
+            parent.ensureWidgetVisible(widget, 0, 20)
+            if parent.horizontalScrollBarPolicy() == Qt.ScrollBarPolicy.ScrollBarAlwaysOff:
+                parent.horizontalScrollBar().setValue(0)  # never scroll a panel sideways out of sight
         child, parent = parent, parent.parentWidget()

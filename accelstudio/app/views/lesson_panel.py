@@ -65,6 +65,7 @@ class LessonPanel(QWidget):
         self.scaling = ScalingPlot()
         self.results = QLabel(wordWrap=True, objectName="lessonResults")
         self.results.setTextFormat(Qt.TextFormat.RichText)
+        self.results.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         self.stack = QStackedWidget(objectName="lessonPlots")
         for page in (self.results, self.training, self.scaling):
             self.stack.addWidget(page)

@@ -88,7 +88,9 @@ PRUNING = Lesson(
                    "dense kernels multiply the zeros too, so expect the same latency and almost the same "
                    "accuracy.",
                    control="runButton", plot="tradeoffPlot", action="run", recipe=_prune(0.6),
-                   look="The verdict line: the speed-up's interval contains 1 ('within noise')."),
+                   look="The verdict line: on a quiet machine the speed-up's interval contains 1 ('within "
+                        "noise'). A 'faster' here comes from the machine drifting between the two runs (see "
+                        "the busy-machine warning), not from the zeros: run the step again."),
         LessonStep("Remove whole channels",
                    "l1-structured pruning removes the output channels with the smallest L1 norm in each layer, "
                    "and the inputs of the next layer that read them. The matrices really shrink, so fewer "
@@ -97,7 +99,9 @@ PRUNING = Lesson(
                    formula="MACs of a conv = C_out × C_in × k² × H × W; half the channels of two layers in a row "
                            "leave a quarter of the second one's",
                    recipe=_prune(0.5, "l1-structured", "layer"), layer="conv2",
-                   look="A point to the left of the baseline (faster), and lower (accuracy lost)."),
+                   look="A point to the left of the baseline (faster) and lower: without retraining, half the "
+                        "channels of this small network can take most of its accuracy (BROKEN). The recovery "
+                        "lesson wins it back."),
         LessonStep("Which layers can lose weights?",
                    "Each job prunes 80% of one layer alone and leaves the others untouched. The accuracy lost "
                    "per layer is its sensitivity: prune the robust layers harder and spare the sensitive ones "
