@@ -132,3 +132,11 @@ def test_gui_responsiveness_quick(tmp_path, qapp):
     assert doc["startup"]["to_plots_from_before_qapplication_s"] > 0
     assert doc["job"]["status"] == "done" and doc["job"]["max_stall_ms"] is not None
     assert doc["big_model"]["layers_shown"] == 54
+
+
+@pytest.mark.slow
+def test_lesson_timings_quick(tmp_path, qapp):
+    doc = run_quick("lesson_timings", tmp_path)
+    assert [lesson["lesson"] for lesson in doc["lessons"]] == ["pruning", "transfer"]
+    assert all(step["status"] == "done" for lesson in doc["lessons"] for step in lesson["steps"])
+    assert doc["goals"]["pruning"]["target"] == 120.0

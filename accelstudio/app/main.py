@@ -1,4 +1,5 @@
-"""Starting the desktop app: `accelstudio`, `accelstudio --open MODEL`, `accelstudio --smoke shot.png`.
+"""Starting the desktop app: `accelstudio`, `accelstudio --open MODEL`, `accelstudio --smoke shot.png`,
+`accelstudio --lesson NAME` (with --smoke: a screenshot of the lesson's first step).
 
 The smoke mode opens the window with a model, runs one short job through the worker (prune 30% +
 dynamic-int8, few repeats), waits for the result to be plotted, saves a screenshot of the whole window and
@@ -29,16 +30,28 @@ def run_gui(args) -> int:
 
     window = MainWindow()
     window.show()
-    model = getattr(args, "open_model", None)
+    model, lesson = getattr(args, "open_model", None), getattr(args, "lesson", None)
     if model:
         window.open_model(str(model))
-    else:
+    elif not lesson:
         window.open_default()
+    if lesson and getattr(args, "smoke", None):  # the lesson opens its own model
+        from accelstudio.app.control.lesson_smoke import lesson_smoke
+
+        return _close_after(app, window, lesson_smoke(window, lesson, Path(args.smoke)))
+    if lesson:
+        window.lessons.start(lesson)
     if getattr(args, "smoke", None):
         return run_smoke(app, window, Path(args.smoke))
     code = app.exec()
     window.close()
     return int(code)
+
+
+def _close_after(app: QApplication, window, code: int) -> int:
+    window.close()
+    app.processEvents()
+    return code
 
 
 def identify_application(app: QApplication) -> None:

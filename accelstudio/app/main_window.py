@@ -18,7 +18,10 @@ from accelstudio.app.views import dialogs
 from accelstudio.app.control.artifacts_menu import ArtifactsController
 from accelstudio.app.views.controls import RecipeControls
 from accelstudio.app.views.data_panel import DataPanel, remember_data, remembered_data
+from accelstudio.app.control.lesson_controller import LessonController
 from accelstudio.app.control.model_controller import ModelController
+from accelstudio.app.control.session_controller import SessionController
+from accelstudio.app.control.training_controller import TrainingController
 from accelstudio.app.views.model_view import ModelView
 from accelstudio.app.views.recovery_controls import model_kind
 from accelstudio.app.views.profile_view import ProfileView
@@ -83,6 +86,8 @@ class MainWindow(QMainWindow):
         self.artifacts = ArtifactsController(self, self.results, self.models.runner, self.settings)
         self._closed = False
         self._build_central()
+        self.lessons, self.sessions = LessonController(self), SessionController(self)
+        self.training = TrainingController(self, busy_elsewhere=self.lessons.is_busy)
         self._build_status_bar()
         self._build_menus()
         self._connect()
@@ -167,6 +172,8 @@ class MainWindow(QMainWindow):
         for action in self.results.export_actions():
             menu.addAction(action)
         menu.addSeparator()
+        self.sessions.fill_menu(menu)
+        menu.addSeparator()
         menu.addAction(self._action("&Quit", self.close, QKeySequence("Ctrl+Q")))
         menu = self.menuBar().addMenu("&Edit")
         self.undo_action = self.state.undo_stack.createUndoAction(self, "&Undo")
@@ -180,6 +187,8 @@ class MainWindow(QMainWindow):
         menu.addAction(self.controls_dock.toggleViewAction())
         menu.addAction(self.results_dock.toggleViewAction())
         menu.addAction(self.profile_dock.toggleViewAction())
+        menu.addAction(self.lessons.dock.toggleViewAction())
+        menu.addAction(self.training.dock.toggleViewAction())
         theme_menu = menu.addMenu("&Theme")
         group = QActionGroup(self)
         self.theme_actions = {}
@@ -201,6 +210,7 @@ class MainWindow(QMainWindow):
         self.artifacts.fill_menu(menu)
         self.artifacts.attach_table(self.results.table, [self.results.io.save_model])
         menu = self.menuBar().addMenu("&Help")
+        self.lessons.fill_menu(menu.addMenu("&Lessons"))
         menu.addAction(self._action("&About AccelStudio", lambda: dialogs.show_about(self, __version__)))
 
     def _connect(self) -> None:
@@ -380,6 +390,7 @@ class MainWindow(QMainWindow):
         if not self._closed:
             self._closed = True
             self._save_layout()
+            self.lessons.shutdown()
             self.runs.shutdown()
             self.models.shutdown()
         super().closeEvent(event)

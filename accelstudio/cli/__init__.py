@@ -29,6 +29,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     parser.add_argument("--smoke", metavar="PNG", help="open the app, run one short job, save a screenshot, exit")
     parser.add_argument("--open", metavar="MODEL", dest="open_model", help="model file to open in the app")
+    from accelstudio.core.studies.lessons import LESSONS
+
+    parser.add_argument("--lesson", metavar="NAME", choices=list(LESSONS), help="open the app on a guided lesson: "
+                        + ", ".join(LESSONS) + " (with --smoke PNG: a screenshot of its first step)")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:

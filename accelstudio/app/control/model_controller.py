@@ -41,6 +41,26 @@ def compute_histogram(model, layer: str, grid: tuple[int, bool, bool] | None):
     return counts, edges, levels
 
 
+def compute_mask(model, layer: str, prune_spec) -> dict | None:
+    """The weights of `layer` the pruning spec removes (core/compress/prune_mask.py): the histogram split into
+    kept and removed over the same bins, and the mask image; None when the layer is not pruned. Runs on the
+    background thread."""
+    from accelstudio.core.compress.apply import prunable_weights
+    from accelstudio.core.compress.prune_mask import layer_mask, mask_image, split_histogram
+    from accelstudio.core.compress.snapshot import ModelSnapshot
+
+    if not prune_spec.active or layer in prune_spec.exclude:
+        return None
+    prunable = list(model.prunable) if isinstance(model, ModelSnapshot) else prunable_weights(model)[0]
+    if layer not in {w.name for w in prunable}:
+        return None
+    mask = layer_mask(prunable, layer, prune_spec)
+    edges, kept, removed = split_histogram(mask)
+    return {"edges": edges, "kept": kept, "removed": removed, "image": mask_image(mask),
+            "shape": tuple(mask.weights.shape), "exact": mask.exact, "kept_count": mask.kept_count,
+            "removed_count": mask.removed_count}
+
+
 def grid_label(recipe: Recipe, levels) -> str:
     """Legend text for the grid lines, e.g. '2-bit, 4 levels'."""
     q = recipe.quantize
@@ -198,11 +218,21 @@ class ModelController(QObject):
         recipe = self.state.recipe
         grid = grid_setting(recipe.quantize)
 
-        def done(result) -> None:
-            counts, edges, levels = result
-            self.view.histogram.set_histogram(layer, counts, edges, levels, grid_label(recipe, levels))
+        def compute():
+            return compute_histogram(model.handle, layer, grid), compute_mask(model.handle, layer, recipe.prune)
 
-        self.runner.submit("histogram", lambda: compute_histogram(model.handle, layer, grid), done,
+        def done(result) -> None:
+            (counts, edges, levels), mask = result
+            if mask is None:
+                self.view.histogram.set_histogram(layer, counts, edges, levels, grid_label(recipe, levels))
+                self.view.mask_heatmap.clear_mask(f"Mask of {layer}: the recipe does not prune it")
+                return
+            self.view.histogram.set_histogram(layer, mask["kept"], mask["edges"], levels, grid_label(recipe, levels),
+                                              removed=mask["removed"])
+            self.view.mask_heatmap.set_mask(layer, mask["image"], mask["kept_count"], mask["removed_count"],
+                                            mask["shape"], mask["exact"])
+
+        self.runner.submit("histogram", compute, done,
                            lambda exc, _t: self.view.histogram.clear_histogram(f"No histogram for {layer}: {exc}"))
 
     # -- per-layer actions ---------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """The model view's plots: per-layer size bars (coloured by sparsity), per-layer sparsity bars (current vs
-predicted) and the weight histogram of one layer with the quantization grid drawn over it.
+predicted) and the weight histogram of one layer with the quantization grid drawn over it and, when the recipe
+prunes, the weights it removes drawn apart from those it keeps.
 
 Bar plots write every layer name under its bar at 45 degrees (middle-elided when long, thinned when bars are
 narrow) and show the full name and values in a tooltip on hover; clicking a bar selects that layer.
@@ -302,8 +303,11 @@ class WeightHistogram(pg.PlotWidget):
         self.plot.hideButtons()
         self.curve = pg.PlotDataItem(stepMode="center", fillLevel=0)
         self.grid = pg.PlotDataItem(connect="pairs")
+        self.removed_curve = pg.PlotDataItem(stepMode="center", fillLevel=0)
         self.plot.addItem(self.curve)
+        self.plot.addItem(self.removed_curve)
         self.plot.addItem(self.grid)
+        self.split: tuple[int, int] | None = None  # (kept, removed) weights when the recipe prunes this layer
         self.layer: str | None = None
         self.grid_levels = np.zeros(0)
         self.grid_label = ""
@@ -313,10 +317,20 @@ class WeightHistogram(pg.PlotWidget):
         self.clear_histogram("Weights: select a layer")
 
     def set_histogram(self, layer: str, counts: np.ndarray, edges: np.ndarray,
-                      levels: np.ndarray | None, grid_label: str = "") -> None:
-        """Draw `counts` over `edges`; `levels` (or None) as vertical lines."""
+                      levels: np.ndarray | None, grid_label: str = "", removed: np.ndarray | None = None) -> None:
+        """Draw `counts` over `edges`; `levels` (or None) as vertical lines. With `removed` (counts over the same
+        edges of the weights pruning removes), `counts` are the kept weights and the removed ones are drawn in
+        the warning colour."""
         self.layer = layer
         self.curve.setData(np.asarray(edges, dtype=float), np.asarray(counts, dtype=float))
+        if removed is not None:
+            self.removed_curve.setData(np.asarray(edges, dtype=float), np.asarray(removed, dtype=float))
+            self.split = (int(np.sum(counts)), int(np.sum(removed)))
+            counts = np.maximum(np.asarray(counts), np.asarray(removed))
+        else:
+            self.removed_curve.setData([], [])
+            self.split = None
+        self.removed_curve.setVisible(removed is not None)
         top = float(max(np.max(counts) if len(counts) else 1, 1)) * 1.05
         self.grid_levels = np.unique(np.asarray(levels, dtype=float).ravel()) if levels is not None else np.zeros(0)
         self.grid_label = grid_label or (f"{self.grid_levels.size} levels" if self.grid_levels.size else "")
@@ -333,7 +347,9 @@ class WeightHistogram(pg.PlotWidget):
     def clear_histogram(self, message: str) -> None:
         """Show nothing but a title saying why."""
         self.layer = None
+        self.split = None
         self.curve.setData([], [])
+        self.removed_curve.setData([], [])
         self.grid.setData([], [])
         self.grid_levels = np.zeros(0)
         self.grid_label = ""
@@ -364,7 +380,15 @@ class WeightHistogram(pg.PlotWidget):
         self.grid.setPen(pg.mkPen(c.grid_line + ("ff" if self.grid_levels.size <= DENSE_GRID else "c0"), width=1))
         if self.layer is None:
             return
+        self.removed_curve.setPen(pg.mkPen(c.secondary, width=1.5))
+        self.removed_curve.setBrush(pg.mkBrush(pg.mkColor(c.secondary).name() + "a0"))
         grid = swatch(c.grid_line, self.grid_label, "|") if self.grid_levels.size else "no integer grid"
         short = swatch(c.grid_line, self.grid_label.split(",")[0], "|") if self.grid_levels.size else "no grid"
+        if self.split is not None:
+            kept, removed = self.split
+            split = (f"{swatch(c.primary, f'kept {kept:,}')} {swatch(c.secondary, f'removed {removed:,}')}")
+            self._set_titles([f"Weights of {self.layer} · {split} · {grid}", f"{self.layer} · {split} · {short}",
+                              f"{self.layer} · {split}", self.layer])
+            return
         self._set_titles([f"Weights of {self.layer} · {grid}", f"{self.layer} · {grid}", f"{self.layer} · {short}",
                           self.layer])

@@ -9,10 +9,11 @@ from __future__ import annotations
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, QTimer, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (QAbstractItemView, QFrame, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QMenu,
-                               QSizePolicy, QSplitter, QTableView, QVBoxLayout, QWidget)
+                               QSizePolicy, QSplitter, QTableView, QTabWidget, QVBoxLayout, QWidget)
 
 from accelstudio.app.views.layer_table import NAME_ROLE, LayerFilterProxy, LayerTableModel
 from accelstudio.app.plots.model_plots import SizeBars, SparsityBars, WeightHistogram, human_bytes
+from accelstudio.app.plots.mask_plot import MaskHeatmap
 from accelstudio.app.plots.theme import PlotColors
 
 PLOT_STEP_MS = 20  # pause between the plots of a newly shown model, so each paints in its own turn
@@ -111,6 +112,13 @@ class ModelView(QWidget):
         self.count_label = QLabel()
         self.table = self._make_table()
         self.histogram = WeightHistogram()
+        self.mask_heatmap = MaskHeatmap()
+        self.weight_tabs = QTabWidget(objectName="weightTabs")  # the layer's weights, and its pruning mask
+        self.weight_tabs.addTab(self.histogram, "Weights")
+        self.weight_tabs.addTab(self.mask_heatmap, "Mask W×M")
+        self.weight_tabs.setDocumentMode(True)
+        for page in (self.histogram, self.mask_heatmap):  # the tab bar takes what the plots give up
+            page.setMinimumHeight(page.minimumHeight() - self.weight_tabs.tabBar().sizeHint().height())
         self.size_bars = SizeBars()
         self.sparsity_bars = SparsityBars()
         for bars in (self.size_bars, self.sparsity_bars):
@@ -148,7 +156,7 @@ class ModelView(QWidget):
         tl.addLayout(row)
         tl.addWidget(self.table, 1)
         self.plot_split = QSplitter(Qt.Orientation.Horizontal, objectName="modelPlotSplit")
-        for plot in (self.size_bars, self.sparsity_bars, self.histogram):
+        for plot in (self.size_bars, self.sparsity_bars, self.weight_tabs):
             self.plot_split.addWidget(plot)
         self.plot_split.setSizes([400, 360, 360])
         self.main_split = QSplitter(Qt.Orientation.Vertical, objectName="modelMainSplit")
@@ -237,7 +245,7 @@ class ModelView(QWidget):
 
     def apply_colors(self, colors: PlotColors) -> None:
         """Restyle every plot."""
-        for plot in (self.histogram, self.size_bars, self.sparsity_bars):
+        for plot in (self.histogram, self.mask_heatmap, self.size_bars, self.sparsity_bars):
             plot.apply_colors(colors)
 
     # -- selection -----------------------------------------------------------------------------------------

@@ -48,6 +48,8 @@ class RuntimePanel(QGroupBox):
         self.compile_combo.currentIndexChanged.connect(lambda: self._emit("Compile"))
         form.addRow("Compile", self.compile_combo)
         self.batch_spin = self._spin(1, 4096, "Batch", form, "Samples per call")
+        self.threads_spin.setObjectName("threadsSpin")
+        self.batch_spin.setObjectName("batchSpin")
         self.warmup_spin = self._spin(0, 1000, "Warm-up", form, "Calls discarded before timing")
         self.repeats_spin = self._spin(1, 100_000, "Repeats", form, "Timed calls (at most; the budget may stop first)")
         self.budget_spin = QDoubleSpinBox(suffix=" s", decimals=1)

@@ -111,7 +111,7 @@ def _train(student, inputs, labels, targets, masks, norm: TransientNorm, spec: R
             student.train()
             order = torch.randperm(len(labels), generator=gen).split(spec.batch)
             loss = _epoch(student, inputs, labels, targets, masks, order, (opt, sched), spec, device,
-                          _epoch_progress(progress, spec, epoch, steps), cancel)
+                          _epoch_progress(progress, spec, epoch, steps, len(labels)), cancel)
         student.eval()  # dropout off, real BatchNorm frozen while the transient ones are measured
         norm.measure(lambda idx: student(*(x[idx].to(device) for x in inputs)),
                      torch.arange(len(labels)).split(spec.batch), cancel)
@@ -129,10 +129,10 @@ def _epoch(student, inputs, labels, targets, masks, order, optim, spec: Recovery
            cancel) -> float:
     """One pass over the batches in `order`; the mean loss."""
     opt, sched = optim
-    total, seen = 0.0, 0
+    total, seen, right = 0.0, 0, 0
     for step, idx in enumerate(order):
         check_cancel(cancel)
-        loss = _loss(student, inputs, labels, targets, idx, spec, device)
+        loss, correct = _loss(student, inputs, labels, targets, idx, spec, device)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -142,24 +142,29 @@ def _epoch(student, inputs, labels, targets, masks, order, optim, spec: Recovery
         if not math.isfinite(value):
             raise CompressionError(f"{spec.method} diverged (loss is {value}); lower the learning rate "
                                    f"(recovery.lr, now {spec.lr:g}; CLI --recovery-lr)")
-        total, seen = total + value * len(idx), seen + len(idx)
-        report(step + 1, total / seen)
+        total, seen, right = total + value * len(idx), seen + len(idx), right + correct
+        report(step + 1, total / seen, right / seen)
     return total / max(seen, 1)
 
 
-def _epoch_progress(progress, spec: RecoverySpec, epoch: int, steps: int):
+def _epoch_progress(progress, spec: RecoverySpec, epoch: int, steps: int, samples: int):
+    """Reports within an epoch; the partial holds the running mean loss and training accuracy of the epoch so
+    far, the epoch position (`epochs_done`, fractional) and the training set's size, for live curves."""
     every = max(1, steps // UPDATES_PER_EPOCH)
 
-    def report(step: int, running: float) -> None:
+    def report(step: int, running: float, accuracy: float) -> None:
         if progress and (step % every == 0 or step == steps):
             progress(ProgressEvent(STAGE, (epoch + step / steps) / spec.epochs,
                                    f"{spec.method} epoch {epoch + 1}/{spec.epochs}: loss {running:.4f}",
-                                   {"epoch": epoch + 1, "loss": running}))
+                                   {"epoch": epoch + 1, "loss": running, "train_accuracy": accuracy,
+                                    "epochs_done": epoch + step / steps, "epochs": spec.epochs,
+                                    "method": spec.method, "samples": samples}))
 
     return report
 
 
-def _loss(student, inputs, labels, targets, idx, spec: RecoverySpec, device) -> torch.Tensor:
+def _loss(student, inputs, labels, targets, idx, spec: RecoverySpec, device) -> tuple[torch.Tensor, int]:
+    """The batch's training loss and how many of its samples the student classifies right."""
     y = labels[idx].to(device)
     logits = _logits(student(*(x[idx].to(device) for x in inputs)))
     if logits.shape[-1] <= int(y.max()):
@@ -169,12 +174,13 @@ def _loss(student, inputs, labels, targets, idx, spec: RecoverySpec, device) -> 
         raise CompressionError("the model's output does not depend on trainable parameters (a frozen or "
                                "scripted graph?); open its .safetensors/.pt weights to fine-tune it")
     ce = F.cross_entropy(logits, y)
+    correct = int((logits.detach().argmax(dim=-1) == y).sum())
     if targets is None:
-        return ce
+        return ce, correct
     t = spec.temperature
     kl = F.kl_div(F.log_softmax(logits / t, dim=1), F.softmax(targets[idx].to(device) / t, dim=1),
                   reduction="batchmean")
-    return spec.alpha * kl * t * t + (1.0 - spec.alpha) * ce
+    return spec.alpha * kl * t * t + (1.0 - spec.alpha) * ce, correct
 
 
 @torch.no_grad()
