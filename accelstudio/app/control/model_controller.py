@@ -45,13 +45,12 @@ def compute_mask(model, layer: str, prune_spec) -> dict | None:
     """The weights of `layer` the pruning spec removes (core/compress/prune_mask.py): the histogram split into
     kept and removed over the same bins, and the mask image; None when the layer is not pruned. Runs on the
     background thread."""
-    from accelstudio.core.compress.apply import prunable_weights
     from accelstudio.core.compress.prune_mask import layer_mask, mask_image, split_histogram
-    from accelstudio.core.compress.snapshot import ModelSnapshot
+    from accelstudio.core.compress.snapshot import model_prunable
 
     if not prune_spec.active or layer in prune_spec.exclude:
         return None
-    prunable = list(model.prunable) if isinstance(model, ModelSnapshot) else prunable_weights(model)[0]
+    prunable = model_prunable(model)
     if layer not in {w.name for w in prunable}:
         return None
     mask = layer_mask(prunable, layer, prune_spec)

@@ -191,6 +191,15 @@ def model_layer_weights(model: ModelHandle | ModelData, name: str) -> np.ndarray
     return layer_weights(model, name)
 
 
+def model_prunable(model: ModelHandle | ModelData) -> list:
+    """The prunable weights (PrunableWeight) of a loaded model or a ModelData."""
+    if isinstance(model, ModelData):
+        return list(model.prunable)
+    from accelstudio.core.compress.apply import prunable_weights
+
+    return prunable_weights(model)[0]
+
+
 def model_predict_sparsity(model: ModelHandle | ModelData, spec: PruneSpec) -> list[LayerReport]:
     """`predict_sparsity` for a loaded model or a ModelData (the same planner, on the data's arrays)."""
     from accelstudio.core.compress.apply import predict_sparsity, predict_sparsity_arrays
