@@ -11,7 +11,7 @@ from pathlib import Path
 from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QActionGroup, QIcon, QKeySequence
 from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QProgressBar,
-                               QPushButton, QScrollArea, QVBoxLayout, QWidget)
+                               QPushButton, QScrollArea, QTabWidget, QVBoxLayout, QWidget)
 
 from accelstudio import __version__
 from accelstudio.app.views import dialogs
@@ -20,6 +20,8 @@ from accelstudio.app.views.controls import RecipeControls
 from accelstudio.app.views.data_panel import DataPanel, remember_data, remembered_data
 from accelstudio.app.control.model_controller import ModelController
 from accelstudio.app.views.model_view import ModelView
+from accelstudio.app.views.graph_view import GraphView
+from accelstudio.app.control.graph_controller import GraphController
 from accelstudio.app.views.recovery_controls import model_kind
 from accelstudio.app.views.results_panel import ResultsPanel
 from accelstudio.app.control.run_controller import RunController
@@ -79,6 +81,8 @@ class MainWindow(QMainWindow):
         self.results = ResultsPanel()
         self.runs = RunController(self, self.state, self.results, store)
         self.artifacts = ArtifactsController(self, self.results, self.models.runner, self.settings)
+        self.graph_view = GraphView()
+        self.graph = GraphController(self.graph_view, self.models, self.model_view, self.results, self.runs, self)
         self._closed = False
         self._build_central()
         self._build_status_bar()
@@ -94,7 +98,10 @@ class MainWindow(QMainWindow):
 
     # -- construction ----------------------------------------------------------------------------------------
     def _build_central(self) -> None:
-        self.setCentralWidget(self.model_view)
+        self.central_tabs = QTabWidget(objectName="centralTabs")
+        self.central_tabs.addTab(self.model_view, "Layers")
+        self.central_tabs.addTab(self.graph_view, "Graph")
+        self.setCentralWidget(self.central_tabs)
         panel = QWidget()
         layout = QVBoxLayout(panel)
         layout.addWidget(self.recipe_controls)
@@ -212,6 +219,7 @@ class MainWindow(QMainWindow):
         self.runs.data_problem = self.data_panel.problem
         self.runs.run_finished.connect(self.artifacts.run_finished)
         self.artifacts.status.connect(lambda text, ms: self.statusBar().showMessage(text, ms))
+        self.graph.status.connect(lambda text: self.statusBar().showMessage(text, 8000))
         self.artifacts.refresh_usage()
         if self.runs.store_problem:
             self.statusBar().showMessage(self.runs.store_problem)

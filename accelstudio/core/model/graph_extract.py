@@ -1,0 +1,138 @@
+"""The operator graph of a model, for the Graph tab: ONNX graphs as they are, torch modules through the same
+in-memory ONNX export the onnxruntime runs use (core/compress/export.py), so node names carry the module paths.
+
+Nodes without a name (common in converted models) are named after their first output, which usually holds the
+producer's scope too (`gpu_0/res2_0_branch2a_1`). Each node carries the layer (table row) it computes, by the
+same weight-to-layer naming the layer table uses (core/model/onnx_layers.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from accelstudio.core.errors import AccelStudioError
+from accelstudio.core.model.graph_groups import OpGraph
+
+
+class GraphUnavailableError(AccelStudioError):
+    """The model has no operator graph the app can show (the message says why and what to do)."""
+
+
+def op_graph_from_onnx(model: Any, with_layers: bool = True) -> OpGraph:
+    """The main graph of an onnx.ModelProto: nodes in stored (topological) order, edges along tensors."""
+    nodes = list(model.graph.node)
+    names = _unique_names(nodes)
+    producer: dict[str, int] = {}
+    for i, node in enumerate(nodes):
+        for out in node.output:
+            if out:
+                producer[out] = i
+    src, dst = [], []
+    for i, node in enumerate(nodes):
+        for value in dict.fromkeys(node.input):
+            j = producer.get(value)
+            if j is not None and j != i:
+                src.append(j)
+                dst.append(i)
+    layers = [""] * len(nodes)
+    if with_layers:
+        from accelstudio.core.model.onnx_layers import weighted_nodes
+
+        position = {id(node): i for i, node in enumerate(nodes)}
+        for found in weighted_nodes(model):
+            i = position.get(id(found.node))
+            if i is not None:
+                layers[i] = found.name
+    return OpGraph(names=tuple(names), op_types=tuple(n.op_type for n in nodes), layers=tuple(layers),
+                   src=np.asarray(src, dtype=np.int64), dst=np.asarray(dst, dtype=np.int64))
+
+
+def _unique_names(nodes: list) -> list[str]:
+    names, seen = [], set()
+    for i, node in enumerate(nodes):
+        name = node.name or next((o for o in node.output if o), "") or f"{node.op_type}_{i}"
+        if name in seen:
+            name = f"{name}#{i}"
+        seen.add(name)
+        names.append(name)
+    return names
+
+
+def op_graph_for_handle(handle: Any) -> OpGraph:
+    """The graph of a loaded model: ONNX directly, torch through its ONNX export. GraphUnavailableError for a
+    model known only by data (opened in a separate process) or one torch cannot export."""
+    backend = getattr(handle, "backend", None)
+    if getattr(handle, "onnx_model", None) is not None:
+        return op_graph_from_onnx(handle.onnx_model)
+    if backend == "torch" and getattr(handle, "module", None) is not None:
+        from accelstudio.core.compress.export import to_onnx_handle
+
+        try:
+            exported = to_onnx_handle(handle)
+        except AccelStudioError as exc:
+            raise GraphUnavailableError(f"{handle.name}: no graph to show: {exc}") from None
+        return op_graph_from_onnx(exported.onnx_model)
+    name = getattr(handle, "name", "model")
+    raise GraphUnavailableError(f"{name}: this model was opened in a separate process and only its layers came "
+                                "back, so there is no graph to draw; the layer table lists its layers")
+
+
+def synthetic_transformer_graph(n_nodes: int, seed: int = 0) -> OpGraph:
+    """A transformer-shaped graph of about `n_nodes` nodes named like torch's ONNX export
+    ('/encoder/layer.3/attention/self/query/MatMul'), with residual edges: for benchmarks and tests."""
+    rng = np.random.default_rng(seed)
+    block = [("attention/self/query", ["MatMul", "Add"]), ("attention/self/key", ["MatMul", "Add"]),
+             ("attention/self/value", ["MatMul", "Add"]), ("attention/self", ["Reshape", "Transpose", "MatMul",
+                                                                              "Div", "Softmax", "MatMul"]),
+             ("attention/output/dense", ["MatMul", "Add"]), ("attention/output/LayerNorm", ["LayerNormalization"]),
+             ("intermediate/dense", ["MatMul", "Add"]), ("intermediate/act", ["Gelu"]),
+             ("output/dense", ["MatMul", "Add"]), ("output/LayerNorm", ["LayerNormalization"])]
+    per_layer = sum(len(ops) for _, ops in block)
+    n_layers = max(1, (n_nodes - 4) // per_layer)
+    names, ops, layers, src, dst = [], [], [], [], []
+
+    def add(name: str, op: str, layer: str = "", inputs: tuple[int, ...] = ()) -> int:
+        names.append(name)
+        ops.append(op)
+        layers.append(layer)
+        for j in inputs:
+            src.append(j)
+            dst.append(len(names) - 1)
+        return len(names) - 1
+
+    prev = add("/embeddings/word_embeddings/Gather", "Gather", "embeddings.word_embeddings")
+    prev = add("/embeddings/LayerNorm/LayerNormalization", "LayerNormalization", "embeddings.LayerNorm", (prev,))
+    for k in range(n_layers):
+        base = f"/encoder/layer.{k}"
+        block_in, qkv = prev, []
+        for scope, scope_ops in block:
+            start = block_in if scope.startswith(("attention/self/", "attention/self")) and len(qkv) < 3 else prev
+            node = start
+            for op in scope_ops:
+                layer = f"encoder.layer.{k}.{scope.replace('/', '.')}" if op in ("MatMul", "LayerNormalization") \
+                    and scope != "attention/self" else ""
+                extra = (block_in,) if op == "LayerNormalization" and rng.random() < 2 else ()
+                node = add(f"{base}/{scope}/{op}_{len(names)}", op, layer, (node,) + extra)
+            if scope.startswith("attention/self/"):
+                qkv.append(node)
+            if scope == "attention/self":
+                src.extend(qkv[1:])
+                dst.extend([len(names) - 1] * len(qkv[1:]))
+            prev = node
+    prev = add("/pooler/dense/Gemm", "Gemm", "pooler.dense", (prev,))
+    add("/classifier/Gemm", "Gemm", "classifier", (prev,))
+    return OpGraph(names=tuple(names), op_types=tuple(ops), layers=tuple(_unique_layers(layers)),
+                   src=np.asarray(src, dtype=np.int64), dst=np.asarray(dst, dtype=np.int64))
+
+
+def _unique_layers(layers: list[str]) -> list[str]:
+    seen: set[str] = set()
+    out = []
+    for name in layers:
+        if name and name in seen:
+            name = ""
+        seen.add(name)
+        out.append(name)
+    return out

@@ -1,0 +1,274 @@
+"""An operator graph grouped by its node names, and the collapsed view of it that the Graph tab draws.
+
+Exporters name nodes by the module they came from (`/encoder/layer.0/attention/self/query/MatMul` from torch's
+ONNX exporter, `encoder.layer.0.attention` as a torch module path), so the names already hold a hierarchy:
+every scope becomes a group. A group with more than `MAX_CHILDREN` direct children (a flat graph whose names
+hold no scopes, say) is split into consecutive blocks, so no single level ever shows thousands of items.
+
+The tree is numbered so that each group covers one contiguous range of `order` (the nodes in tree order);
+then the visible item of every node, and the edges between visible items, are a few numpy operations over all
+nodes and edges, whatever is expanded. Only what is visible is ever turned into Python objects.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+import numpy as np
+
+MAX_CHILDREN = 48  # a group shows at most this many items when expanded; more become blocks
+_SPLIT = re.compile(r"[/]+")
+
+
+@dataclass(frozen=True)
+class OpGraph:
+    """A flat operator graph: node names (unique), op types, the layer (table row) each node belongs to ("" for
+    none), and edges as two index arrays (source -> destination), nodes in topological order when known."""
+
+    names: tuple[str, ...]
+    op_types: tuple[str, ...]
+    layers: tuple[str, ...]
+    src: np.ndarray
+    dst: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.names)
+
+
+@dataclass
+class Group:
+    """One scope: `path` its full name ("" for the root), `label` what is drawn, the range [start, end) of
+    `GroupTree.order` it covers, its child groups and its direct child nodes."""
+
+    path: str
+    label: str
+    parent: int
+    start: int = 0
+    end: int = 0
+    groups: list[int] = field(default_factory=list)
+    nodes: list[int] = field(default_factory=list)
+
+    def size(self) -> int:
+        return self.end - self.start
+
+
+def scope_parts(name: str) -> list[str]:
+    """The scopes in a node name: '/enc/layer.0/attn/MatMul' -> ['enc', 'layer.0', 'attn'] (the last part is the
+    node itself); a torch module path 'enc.layer.0.attn' -> ['enc', 'layer', '0']; no scopes -> []."""
+    if "/" in name:
+        parts = [p for p in _SPLIT.split(name) if p]
+        return parts[:-1]
+    if "." in name:
+        return name.split(".")[:-1]
+    return []
+
+
+def node_label(name: str) -> str:
+    """The last part of a node name ('/enc/layer.0/attn/MatMul' -> 'MatMul')."""
+    return [p for p in _SPLIT.split(name) if p][-1] if name.strip("/") else name
+
+
+class GroupTree:
+    """The groups of an OpGraph, built from node names; group 0 is the root."""
+
+    def __init__(self, graph: OpGraph, max_children: int = MAX_CHILDREN):
+        self.graph = graph
+        self.groups: list[Group] = [Group("", "", -1)]
+        self.node_group = np.zeros(len(graph), dtype=np.int64)
+        self._build(max_children)
+        self.order, self.position = self._number()
+        # first (topological) node index of each group: sorting items by it keeps the graph's own order
+        self.first = np.array([int(self.order[g.start:g.end].min()) if g.end > g.start else 0
+                               for g in self.groups], dtype=np.int64)
+
+    # -- building ------------------------------------------------------------------------------------------
+    def _build(self, max_children: int) -> None:
+        index: dict[str, int] = {"": 0}
+        for i, name in enumerate(self.graph.names):
+            parent = 0
+            path = ""
+            for part in scope_parts(name):
+                path = f"{path}/{part}"
+                child = index.get(path)
+                if child is None:
+                    child = len(self.groups)
+                    index[path] = child
+                    self.groups.append(Group(path, part, parent))
+                    self.groups[parent].groups.append(child)
+                parent = child
+            self.groups[parent].nodes.append(i)
+            self.node_group[i] = parent
+        self._fold_single_children()
+        for gid in range(len(self.groups)):
+            self._split_wide(gid, max_children)
+
+    def _fold_single_children(self) -> None:
+        """A group holding one node and nothing else is that node (drawn with the group's name)."""
+        for gid in range(len(self.groups) - 1, 0, -1):
+            group = self.groups[gid]
+            if not group.groups and len(group.nodes) == 1:
+                parent = self.groups[group.parent]
+                if gid in parent.groups:
+                    parent.groups.remove(gid)
+                    parent.nodes.append(group.nodes[0])
+                    self.node_group[group.nodes[0]] = group.parent
+                    group.nodes = []
+
+    def _split_wide(self, gid: int, max_children: int) -> None:
+        group = self.groups[gid]
+        items = [("g", g) for g in group.groups if self.groups[g].nodes or self.groups[g].groups]
+        items += [("n", n) for n in group.nodes]
+        if len(items) <= max_children:
+            group.groups = [g for kind, g in items if kind == "g"]
+            return
+        items.sort(key=lambda item: self._first_node(item))
+        chunk = max(-(-len(items) // max_children), 1)
+        group.groups, group.nodes = [], []
+        for lo in range(0, len(items), chunk):
+            part = items[lo:lo + chunk]
+            label = f"{self._item_label(part[0])} … {self._item_label(part[-1])}"
+            block = len(self.groups)
+            self.groups.append(Group(f"{group.path}/{label}", label, gid,
+                                     groups=[g for kind, g in part if kind == "g"],
+                                     nodes=[n for kind, n in part if kind == "n"]))
+            for g in self.groups[block].groups:
+                self.groups[g].parent = block
+            for n in self.groups[block].nodes:
+                self.node_group[n] = block
+            group.groups.append(block)
+            self._split_wide(block, max_children)
+
+    def _item_label(self, item: tuple[str, int]) -> str:
+        kind, idx = item
+        return self.groups[idx].label if kind == "g" else node_label(self.graph.names[idx])
+
+    def _first_node(self, item: tuple[str, int]) -> int:
+        kind, idx = item
+        if kind == "n":
+            return idx
+        group = self.groups[idx]
+        firsts = [n for n in group.nodes[:1]] + [self._first_node(("g", g)) for g in group.groups[:1]]
+        return min(firsts) if firsts else 0
+
+    def _number(self) -> tuple[np.ndarray, np.ndarray]:
+        order: list[int] = []
+        stack = [(0, False)]
+        while stack:
+            gid, done = stack.pop()
+            group = self.groups[gid]
+            if done:
+                group.end = len(order)
+                continue
+            group.start = len(order)
+            order.extend(group.nodes)
+            stack.append((gid, True))
+            stack.extend((g, False) for g in reversed(group.groups))
+        order_arr = np.array(order, dtype=np.int64)
+        position = np.empty(len(order_arr), dtype=np.int64)
+        position[order_arr] = np.arange(len(order_arr))
+        return order_arr, position
+
+    # -- questions -----------------------------------------------------------------------------------------
+    def ancestors(self, node: int) -> list[int]:
+        """The groups holding `node`, innermost first, root excluded."""
+        out, gid = [], int(self.node_group[node])
+        while gid > 0:
+            out.append(gid)
+            gid = self.groups[gid].parent
+        return out
+
+    def group_nodes(self, gid: int) -> np.ndarray:
+        """Every node inside group `gid` (at any depth)."""
+        group = self.groups[gid]
+        return self.order[group.start:group.end]
+
+    def find(self, text: str, limit: int = 200) -> list[int]:
+        """Nodes whose name or op type contains `text` (case-insensitive), at most `limit`, in graph order."""
+        needle = text.strip().lower()
+        if not needle:
+            return []
+        names, ops = self.graph.names, self.graph.op_types
+        found = []
+        for i in range(len(names)):
+            if needle in names[i].lower() or needle in ops[i].lower():
+                found.append(i)
+                if len(found) >= limit:
+                    break
+        return found
+
+
+@dataclass(frozen=True)
+class ViewGraph:
+    """What is drawn: items (node i is item i, group g is item n_nodes + g), their labels and kinds, and the
+    edges between them with how many node-level edges each stands for. `rep[i]` is the item showing node i."""
+
+    items: np.ndarray
+    rep: np.ndarray
+    edge_src: np.ndarray
+    edge_dst: np.ndarray
+    edge_count: np.ndarray
+    n_nodes: int
+
+    def is_group(self, item: int) -> bool:
+        return item >= self.n_nodes
+
+
+class GraphView:
+    """Which groups are expanded, and the ViewGraph that follows from it (collapsed by default)."""
+
+    def __init__(self, tree: GroupTree):
+        self.tree = tree
+        self.expanded: set[int] = {0}
+        root = tree.groups[0]
+        while len(root.groups) == 1 and not root.nodes:  # one scope holds everything ('/model/...'): open it
+            self.expanded.add(root.groups[0])
+            root = tree.groups[root.groups[0]]
+
+    def expand(self, gid: int) -> None:
+        """Open group `gid` (and every group above it, so it can be seen)."""
+        while gid > 0:
+            self.expanded.add(gid)
+            gid = self.tree.groups[gid].parent
+
+    def collapse(self, gid: int) -> None:
+        """Close group `gid`; what was open inside it stays remembered but hidden."""
+        if gid > 0:
+            self.expanded.discard(gid)
+
+    def reveal(self, node: int) -> None:
+        """Expand every group holding `node`, so it is drawn on its own."""
+        for gid in self.tree.ancestors(node):
+            self.expanded.add(gid)
+
+    def item_of_group(self, gid: int) -> int:
+        return len(self.tree.graph) + gid
+
+    def build(self) -> ViewGraph:
+        """The visible items and the edges between them, aggregated (self-edges of a group dropped)."""
+        tree, n = self.tree, len(self.tree.graph)
+        rep = np.arange(n, dtype=np.int64)
+        items: list[int] = []
+        stack = [0]
+        while stack:
+            gid = stack.pop()
+            group = tree.groups[gid]
+            items.extend(group.nodes)
+            for child in group.groups:
+                if child in self.expanded:
+                    stack.append(child)
+                else:
+                    items.append(n + child)
+                    c = tree.groups[child]
+                    rep[tree.order[c.start:c.end]] = n + child
+        src, dst = rep[tree.graph.src], rep[tree.graph.dst]
+        keep = src != dst
+        pairs = src[keep] * (n + len(tree.groups)) + dst[keep]
+        unique, counts = np.unique(pairs, return_counts=True)
+        width = n + len(tree.groups)
+        return ViewGraph(items=np.array(sorted(items, key=lambda it: self._first(it)), dtype=np.int64), rep=rep,
+                         edge_src=unique // width, edge_dst=unique % width, edge_count=counts, n_nodes=n)
+
+    def _first(self, item: int) -> int:
+        n = len(self.tree.graph)
+        return int(self.tree.first[item - n]) if item >= n else item
