@@ -18,10 +18,16 @@ OVERLAYS_FOLLOWING_RUNS = ("time", "diff")
 
 
 def build_tree(handle) -> GroupTree:
-    """The grouped graph of a loaded model (background thread)."""
+    """The grouped graph of a loaded model (background thread). Its objects live as long as the model is open
+    and hold no reference cycles, so they are moved out of the cyclic collector's generations: otherwise every
+    full collection (which runs on the GUI thread) walks a big graph's hundreds of thousands of objects."""
+    import gc
+
     from accelstudio.core.model.graph_extract import op_graph_for_handle
 
-    return GroupTree(op_graph_for_handle(handle))
+    tree = GroupTree(op_graph_for_handle(handle))
+    gc.freeze()
+    return tree
 
 
 def artifact_node_names(run) -> set[str] | None:

@@ -186,14 +186,25 @@ class GraphView(QWidget):
         self.drawing = None
         self.scene.clear()
         self.boxes.clear()
-        self.overlay = op_overlay(tree.graph) if tree is not None else None
-        self.colors = OverlayColors(self.overlay) if self.overlay is not None else None
+        self.overlay = self.colors = None
         self.overlay_actions["op"].setChecked(True)
         self.overlay_button.setText("Colour by: Op type")
         self._show_legend()
         if tree is not None:
             self.show_message(f"{len(tree.graph):,} nodes in {len(tree.groups) - 1:,} groups; laying out…")
             self.relayout()
+            self._default_overlay(tree)
+
+    def _default_overlay(self, tree: GroupTree) -> None:
+        """Op types, worked out with the layout (off the GUI thread when there is a runner)."""
+        def done(overlay: Overlay) -> None:
+            if self.tree is tree and self.overlay is None:
+                self.set_overlay(overlay)
+
+        if self._submit is None:
+            done(op_overlay(tree.graph))
+        else:
+            self._submit("graph-op-overlay", lambda: op_overlay(tree.graph), done)
 
     def relayout(self) -> None:
         """Lay the current expanded state out in the background and draw it when done."""
@@ -312,18 +323,18 @@ class GraphView(QWidget):
         if self.colors is None:
             return
         for item, box in self.boxes.items():
-            box.set_fill(self._item_color(item))
-            box.setToolTip(self.item_tooltip(item))
+            stats = group_stats(self.overlay, self.tree, item - self.n_nodes) if item >= self.n_nodes else None
+            box.set_fill(self._item_color(item, stats))
+            box.setToolTip(self.item_tooltip(item, stats))
 
-    def _item_color(self, item: int):
+    def _item_color(self, item: int, stats):
         if item < self.n_nodes:
             return self.colors.node(item)
-        stats = group_stats(self.overlay, self.tree, item - self.n_nodes)
         if self.overlay.categories is not None:
             return self.colors.label(dominant_label(stats))
         return self.colors.value(stats.value(self.overlay.group_stat))
 
-    def item_tooltip(self, item: int) -> str:
+    def item_tooltip(self, item: int, stats=None) -> str:
         """Name, op type / size, layer and the overlay's value (min / max / sum for a group)."""
         n, overlay = self.n_nodes, self.overlay
         if item < n:
@@ -339,7 +350,7 @@ class GraphView(QWidget):
         group = self.tree.groups[item - n]
         lines = [f"<b>{html.escape(group.path.lstrip('/'))}</b>", f"{group.size():,} nodes · double-click to expand"]
         if overlay is not None:
-            stats = group_stats(overlay, self.tree, item - n)
+            stats = stats or group_stats(overlay, self.tree, item - n)
             if overlay.categories is not None:
                 lines += [f"{html.escape(label or '–')}: {count}" for label, count in stats.counts[:8]]
             else:

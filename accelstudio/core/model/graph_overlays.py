@@ -9,7 +9,6 @@ the run's layers, the profile and the sensitivity study use; profile entries tha
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -44,6 +43,14 @@ class Overlay:
     note: str = ""
     group_stat: str = "sum"
     extra: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if self.categories is not None:  # label codes, so group counts are one bincount, not a Python loop
+            index: dict[str, int] = {}
+            codes = np.fromiter((index.setdefault(c, len(index)) for c in self.categories), dtype=np.int64,
+                                count=len(self.categories))
+            object.__setattr__(self, "codes", codes)
+            object.__setattr__(self, "labels", tuple(index))
 
     @property
     def empty(self) -> bool:
@@ -215,8 +222,10 @@ def group_stats(overlay: Overlay, tree: GroupTree, gid: int) -> GroupStats:
         if not len(values):
             return GroupStats(np.nan, np.nan, np.nan, 0)
         return GroupStats(float(values.min()), float(values.max()), float(values.sum()), int(len(values)))
-    counts = Counter(overlay.categories[i] for i in nodes.tolist())
-    return GroupStats(np.nan, np.nan, np.nan, len(nodes), tuple(counts.most_common()))
+    counts = np.bincount(overlay.codes[nodes], minlength=len(overlay.labels))
+    order = np.argsort(-counts, kind="stable")
+    pairs = tuple((overlay.labels[i], int(counts[i])) for i in order.tolist() if counts[i])
+    return GroupStats(np.nan, np.nan, np.nan, len(nodes), pairs)
 
 
 def dominant_label(stats: GroupStats, quiet: tuple[str, ...] = (NO_WEIGHTS, UNCHANGED, "")) -> str:
