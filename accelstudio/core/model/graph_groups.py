@@ -64,6 +64,28 @@ def scope_parts(name: str) -> list[str]:
     return []
 
 
+def _common_prefix(a: list[str], b: list[str]) -> list[str]:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return a[:n]
+
+
+def _blocks(items: list[tuple[str, int]], max_children: int) -> list[list[tuple[str, int]]]:
+    """Split a too-wide level: first each run of loose nodes between groups becomes one block (groups stay
+    themselves); when that is still too wide, consecutive items are chunked evenly."""
+    runs: list[list[tuple[str, int]]] = []
+    for item in items:
+        if item[0] == "n" and runs and runs[-1][-1][0] == "n":
+            runs[-1].append(item)
+        else:
+            runs.append([item])
+    if 1 < len(runs) <= max_children:
+        return runs
+    chunk = max(-(-len(items) // max_children), 1)
+    return [items[lo:lo + chunk] for lo in range(0, len(items), chunk)]
+
+
 def node_label(name: str) -> str:
     """The last part of a node name ('/enc/layer.0/attn/MatMul' -> 'MatMul')."""
     return [p for p in _SPLIT.split(name) if p][-1] if name.strip("/") else name
@@ -76,19 +98,36 @@ class GroupTree:
         self.graph = graph
         self.groups: list[Group] = [Group("", "", -1)]
         self.node_group = np.zeros(len(graph), dtype=np.int64)
+        self._consumers: list[list[int]] = [[] for _ in range(len(graph))]
+        for a, b in zip(graph.src.tolist(), graph.dst.tolist()):
+            self._consumers[a].append(b)
+        self.rank = self._ranks()
+        self._first_memo: dict[int, float] = {}
         self._build(max_children)
         self.order, self.position = self._number()
-        # first (topological) node index of each group: sorting items by it keeps the graph's own order
-        self.first = np.array([int(self.order[g.start:g.end].min()) if g.end > g.start else 0
-                               for g in self.groups], dtype=np.int64)
+        # where each group sits in the graph's order: sorting items by it keeps the order topological
+        self.first = np.array([float(self.rank[self.order[g.start:g.end]].min()) if g.end > g.start else 0.0
+                               for g in self.groups])
+        del self._consumers, self._first_memo
+
+    def _ranks(self) -> np.ndarray:
+        """A topological position per node: its index, except that a node with no inputs from other nodes (a
+        constant, a weight copy) sits just before its first consumer rather than wherever the exporter put it."""
+        rank = np.arange(len(self.graph), dtype=float)
+        has_input = np.zeros(len(self.graph), dtype=bool)
+        has_input[self.graph.dst] = True
+        for i in range(len(self.graph) - 1, -1, -1):
+            if not has_input[i] and self._consumers[i]:
+                rank[i] = min(rank[c] for c in self._consumers[i]) - 0.5
+        return rank
 
     # -- building ------------------------------------------------------------------------------------------
     def _build(self, max_children: int) -> None:
         index: dict[str, int] = {"": 0}
-        for i, name in enumerate(self.graph.names):
+        for i, scopes in enumerate(self._node_scopes()):
             parent = 0
             path = ""
-            for part in scope_parts(name):
+            for part in scopes:
                 path = f"{path}/{part}"
                 child = index.get(path)
                 if child is None:
@@ -102,6 +141,24 @@ class GroupTree:
         self._fold_single_children()
         for gid in range(len(self.groups)):
             self._split_wide(gid, max_children)
+
+    def _node_scopes(self) -> list[list[str]]:
+        """Each node's scopes from its name; a node named without scopes (the constants and weight copies an
+        exporter adds, 'Constant_117': nodes with no input from another node) joins the scopes its consumers share, so it sits next to what uses it."""
+        graph, consumers = self.graph, self._consumers
+        scopes = [scope_parts(name) for name in graph.names]
+        has_input = np.zeros(len(graph), dtype=bool)
+        has_input[graph.dst] = True
+        for i in range(len(graph) - 1, -1, -1):  # consumers come later: their scopes are settled first
+            if scopes[i] or has_input[i] or not consumers[i]:
+                continue
+            shared = scopes[consumers[i][0]]
+            for j in consumers[i][1:]:
+                shared = _common_prefix(shared, scopes[j])
+                if not shared:
+                    break
+            scopes[i] = shared
+        return scopes
 
     def _fold_single_children(self) -> None:
         """A group holding one node and nothing else is that node (drawn with the group's name)."""
@@ -123,10 +180,12 @@ class GroupTree:
             group.groups = [g for kind, g in items if kind == "g"]
             return
         items.sort(key=lambda item: self._first_node(item))
-        chunk = max(-(-len(items) // max_children), 1)
         group.groups, group.nodes = [], []
-        for lo in range(0, len(items), chunk):
-            part = items[lo:lo + chunk]
+        for part in _blocks(items, max_children):
+            if len(part) == 1:
+                kind, idx = part[0]
+                (group.groups if kind == "g" else group.nodes).append(idx)
+                continue
             label = f"{self._item_label(part[0])} … {self._item_label(part[-1])}"
             block = len(self.groups)
             self.groups.append(Group(f"{group.path}/{label}", label, gid,
@@ -143,13 +202,15 @@ class GroupTree:
         kind, idx = item
         return self.groups[idx].label if kind == "g" else node_label(self.graph.names[idx])
 
-    def _first_node(self, item: tuple[str, int]) -> int:
+    def _first_node(self, item: tuple[str, int]) -> float:
         kind, idx = item
         if kind == "n":
-            return idx
-        group = self.groups[idx]
-        firsts = [n for n in group.nodes[:1]] + [self._first_node(("g", g)) for g in group.groups[:1]]
-        return min(firsts) if firsts else 0
+            return float(self.rank[idx])
+        if idx not in self._first_memo:
+            group = self.groups[idx]
+            firsts = [float(self.rank[n]) for n in group.nodes] + [self._first_node(("g", g)) for g in group.groups]
+            self._first_memo[idx] = min(firsts) if firsts else 0.0
+        return self._first_memo[idx]
 
     def _number(self) -> tuple[np.ndarray, np.ndarray]:
         order: list[int] = []
@@ -269,6 +330,6 @@ class GraphView:
         return ViewGraph(items=np.array(sorted(items, key=lambda it: self._first(it)), dtype=np.int64), rep=rep,
                          edge_src=unique // width, edge_dst=unique % width, edge_count=counts, n_nodes=n)
 
-    def _first(self, item: int) -> int:
+    def _first(self, item: int) -> float:
         n = len(self.tree.graph)
-        return int(self.tree.first[item - n]) if item >= n else item
+        return float(self.tree.first[item - n]) if item >= n else float(self.tree.rank[item])
