@@ -30,7 +30,10 @@ def op_graph_from_onnx(model: Any, with_layers: bool = True) -> OpGraph:
             if out:
                 producer[out] = i
     src, dst = [], []
+    stored = {init.name for init in model.graph.initializer}
+    constant = np.zeros(len(nodes), dtype=bool)
     for i, node in enumerate(nodes):
+        constant[i] = all(not v or v in stored for v in node.input)  # reads no graph input, no node output
         for value in dict.fromkeys(node.input):
             j = producer.get(value)
             if j is not None and j != i:
@@ -46,7 +49,7 @@ def op_graph_from_onnx(model: Any, with_layers: bool = True) -> OpGraph:
             if i is not None:
                 layers[i] = found.name
     return OpGraph(names=tuple(names), op_types=tuple(n.op_type for n in nodes), layers=tuple(layers),
-                   src=np.asarray(src, dtype=np.int64), dst=np.asarray(dst, dtype=np.int64))
+                   src=np.asarray(src, dtype=np.int64), dst=np.asarray(dst, dtype=np.int64), constant=constant)
 
 
 def _unique_names(nodes: list) -> list[str]:

@@ -24,13 +24,16 @@ _SPLIT = re.compile(r"[/]+")
 @dataclass(frozen=True)
 class OpGraph:
     """A flat operator graph: node names (unique), op types, the layer (table row) each node belongs to ("" for
-    none), and edges as two index arrays (source -> destination), nodes in topological order when known."""
+    none), and edges as two index arrays (source -> destination), nodes in topological order when known.
+    `constant[i]` is True for a node that reads stored values only (no graph input, no other node's output);
+    None: only Constant nodes are."""
 
     names: tuple[str, ...]
     op_types: tuple[str, ...]
     layers: tuple[str, ...]
     src: np.ndarray
     dst: np.ndarray
+    constant: np.ndarray | None = None
 
     def __len__(self) -> int:
         return len(self.names)
@@ -143,14 +146,15 @@ class GroupTree:
             self._split_wide(gid, max_children)
 
     def _node_scopes(self) -> list[list[str]]:
-        """Each node's scopes from its name; a node named without scopes (the constants and weight copies an
-        exporter adds, 'Constant_117': nodes with no input from another node) joins the scopes its consumers share, so it sits next to what uses it."""
+        """Each node's scopes from its name, except that a node computing from stored values only (the constants
+        and weight copies an exporter adds, 'Constant_117', often named without scopes or, in converted
+        models, after the weight they make) takes the scopes its consumers share, so it sits with what uses it."""
         graph, consumers = self.graph, self._consumers
         scopes = [scope_parts(name) for name in graph.names]
-        has_input = np.zeros(len(graph), dtype=bool)
-        has_input[graph.dst] = True
+        constant = graph.constant if graph.constant is not None else np.array(
+            [op == "Constant" for op in graph.op_types], dtype=bool)
         for i in range(len(graph) - 1, -1, -1):  # consumers come later: their scopes are settled first
-            if scopes[i] or has_input[i] or not consumers[i]:
+            if not constant[i] or not consumers[i]:
                 continue
             shared = scopes[consumers[i][0]]
             for j in consumers[i][1:]:
