@@ -186,9 +186,10 @@ def sensitivity_overlay(graph: OpGraph, study: Any | None) -> Overlay:
 
 def diff_overlay(graph: OpGraph, summary: Any, run_a: Any, run_b: Any,
                  nodes_b: set[str] | None = None, nodes_a: set[str] | None = None) -> Overlay:
-    """What run B did to each layer that run A did not: quantized (precision changed), pruned (sparsity
-    changed by more than half a point), removed (in A's optimized graph, not in B's, when both graphs are
-    given as node-name sets) - from the two runs' recipes and stored per-layer results."""
+    """What run B did to each node that run A did not: quantized (its layer's stored precision changed),
+    pruned (its layer's sparsity changed by more than half a point) - from the two runs' recipes and stored
+    per-layer results - or removed (in A's optimized graph but not in B's, when both graphs are given as
+    node-name sets: a node a quantizer replaced, or one pruning took out)."""
     recipe_a, backend_a = run_recipe(run_a)
     recipe_b, backend_b = run_recipe(run_b)
     prec_a, prec_b = layer_precisions(summary, recipe_a, backend_a), layer_precisions(summary, recipe_b, backend_b)
@@ -196,21 +197,25 @@ def diff_overlay(graph: OpGraph, summary: Any, run_a: Any, run_b: Any,
     sparse_b = {d["name"]: float(d.get("achieved", 0.0)) for d in run_b.layers or []}
     cats = []
     for name, layer in zip(graph.names, graph.layers):
-        if nodes_a is not None and nodes_b is not None and name in nodes_a and name not in nodes_b:
+        quantized = bool(layer) and _stored_as(prec_a.get(layer)) != _stored_as(prec_b.get(layer))
+        pruned = bool(layer) and abs(sparse_a.get(layer, 0.0) - sparse_b.get(layer, 0.0)) > 0.005
+        if quantized or pruned:
+            cats.append("quantized + pruned" if quantized and pruned else "quantized" if quantized else "pruned")
+        elif nodes_a is not None and nodes_b is not None and name in nodes_a and name not in nodes_b:
             cats.append("removed")
-            continue
-        if not layer:
+        else:
             cats.append(UNCHANGED)
-            continue
-        quantized = prec_a.get(layer) != prec_b.get(layer)
-        pruned = abs(sparse_a.get(layer, 0.0) - sparse_b.get(layer, 0.0)) > 0.005
-        cats.append("quantized + pruned" if quantized and pruned else "quantized" if quantized
-                    else "pruned" if pruned else UNCHANGED)
     note = f"run {run_b.run_id} against run {run_a.run_id}"
     added = len(nodes_b - nodes_a) if nodes_a is not None and nodes_b is not None else None
     if added:
         note += f"; {added} node(s) added in run {run_b.run_id}'s graph (not drawn: not in this model)"
     return Overlay("diff", "Diff", categories=tuple(cats), note=note, extra={"added": added or 0})
+
+
+def _stored_as(precision: str | None) -> str | None:
+    """What a precision label means for the stored weights: the float32 labels are all the same."""
+    return "fp32" if precision in ("fp32", "float32", KEPT_FLOAT) or (precision or "").endswith("(fp32)") \
+        else precision
 
 
 def group_stats(overlay: Overlay, tree: GroupTree, gid: int) -> GroupStats:
