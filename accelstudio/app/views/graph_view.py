@@ -252,7 +252,7 @@ class GraphView(QWidget):
         layout = drawing.layout
         for gid, left, top, right, bottom in drawing.frames:
             self.scene.addItem(FrameItem(gid, QRectF(left, top, right - left, bottom - top),
-                                         self.tree.groups[gid].path.lstrip("/")))
+                                         self.tree.groups[gid].label))
         for k, item in enumerate(drawing.items.tolist()):
             box = BoxItem(item, item >= self.n_nodes, float(layout.x[k]), float(layout.y[k]),
                           float(layout.widths[k]), drawing.titles[k], drawing.subtitles[k])

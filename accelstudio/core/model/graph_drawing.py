@@ -10,7 +10,8 @@ import numpy as np
 from accelstudio.core.model.graph_groups import GraphView, GroupTree, ViewGraph, node_label
 from accelstudio.core.model.graph_layout import NODE_HEIGHT, Layout, layered_layout
 
-FRAME_PAD = 10.0
+FRAME_PAD = 8.0
+HEADER_ROOM = 20.0  # above a frame holding other frames, so the tabs with the group names do not overlap
 CHAR_WIDTH = 6.4  # app/views/graph_items.CHAR_WIDTH: the layout cannot ask Qt for font metrics off the GUI thread
 
 
@@ -41,7 +42,7 @@ def item_text(tree: GroupTree, item: int) -> tuple[str, str]:
     op = tree.graph.op_types[item]
     layer = tree.graph.layers[item]
     label = layer.rsplit(".", 1)[-1] if layer else node_label(tree.graph.names[item])
-    return op, label if label != op else ""
+    return op, "" if label.startswith(op) else label
 
 
 def box_width(title: str, subtitle: str) -> float:
@@ -85,11 +86,16 @@ def _frames(tree: GroupTree, items: np.ndarray, layout: Layout, expanded: frozen
         while g > 0:
             d, g = d + 1, tree.groups[g].parent
         depth[gid] = d
+    nested = {gid: 0 for gid in boxes}  # how many expanded frames lie inside each one, at most
+    for gid in sorted(boxes, key=lambda g: -depth[g]):
+        parent = tree.groups[gid].parent
+        if gid in expanded and parent in nested:
+            nested[parent] = max(nested[parent], nested[gid] + 1)
     out = []
     for gid in sorted(boxes, key=lambda g: depth[g]):
         if gid not in expanded:
             continue
-        pad = FRAME_PAD * max(1, 4 - depth[gid]) / 2
+        side, top_pad = FRAME_PAD * (1 + nested[gid]), FRAME_PAD + HEADER_ROOM * nested[gid]
         left, top, right, bottom = boxes[gid]
-        out.append((gid, left - pad, top - pad, right + pad, bottom + pad))
+        out.append((gid, left - side, top - top_pad, right + side, bottom + side))
     return tuple(out)

@@ -23,17 +23,18 @@ class GraphUnavailableError(AccelStudioError):
 def op_graph_from_onnx(model: Any, with_layers: bool = True) -> OpGraph:
     """The main graph of an onnx.ModelProto: nodes in stored (topological) order, edges along tensors."""
     nodes = list(model.graph.node)
-    names = _unique_names(nodes)
     producer: dict[str, int] = {}
     for i, node in enumerate(nodes):
         for out in node.output:
             if out:
                 producer[out] = i
-    src, dst = [], []
     stored = {init.name for init in model.graph.initializer}
     constant = np.zeros(len(nodes), dtype=bool)
+    for i, node in enumerate(nodes):  # reads no graph input and no output of a node that does
+        constant[i] = all(not v or v in stored or (v in producer and constant[producer[v]]) for v in node.input)
+    names = _unique_names(nodes, producer, stored, constant)
+    src, dst = [], []
     for i, node in enumerate(nodes):
-        constant[i] = all(not v or v in stored for v in node.input)  # reads no graph input, no node output
         for value in dict.fromkeys(node.input):
             j = producer.get(value)
             if j is not None and j != i:
@@ -52,15 +53,32 @@ def op_graph_from_onnx(model: Any, with_layers: bool = True) -> OpGraph:
                    src=np.asarray(src, dtype=np.int64), dst=np.asarray(dst, dtype=np.int64), constant=constant)
 
 
-def _unique_names(nodes: list) -> list[str]:
+def _unique_names(nodes: list, producer: dict[str, int], stored: set[str], constant: np.ndarray) -> list[str]:
+    """Node names, made unique. An unnamed node is named after the weight it reads ('conv2_1/x1_w_0/Conv'),
+    else placed in the scope of the node feeding it, under its output's name, so converted models that name
+    only their tensors still group by the weights' paths."""
     names, seen = [], set()
     for i, node in enumerate(nodes):
-        name = node.name or next((o for o in node.output if o), "") or f"{node.op_type}_{i}"
+        name = node.name or _derived_name(node, i, names, producer, stored, constant)
         if name in seen:
             name = f"{name}#{i}"
         seen.add(name)
         names.append(name)
     return names
+
+
+def _derived_name(node, i: int, names: list[str], producer: dict[str, int], stored: set[str],
+                  constant: np.ndarray) -> str:
+    output = next((o for o in node.output if o), "") or f"{node.op_type}_{i}"
+    if constant[i]:
+        return output
+    weight = next((v for v in node.input if v and (v in stored or (v in producer and constant[producer[v]]))), None)
+    if weight:
+        return f"{weight.strip('/')}/{node.op_type}"
+    feeder = next((producer[v] for v in node.input if v in producer), None)
+    if feeder is not None and "/" in names[feeder].strip("/"):
+        return f"{names[feeder].strip('/').rsplit('/', 1)[0]}/{output.rsplit('/', 1)[-1]}"
+    return output
 
 
 def op_graph_for_handle(handle: Any) -> OpGraph:

@@ -3,7 +3,7 @@
 Items arrive in the graph's topological order (ONNX stores nodes that way; groups take their first node's
 place), so an edge from a later item to an earlier one closes a cycle that grouping created and is drawn
 upward instead of taking part in layering. Steps: longest-path layering (each item one layer below its lowest
-predecessor), barycenter ordering sweeps (down and up) to reduce crossings, then x positions that pull each
+predecessor; items without predecessors just above their first consumer), barycenter ordering sweeps (down and up) to reduce crossings, then x positions that pull each
 item under the mean of its predecessors without overlapping its neighbours. Long edges get no dummy nodes:
 they are drawn as curves, which keeps the work linear in items + edges.
 
@@ -42,7 +42,7 @@ def layered_layout(n: int, src: Sequence[int], dst: Sequence[int], widths: Seque
     """Lay out `n` items (0..n-1, in topological order) with edges src[k] -> dst[k] and the given widths."""
     widths_arr = np.asarray(widths, dtype=float)
     preds, succs = _adjacency(n, src, dst)
-    layer = _layers(n, preds)
+    layer = _layers(n, preds, succs)
     rows = _initial_rows(layer)
     rank = np.zeros(n)
     _set_ranks(rows, rank)
@@ -73,11 +73,14 @@ def _adjacency(n: int, src: Sequence[int], dst: Sequence[int]) -> tuple[list[lis
     return preds, succs
 
 
-def _layers(n: int, preds: list[list[int]]) -> np.ndarray:
+def _layers(n: int, preds: list[list[int]], succs: list[list[int]]) -> np.ndarray:
     layer = np.zeros(n, dtype=np.int64)
     for v in range(n):  # predecessors always come earlier
         if preds[v]:
             layer[v] = max(layer[u] for u in preds[v]) + 1
+    for v in range(n - 1, -1, -1):  # sources (constants, weights) sit just above their first consumer
+        if not preds[v] and succs[v]:
+            layer[v] = max(min(layer[w] for w in succs[v]) - 1, 0)
     return layer
 
 
