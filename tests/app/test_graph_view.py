@@ -12,7 +12,7 @@ from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QInputDialog
 
 from accelstudio.app.views.graph_view import GraphView
-from accelstudio.core.model import graph_overlays as ov
+from accelstudio.core.graphs import overlays as ov
 from accelstudio.core.model.graph_extract import synthetic_transformer_graph
 from accelstudio.core.model.graph_groups import GroupTree
 

@@ -11,8 +11,8 @@ import onnx
 import pytest
 
 from accelstudio.core.model.graph_drawing import draw_state
-from accelstudio.core.model.graph_extract import (GraphUnavailableError, op_graph_for_handle, op_graph_from_onnx,
-                                                  synthetic_transformer_graph)
+from accelstudio.core.graphs.source import GraphUnavailableError, op_graph_for_handle
+from accelstudio.core.model.graph_extract import op_graph_from_onnx, synthetic_transformer_graph
 from accelstudio.core.model.graph_groups import MAX_CHILDREN, GraphView, GroupTree, OpGraph, scope_parts
 from accelstudio.core.model.graph_layout import edges_point_down, layered_layout, overlaps_in_layers
 

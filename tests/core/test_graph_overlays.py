@@ -7,9 +7,10 @@ import numpy as np
 import pytest
 
 from accelstudio.core.job import JobSpec, RunResult, RuntimeSettings
-from accelstudio.core.model.graph_extract import op_graph_for_handle, synthetic_transformer_graph
+from accelstudio.core.graphs.source import op_graph_for_handle
+from accelstudio.core.model.graph_extract import synthetic_transformer_graph
 from accelstudio.core.model.graph_groups import GroupTree
-from accelstudio.core.model import graph_overlays as ov
+from accelstudio.core.graphs import overlays as ov
 from accelstudio.core.model.inspect import inspect_model
 from accelstudio.core.model.loading import open_model
 from accelstudio.core.recipe import Recipe
@@ -109,7 +110,7 @@ def test_sensitivity_comes_from_a_stored_study(cnn, tmp_path):
 
 
 def test_diff_of_two_real_runs_pruned_against_quantized(cnn):
-    from accelstudio.core.model.graph_runs import diff_of
+    from accelstudio.core.graphs.runs import diff_of
     from accelstudio.core.pipeline import run_job
 
     graph, summary = cnn

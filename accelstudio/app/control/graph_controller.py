@@ -9,8 +9,8 @@ from PySide6.QtCore import QObject, Signal
 from accelstudio.app.control.state import with_override
 from accelstudio.core.errors import AccelStudioError
 from accelstudio.core.model.graph_groups import GroupTree
-from accelstudio.core.model import graph_overlays as ov
-from accelstudio.core.model.graph_runs import best_study, diff_of
+from accelstudio.core.graphs import overlays as ov
+from accelstudio.core.graphs.runs import best_study, diff_of
 
 OVERLAYS_FOLLOWING_RECIPE = ("sparsity", "precision")
 OVERLAYS_FOLLOWING_RUNS = ("time", "diff")
@@ -22,7 +22,7 @@ def build_tree(handle) -> GroupTree:
     full collection (which runs on the GUI thread) walks a big graph's hundreds of thousands of objects."""
     import gc
 
-    from accelstudio.core.model.graph_extract import op_graph_for_handle
+    from accelstudio.core.graphs.source import op_graph_for_handle
 
     tree = GroupTree(op_graph_for_handle(handle))
     gc.freeze()

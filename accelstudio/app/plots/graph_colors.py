@@ -16,7 +16,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtGui import QColor
 
-from accelstudio.core.model.graph_overlays import KEPT_FLOAT, NO_WEIGHTS, UNCHANGED, Overlay
+from accelstudio.core.graphs.overlays import KEPT_FLOAT, NO_WEIGHTS, UNCHANGED, Overlay
 
 NONE_COLOR = QColor("#e4e4e4")
 FIXED = {

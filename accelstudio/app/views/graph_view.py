@@ -25,7 +25,7 @@ from accelstudio.app.plots.plot_export import ExportError, export_png, export_sv
 from accelstudio.app.views.graph_items import BoxItem, FrameItem, edge_items
 from accelstudio.core.model.graph_drawing import Drawing, draw_state
 from accelstudio.core.model.graph_groups import GraphView as ExpandState, GroupTree
-from accelstudio.core.model.graph_overlays import (OVERLAYS, Overlay, dominant_label, group_stats, op_overlay)
+from accelstudio.core.graphs.overlays import (OVERLAYS, Overlay, dominant_label, group_stats, op_overlay)
 from accelstudio.core.model.graph_layout import NODE_HEIGHT
 
 ZOOM_STEP = 1.2

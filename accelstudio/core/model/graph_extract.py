@@ -1,5 +1,5 @@
-"""The operator graph of a model, for the Graph tab: ONNX graphs as they are, torch modules through the same
-in-memory ONNX export the onnxruntime runs use (core/compress/export.py), so node names carry the module paths.
+"""The operator graph of an ONNX model, for the Graph tab (torch models come through their ONNX export: see
+accelstudio.core.graphs.source), and a synthetic transformer-shaped graph for benchmarks and tests.
 
 Nodes without a name (common in converted models) are named after their first output, which usually holds the
 producer's scope too (`gpu_0/res2_0_branch2a_1`). Each node carries the layer (table row) it computes, by the
@@ -12,12 +12,7 @@ from typing import Any
 
 import numpy as np
 
-from accelstudio.core.errors import AccelStudioError
 from accelstudio.core.model.graph_groups import OpGraph
-
-
-class GraphUnavailableError(AccelStudioError):
-    """The model has no operator graph the app can show (the message says why and what to do)."""
 
 
 def op_graph_from_onnx(model: Any, with_layers: bool = True) -> OpGraph:
@@ -79,25 +74,6 @@ def _derived_name(node, i: int, names: list[str], producer: dict[str, int], stor
     if feeder is not None and "/" in names[feeder].strip("/"):
         return f"{names[feeder].strip('/').rsplit('/', 1)[0]}/{output.rsplit('/', 1)[-1]}"
     return output
-
-
-def op_graph_for_handle(handle: Any) -> OpGraph:
-    """The graph of a loaded model: ONNX directly, torch through its ONNX export. GraphUnavailableError for a
-    model known only by data (opened in a separate process) or one torch cannot export."""
-    backend = getattr(handle, "backend", None)
-    if getattr(handle, "onnx_model", None) is not None:
-        return op_graph_from_onnx(handle.onnx_model)
-    if backend == "torch" and getattr(handle, "module", None) is not None:
-        from accelstudio.core.compress.export import to_onnx_handle
-
-        try:
-            exported = to_onnx_handle(handle)
-        except AccelStudioError as exc:
-            raise GraphUnavailableError(f"{handle.name}: no graph to show: {exc}") from None
-        return op_graph_from_onnx(exported.onnx_model)
-    name = getattr(handle, "name", "model")
-    raise GraphUnavailableError(f"{name}: this model was opened in a separate process and only its layers came "
-                                "back, so there is no graph to draw; the layer table lists its layers")
 
 
 def synthetic_transformer_graph(n_nodes: int, seed: int = 0) -> OpGraph:

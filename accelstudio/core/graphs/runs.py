@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from accelstudio.core.model import graph_overlays as ov
+from accelstudio.core.graphs import overlays as ov
 
 
 def artifact_node_names(run) -> set[str] | None:
