@@ -46,10 +46,10 @@ def _check_view(tree: GroupTree, state: GraphView) -> None:
 
 
 def test_scopes_come_from_exporter_names_and_module_paths():
-    assert scope_parts("/encoder/layer.0/attention/self/query/MatMul") == [
-        "encoder", "layer.0", "attention", "self", "query"]
-    assert scope_parts("encoder.layer.0.attention") == ["encoder", "layer", "0"]
-    assert scope_parts("Relu_12") == []
+    assert scope_parts("/encoder/layer.0/attention/self/query/MatMul") == (
+        "encoder", "layer.0", "attention", "self", "query")
+    assert scope_parts("encoder.layer.0.attention") == ("encoder", "layer", "0")
+    assert scope_parts("Relu_12") == ()
 
 
 def test_hierarchy_folds_single_nodes_and_splits_wide_levels():

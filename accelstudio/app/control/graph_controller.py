@@ -24,7 +24,9 @@ def build_tree(handle) -> GroupTree:
 
     from accelstudio.core.graphs.source import op_graph_for_handle
 
-    tree = GroupTree(op_graph_for_handle(handle))
+    graph = op_graph_for_handle(handle)
+    gc.freeze()  # also between the steps: a collection may start on the GUI thread while the tree is built
+    tree = GroupTree(graph)
     gc.freeze()
     return tree
 

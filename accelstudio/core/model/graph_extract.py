@@ -18,19 +18,21 @@ from accelstudio.core.model.graph_groups import OpGraph
 def op_graph_from_onnx(model: Any, with_layers: bool = True) -> OpGraph:
     """The main graph of an onnx.ModelProto: nodes in stored (topological) order, edges along tensors."""
     nodes = list(model.graph.node)
+    inputs = [list(node.input) for node in nodes]  # read each protobuf field once: 50k nodes add up
+    outputs = [list(node.output) for node in nodes]
     producer: dict[str, int] = {}
-    for i, node in enumerate(nodes):
-        for out in node.output:
+    for i, outs in enumerate(outputs):
+        for out in outs:
             if out:
                 producer[out] = i
     stored = {init.name for init in model.graph.initializer}
-    constant = np.zeros(len(nodes), dtype=bool)
-    for i, node in enumerate(nodes):  # reads no graph input and no output of a node that does
-        constant[i] = all(not v or v in stored or (v in producer and constant[producer[v]]) for v in node.input)
-    names = _unique_names(nodes, producer, stored, constant)
+    constant: list[bool] = []
+    for ins in inputs:  # reads no graph input and no output of a node that does
+        constant.append(all(not v or v in stored or (v in producer and constant[producer[v]]) for v in ins))
+    names = _unique_names(nodes, inputs, outputs, producer, stored, constant)
     src, dst = [], []
-    for i, node in enumerate(nodes):
-        for value in dict.fromkeys(node.input):
+    for i, ins in enumerate(inputs):
+        for value in dict.fromkeys(ins):
             j = producer.get(value)
             if j is not None and j != i:
                 src.append(j)
@@ -45,16 +47,18 @@ def op_graph_from_onnx(model: Any, with_layers: bool = True) -> OpGraph:
             if i is not None:
                 layers[i] = found.name
     return OpGraph(names=tuple(names), op_types=tuple(n.op_type for n in nodes), layers=tuple(layers),
-                   src=np.asarray(src, dtype=np.int64), dst=np.asarray(dst, dtype=np.int64), constant=constant)
+                   src=np.asarray(src, dtype=np.int64), dst=np.asarray(dst, dtype=np.int64),
+                   constant=np.asarray(constant, dtype=bool))
 
 
-def _unique_names(nodes: list, producer: dict[str, int], stored: set[str], constant: np.ndarray) -> list[str]:
+def _unique_names(nodes: list, inputs: list[list[str]], outputs: list[list[str]], producer: dict[str, int],
+                  stored: set[str], constant: list[bool]) -> list[str]:
     """Node names, made unique. An unnamed node is named after the weight it reads ('conv2_1/x1_w_0/Conv'),
     else placed in the scope of the node feeding it, under its output's name, so converted models that name
     only their tensors still group by the weights' paths."""
     names, seen = [], set()
     for i, node in enumerate(nodes):
-        name = node.name or _derived_name(node, i, names, producer, stored, constant)
+        name = node.name or _derived_name(node.op_type, i, inputs[i], outputs[i], names, producer, stored, constant)
         if name in seen:
             name = f"{name}#{i}"
         seen.add(name)
@@ -62,15 +66,15 @@ def _unique_names(nodes: list, producer: dict[str, int], stored: set[str], const
     return names
 
 
-def _derived_name(node, i: int, names: list[str], producer: dict[str, int], stored: set[str],
-                  constant: np.ndarray) -> str:
-    output = next((o for o in node.output if o), "") or f"{node.op_type}_{i}"
+def _derived_name(op_type: str, i: int, ins: list[str], outs: list[str], names: list[str],
+                  producer: dict[str, int], stored: set[str], constant: list[bool]) -> str:
+    output = next((o for o in outs if o), "") or f"{op_type}_{i}"
     if constant[i]:
         return output
-    weight = next((v for v in node.input if v and (v in stored or (v in producer and constant[producer[v]]))), None)
+    weight = next((v for v in ins if v and (v in stored or (v in producer and constant[producer[v]]))), None)
     if weight:
-        return f"{weight.strip('/')}/{node.op_type}"
-    feeder = next((producer[v] for v in node.input if v in producer), None)
+        return f"{weight.strip('/')}/{op_type}"
+    feeder = next((producer[v] for v in ins if v in producer), None)
     if feeder is not None and "/" in names[feeder].strip("/"):
         return f"{names[feeder].strip('/').rsplit('/', 1)[0]}/{output.rsplit('/', 1)[-1]}"
     return output

@@ -12,13 +12,11 @@ nodes and edges, whatever is expanded. Only what is visible is ever turned into 
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
 MAX_CHILDREN = 48  # a group shows at most this many items when expanded; more become blocks
-_SPLIT = re.compile(r"[/]+")
 
 
 @dataclass(frozen=True)
@@ -39,35 +37,35 @@ class OpGraph:
         return len(self.names)
 
 
-@dataclass
 class Group:
     """One scope: `path` its full name ("" for the root), `label` what is drawn, the range [start, end) of
-    `GroupTree.order` it covers, its child groups and its direct child nodes."""
+    `GroupTree.order` it covers, its child groups and its direct child nodes. (A plain class with slots: a big
+    graph has tens of thousands of these, and a dataclass's generated __init__ is several times slower.)"""
 
-    path: str
-    label: str
-    parent: int
-    start: int = 0
-    end: int = 0
-    groups: list[int] = field(default_factory=list)
-    nodes: list[int] = field(default_factory=list)
+    __slots__ = ("path", "label", "parent", "start", "end", "groups", "nodes")
+
+    def __init__(self, path: str, label: str, parent: int, groups: list[int] | None = None,
+                 nodes: list[int] | None = None):
+        self.path, self.label, self.parent = path, label, parent
+        self.start = self.end = 0
+        self.groups = groups if groups is not None else []
+        self.nodes = nodes if nodes is not None else []
 
     def size(self) -> int:
         return self.end - self.start
 
 
-def scope_parts(name: str) -> list[str]:
-    """The scopes in a node name: '/enc/layer.0/attn/MatMul' -> ['enc', 'layer.0', 'attn'] (the last part is the
-    node itself); a torch module path 'enc.layer.0.attn' -> ['enc', 'layer', '0']; no scopes -> []."""
+def scope_parts(name: str) -> tuple[str, ...]:
+    """The scopes in a node name: '/enc/layer.0/attn/MatMul' -> ('enc', 'layer.0', 'attn') (the last part is the
+    node itself); a torch module path 'enc.layer.0.attn' -> ('enc', 'layer', '0'); no scopes -> ()."""
     if "/" in name:
-        parts = [p for p in _SPLIT.split(name) if p]
-        return parts[:-1]
+        return tuple(p for p in name.split("/") if p)[:-1]
     if "." in name:
-        return name.split(".")[:-1]
-    return []
+        return tuple(name.split(".")[:-1])
+    return ()
 
 
-def _common_prefix(a: list[str], b: list[str]) -> list[str]:
+def _common_prefix(a: tuple[str, ...], b: tuple[str, ...]) -> tuple[str, ...]:
     n = 0
     while n < min(len(a), len(b)) and a[n] == b[n]:
         n += 1
@@ -91,7 +89,7 @@ def _blocks(items: list[tuple[str, int]], max_children: int) -> list[list[tuple[
 
 def node_label(name: str) -> str:
     """The last part of a node name ('/enc/layer.0/attn/MatMul' -> 'MatMul')."""
-    return [p for p in _SPLIT.split(name) if p][-1] if name.strip("/") else name
+    return [p for p in name.split("/") if p][-1] if name.strip("/") else name
 
 
 class GroupTree:
@@ -126,26 +124,30 @@ class GroupTree:
 
     # -- building ------------------------------------------------------------------------------------------
     def _build(self, max_children: int) -> None:
-        index: dict[str, int] = {"": 0}
+        index: dict[tuple[str, ...], int] = {(): 0}
+        node_group = [0] * len(self.graph)
         for i, scopes in enumerate(self._node_scopes()):
-            parent = 0
-            path = ""
-            for part in scopes:
-                path = f"{path}/{part}"
-                child = index.get(path)
-                if child is None:
-                    child = len(self.groups)
-                    index[path] = child
-                    self.groups.append(Group(path, part, parent))
-                    self.groups[parent].groups.append(child)
-                parent = child
-            self.groups[parent].nodes.append(i)
-            self.node_group[i] = parent
+            gid = index.get(scopes)
+            if gid is None:
+                gid = self._add_scope(scopes, index)
+            self.groups[gid].nodes.append(i)
+            node_group[i] = gid
+        self.node_group = np.asarray(node_group, dtype=np.int64)
         self._fold_single_children()
         for gid in range(len(self.groups)):
             self._split_wide(gid, max_children)
 
-    def _node_scopes(self) -> list[list[str]]:
+    def _add_scope(self, scopes: tuple[str, ...], index: dict[tuple[str, ...], int]) -> int:
+        parent = index.get(scopes[:-1])
+        if parent is None:
+            parent = self._add_scope(scopes[:-1], index)
+        gid = len(self.groups)
+        index[scopes] = gid
+        self.groups.append(Group("/" + "/".join(scopes), scopes[-1], parent))
+        self.groups[parent].groups.append(gid)
+        return gid
+
+    def _node_scopes(self) -> list[tuple[str, ...]]:
         """Each node's scopes from its name, except that a node computing from stored values only (the constants
         and weight copies an exporter adds, 'Constant_117', often named without scopes or, in converted
         models, after the weight they make) takes the scopes its consumers share, so it sits with what uses it."""
