@@ -3,7 +3,7 @@ items with their labels and positions, the aggregated edges, and a frame per exp
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -62,40 +62,58 @@ def draw_state(tree: GroupTree, expanded: frozenset[int]) -> Drawing:
     texts = [item_text(tree, int(item)) for item in items.tolist()]
     widths = [box_width(t, s) for t, s in texts]
     layout = layered_layout(len(items), edge_a, edge_b, widths)
-    frames = _frames(tree, items, layout, expanded)
+    frames, layout = _frames(tree, items, layout, expanded)
     return Drawing(view=view, items=items, titles=tuple(t for t, _ in texts), subtitles=tuple(s for _, s in texts),
                    layout=layout, edge_a=edge_a, edge_b=edge_b, edge_count=view.edge_count, frames=frames,
                    expanded=frozenset(expanded))
 
 
 def _frames(tree: GroupTree, items: np.ndarray, layout: Layout, expanded: frozenset[int]):
+    """A frame per expanded group around its visible items, and the layout with room made for them: the layers
+    where frames start are moved down far enough for their name tabs, stacked outermost on top, so a tab never
+    covers an item of the layer above."""
     n = len(tree.graph)
-    boxes: dict[int, list[float]] = {}
-    depth: dict[int, int] = {}
+    extent: dict[int, list[float]] = {}  # group -> [left, right, first layer, last layer]
     for k, item in enumerate(items.tolist()):
         gid = int(tree.node_group[item]) if item < n else tree.groups[item - n].parent
-        left, right = layout.x[k] - layout.widths[k] / 2, layout.x[k] + layout.widths[k] / 2
-        top, bottom = layout.y[k] - NODE_HEIGHT / 2, layout.y[k] + NODE_HEIGHT / 2
+        left, right, row = layout.x[k] - layout.widths[k] / 2, layout.x[k] + layout.widths[k] / 2, layout.layer[k]
         while gid > 0:
-            box = boxes.setdefault(gid, [left, top, right, bottom])
-            box[0], box[1] = min(box[0], left), min(box[1], top)
-            box[2], box[3] = max(box[2], right), max(box[3], bottom)
+            box = extent.setdefault(gid, [left, right, row, row])
+            box[0], box[1] = min(box[0], left), max(box[1], right)
+            box[2], box[3] = min(box[2], row), max(box[3], row)
             gid = tree.groups[gid].parent
-    for gid in boxes:
-        d, g = 0, gid
-        while g > 0:
-            d, g = d + 1, tree.groups[g].parent
-        depth[gid] = d
-    nested = {gid: 0 for gid in boxes}  # how many expanded frames lie inside each one, at most
-    for gid in sorted(boxes, key=lambda g: -depth[g]):
+    shown = sorted((g for g in extent if g in expanded), key=lambda g: _depth(tree, g))  # outermost first
+    nested = {gid: 0 for gid in shown}  # how deep the expanded frames inside each one go
+    for gid in reversed(shown):
         parent = tree.groups[gid].parent
-        if gid in expanded and parent in nested:
+        if parent in nested:
             nested[parent] = max(nested[parent], nested[gid] + 1)
+    rows = int(layout.layer.max()) + 1 if len(layout.layer) else 0
+    starts, ends = [[] for _ in range(rows)], [[] for _ in range(rows)]
+    for gid in shown:
+        starts[int(extent[gid][2])].append(gid)
+        ends[int(extent[gid][3])].append(gid)
+    top_pad = {g: FRAME_PAD + HEADER_ROOM * (len(row) - 1 - i) for row in starts for i, g in enumerate(row)}
+    bottom_pad = {g: FRAME_PAD * (len(row) - i) for row in ends for i, g in enumerate(row)}
+    shift, total = np.zeros(rows), 0.0
+    for row in range(rows):
+        total += (FRAME_PAD + HEADER_ROOM * len(starts[row])) if starts[row] else 0.0
+        shift[row] = total
+        total += FRAME_PAD * (len(ends[row]) + 1) if ends[row] else 0.0
+    y = layout.y + shift[layout.layer] if rows else layout.y
+    moved = replace(layout, y=y, height=layout.height + total)
     out = []
-    for gid in sorted(boxes, key=lambda g: depth[g]):
-        if gid not in expanded:
-            continue
-        side, top_pad = FRAME_PAD * (1 + nested[gid]), FRAME_PAD + HEADER_ROOM * nested[gid]
-        left, top, right, bottom = boxes[gid]
-        out.append((gid, left - side, top - top_pad, right + side, bottom + side))
-    return tuple(out)
+    for gid in shown:
+        left, right, first, last = extent[gid]
+        side = FRAME_PAD * (1 + nested[gid])
+        top = float(y[layout.layer == first].min()) - NODE_HEIGHT / 2 - top_pad[gid]
+        bottom = float(y[layout.layer == last].max()) + NODE_HEIGHT / 2 + bottom_pad[gid]
+        out.append((gid, left - side, top, right + side, bottom))
+    return tuple(out), moved
+
+
+def _depth(tree: GroupTree, gid: int) -> int:
+    depth = 0
+    while gid > 0:
+        depth, gid = depth + 1, tree.groups[gid].parent
+    return depth
