@@ -14,7 +14,7 @@ from accelstudio.core.model.graph_drawing import draw_state
 from accelstudio.core.graphs.source import GraphUnavailableError, op_graph_for_handle
 from accelstudio.core.model.graph_extract import op_graph_from_onnx, synthetic_transformer_graph
 from accelstudio.core.model.graph_groups import MAX_CHILDREN, GraphView, GroupTree, OpGraph, scope_parts
-from accelstudio.core.model.graph_layout import edges_point_down, layered_layout, overlaps_in_layers
+from accelstudio.core.model.graph_layout import NODE_HEIGHT, edges_point_down, layered_layout, overlaps_in_layers
 
 LIGHT = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "light")
 
@@ -133,8 +133,26 @@ def test_layout_of_grouped_views_keeps_its_invariants_with_cycles_made_by_groupi
     drawing = draw_state(tree, frozenset(state.expanded))
     assert edges_point_down(drawing.layout, drawing.edge_a.tolist(), drawing.edge_b.tolist())
     assert overlaps_in_layers(drawing.layout) == 0
-    for gid, left, top, right, bottom in drawing.frames:  # a frame holds every visible item of its group
+    layout = drawing.layout
+    for gid, left, top, right, bottom in drawing.frames:
         assert gid in state.expanded and left < right and top < bottom
+        inside = set(tree.group_nodes(gid).tolist())
+        for k, item in enumerate(drawing.items.tolist()):
+            box = (layout.x[k] - layout.widths[k] / 2, layout.x[k] + layout.widths[k] / 2,
+                   layout.y[k] - NODE_HEIGHT / 2, layout.y[k] + NODE_HEIGHT / 2)
+            member = item in inside if item < len(tree.graph) else _within(tree, item - len(tree.graph), gid)
+            if member:  # the frame holds every visible item of its group
+                assert left <= box[0] and box[1] <= right and top <= box[2] and box[3] <= bottom
+            # no item sits under the name tab drawn above the frame
+            assert not (box[0] < right and box[1] > left and box[2] < top and box[3] > top - 16)
+
+
+def _within(tree: GroupTree, gid: int, ancestor: int) -> bool:
+    while gid > 0:
+        if gid == ancestor:
+            return True
+        gid = tree.groups[gid].parent
+    return False
 
 
 @pytest.mark.parametrize("name", ["light_resnet50.onnx", "light_densenet121.onnx"])
