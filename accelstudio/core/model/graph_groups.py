@@ -12,10 +12,12 @@ nodes and edges, whatever is expanded. Only what is visible is ever turned into 
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
 
+_OPAQUE = re.compile(r"[A-Za-z]{0,2}_?\d+")  # generated names such as 'n17', 'r_4'
 MAX_CHILDREN = 48  # a group shows at most this many items when expanded; more become blocks
 
 
@@ -192,7 +194,8 @@ class GroupTree:
                 kind, idx = part[0]
                 (group.groups if kind == "g" else group.nodes).append(idx)
                 continue
-            label = f"{self._item_label(part[0])} … {self._item_label(part[-1])}"
+            named = [item for item in part if not self._is_constant(item)] or part  # ops name a block better
+            label = f"{self._item_label(named[0])} … {self._item_label(named[-1])}"
             block = len(self.groups)
             self.groups.append(Group(f"{group.path}/{label}", label, gid,
                                      groups=[g for kind, g in part if kind == "g"],
@@ -204,9 +207,17 @@ class GroupTree:
             group.groups.append(block)
             self._split_wide(block, max_children)
 
+    def _is_constant(self, item: tuple[str, int]) -> bool:
+        kind, idx = item
+        constant = self.graph.constant
+        return kind == "n" and (bool(constant[idx]) if constant is not None else self.graph.op_types[idx] == "Constant")
+
     def _item_label(self, item: tuple[str, int]) -> str:
         kind, idx = item
-        return self.groups[idx].label if kind == "g" else node_label(self.graph.names[idx])
+        if kind == "g":
+            return self.groups[idx].label
+        label = node_label(self.graph.names[idx])
+        return self.graph.op_types[idx] if _OPAQUE.fullmatch(label) else label  # 'n17' says less than 'Conv'
 
     def _first_node(self, item: tuple[str, int]) -> float:
         kind, idx = item
