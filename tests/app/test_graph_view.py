@@ -111,12 +111,14 @@ def grouped(qtbot):
     return view
 
 
-def test_groups_expand_and_collapse_in_place_and_show_min_max_sum(grouped):
+def test_groups_expand_and_collapse_in_place_and_show_min_max_sum(grouped, qtbot):
     view = grouped
     tree, n = view.tree, view.n_nodes
     groups = [item - n for item in view.boxes if item >= n]
     encoder = next(g for g in groups if tree.groups[g].path == "/encoder")
-    view.expand(encoder)
+    box = view.boxes[n + encoder]
+    view.canvas.centerOn(box)
+    qtbot.mouseDClick(view.canvas.viewport(), Qt.MouseButton.LeftButton, pos=view.canvas.mapFromScene(box.scenePos()))
     layer1 = next(g for g in tree.groups[encoder].groups if tree.groups[g].path == "/encoder/layer.1")
     assert n + layer1 in view.boxes and n + encoder not in view.boxes
     assert any(frame.group_id == encoder for frame in view.scene.items() if hasattr(frame, "group_id"))
@@ -161,3 +163,6 @@ def test_a_torch_exported_transformer_opens_grouped_by_module(window, qtbot, tmp
     window.model_view.select_layer("layers.1.fc1")
     layer1 = view.n_nodes + next(g for g in range(len(view.tree.groups)) if view.tree.groups[g].path == "/layers.1")
     assert view.boxes[layer1].contains_selected  # the collapsed group holding it is marked, nothing expands
+    _action(view.item_menu(layer1, None), "Keep in float (exclude from quantization)").trigger()
+    in_layer1 = {x for x in view.tree.graph.layers if x.startswith(("layers.1.", "/layers.1/"))}
+    assert set(window.state.recipe.quantize.exclude) == in_layer1 and len(in_layer1) >= 6
