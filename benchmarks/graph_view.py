@@ -79,7 +79,9 @@ def measure(app, model, label: str) -> dict:
     view.resize(1400, 900)
     view.show()
     app.processEvents()
-    beat = Heartbeat()
+    beat = Heartbeat(label=lambda: "reading + grouping (background)" if view.tree is None else
+                     "first layout (background)" if view.drawing is None else
+                     "expanding" if view.is_busy() else "idle")
     beat.start()
     try:
         start = time.perf_counter()

@@ -12,14 +12,16 @@ from typing import Any
 
 import numpy as np
 
-from accelstudio.core.model.graph_groups import OpGraph
+from accelstudio.core.model.graph_groups import OpGraph, Progress
 
 
-def op_graph_from_onnx(model: Any, with_layers: bool = True) -> OpGraph:
-    """The main graph of an onnx.ModelProto: nodes in stored (topological) order, edges along tensors."""
+def op_graph_from_onnx(model: Any, with_layers: bool = True, progress: Progress | None = None) -> OpGraph:
+    """The main graph of an onnx.ModelProto: nodes in stored (topological) order, edges along tensors.
+    `progress(done, total)` is called between steps."""
+    progress = progress or (lambda done, total: None)
     nodes = list(model.graph.node)
-    inputs = [list(node.input) for node in nodes]  # read each protobuf field once: 50k nodes add up
-    outputs = [list(node.output) for node in nodes]
+    inputs = [tuple(node.input) for node in nodes]  # read each protobuf field once: 50k nodes add up
+    outputs = [tuple(node.output) for node in nodes]
     producer: dict[str, int] = {}
     for i, outs in enumerate(outputs):
         for out in outs:
@@ -29,7 +31,9 @@ def op_graph_from_onnx(model: Any, with_layers: bool = True) -> OpGraph:
     constant: list[bool] = []
     for ins in inputs:  # reads no graph input and no output of a node that does
         constant.append(all(not v or v in stored or (v in producer and constant[producer[v]]) for v in ins))
+    progress(0, len(nodes))
     names = _unique_names(nodes, inputs, outputs, producer, stored, constant)
+    progress(len(nodes) // 3, len(nodes))
     src, dst = [], []
     for i, ins in enumerate(inputs):
         for value in dict.fromkeys(ins):
@@ -42,6 +46,7 @@ def op_graph_from_onnx(model: Any, with_layers: bool = True) -> OpGraph:
         from accelstudio.core.model.onnx_layers import weighted_nodes
 
         position = {id(node): i for i, node in enumerate(nodes)}
+        progress(len(nodes) // 2, len(nodes))
         for found in weighted_nodes(model):
             i = position.get(id(found.node))
             if i is not None:
@@ -51,7 +56,7 @@ def op_graph_from_onnx(model: Any, with_layers: bool = True) -> OpGraph:
                    constant=np.asarray(constant, dtype=bool))
 
 
-def _unique_names(nodes: list, inputs: list[list[str]], outputs: list[list[str]], producer: dict[str, int],
+def _unique_names(nodes: list, inputs: list[tuple], outputs: list[tuple], producer: dict[str, int],
                   stored: set[str], constant: list[bool]) -> list[str]:
     """Node names, made unique. An unnamed node is named after the weight it reads ('conv2_1/x1_w_0/Conv'),
     else placed in the scope of the node feeding it, under its output's name, so converted models that name
@@ -66,7 +71,7 @@ def _unique_names(nodes: list, inputs: list[list[str]], outputs: list[list[str]]
     return names
 
 
-def _derived_name(op_type: str, i: int, ins: list[str], outs: list[str], names: list[str],
+def _derived_name(op_type: str, i: int, ins: tuple, outs: tuple, names: list[str],
                   producer: dict[str, int], stored: set[str], constant: list[bool]) -> str:
     output = next((o for o in outs if o), "") or f"{op_type}_{i}"
     if constant[i]:

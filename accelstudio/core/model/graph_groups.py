@@ -14,11 +14,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
 _OPAQUE = re.compile(r"[A-Za-z]{0,2}_?\d+")  # generated names such as 'n17', 'r_4'
-MAX_CHILDREN = 48  # a group shows at most this many items when expanded; more become blocks
+MAX_CHILDREN = 48
+CHECK_EVERY = 4096  # nodes or groups between progress calls
+Progress = Callable[[int, int], None]  # a group shows at most this many items when expanded; more become blocks
 
 
 @dataclass(frozen=True)
@@ -97,13 +100,16 @@ def node_label(name: str) -> str:
 class GroupTree:
     """The groups of an OpGraph, built from node names; group 0 is the root."""
 
-    def __init__(self, graph: OpGraph, max_children: int = MAX_CHILDREN):
+    def __init__(self, graph: OpGraph, max_children: int = MAX_CHILDREN, progress: Progress | None = None):
+        """`progress(done, total)` is called every few thousand nodes or groups (the caller may use the pauses,
+        for example to move the objects made so far out of the garbage collector's young generations)."""
         self.graph = graph
+        self._progress = progress or (lambda done, total: None)
         self.groups: list[Group] = [Group("", "", -1)]
         self.node_group = np.zeros(len(graph), dtype=np.int64)
-        self._consumers: list[list[int]] = [[] for _ in range(len(graph))]
-        for a, b in zip(graph.src.tolist(), graph.dst.tolist()):
-            self._consumers[a].append(b)
+        by_source = np.argsort(graph.src, kind="stable")  # consumers of node i: a slice, not a list per node
+        self._out_dst = graph.dst[by_source]
+        self._out_start = np.searchsorted(graph.src[by_source], np.arange(len(graph) + 1))
         self.rank = self._ranks()
         self._first_memo: dict[int, float] = {}
         self._build(max_children)
@@ -111,7 +117,10 @@ class GroupTree:
         # where each group sits in the graph's order: sorting items by it keeps the order topological
         self.first = np.array([float(self.rank[self.order[g.start:g.end]].min()) if g.end > g.start else 0.0
                                for g in self.groups])
-        del self._consumers, self._first_memo
+        del self._out_dst, self._out_start, self._first_memo, self._progress
+
+    def _consumers(self, i: int) -> list[int]:
+        return self._out_dst[self._out_start[i]:self._out_start[i + 1]].tolist()
 
     def _ranks(self) -> np.ndarray:
         """A topological position per node: its index, except that a node with no inputs from other nodes (a
@@ -119,9 +128,10 @@ class GroupTree:
         rank = np.arange(len(self.graph), dtype=float)
         has_input = np.zeros(len(self.graph), dtype=bool)
         has_input[self.graph.dst] = True
-        for i in range(len(self.graph) - 1, -1, -1):
-            if not has_input[i] and self._consumers[i]:
-                rank[i] = min(rank[c] for c in self._consumers[i]) - 0.5
+        for i in np.flatnonzero(~has_input)[::-1].tolist():
+            consumers = self._consumers(i)
+            if consumers:
+                rank[i] = rank[consumers].min() - 0.5
         return rank
 
     # -- building ------------------------------------------------------------------------------------------
@@ -129,6 +139,8 @@ class GroupTree:
         index: dict[tuple[str, ...], int] = {(): 0}
         node_group = [0] * len(self.graph)
         for i, scopes in enumerate(self._node_scopes()):
+            if i % CHECK_EVERY == 0:
+                self._progress(i, len(self.graph))
             gid = index.get(scopes)
             if gid is None:
                 gid = self._add_scope(scopes, index)
@@ -137,6 +149,8 @@ class GroupTree:
         self.node_group = np.asarray(node_group, dtype=np.int64)
         self._fold_single_children()
         for gid in range(len(self.groups)):
+            if gid % CHECK_EVERY == 0:
+                self._progress(gid, len(self.groups))
             self._split_wide(gid, max_children)
 
     def _add_scope(self, scopes: tuple[str, ...], index: dict[tuple[str, ...], int]) -> int:
@@ -153,15 +167,16 @@ class GroupTree:
         """Each node's scopes from its name, except that a node computing from stored values only (the constants
         and weight copies an exporter adds, 'Constant_117', often named without scopes or, in converted
         models, after the weight they make) takes the scopes its consumers share, so it sits with what uses it."""
-        graph, consumers = self.graph, self._consumers
+        graph = self.graph
         scopes = [scope_parts(name) for name in graph.names]
         constant = graph.constant if graph.constant is not None else np.array(
             [op == "Constant" for op in graph.op_types], dtype=bool)
-        for i in range(len(graph) - 1, -1, -1):  # consumers come later: their scopes are settled first
-            if not constant[i] or not consumers[i]:
+        for i in np.flatnonzero(constant)[::-1].tolist():  # consumers come later: their scopes are settled first
+            consumers = self._consumers(i)
+            if not consumers:
                 continue
-            shared = scopes[consumers[i][0]]
-            for j in consumers[i][1:]:
+            shared = scopes[consumers[0]]
+            for j in consumers[1:]:
                 shared = _common_prefix(shared, scopes[j])
                 if not shared:
                     break
