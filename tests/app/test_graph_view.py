@@ -166,3 +166,20 @@ def test_a_torch_exported_transformer_opens_grouped_by_module(window, qtbot, tmp
     _action(view.item_menu(layer1, None), "Keep in float (exclude from quantization)").trigger()
     in_layer1 = {x for x in view.tree.graph.layers if x.startswith(("layers.1.", "/layers.1/"))}
     assert set(window.state.recipe.quantize.exclude) == in_layer1 and len(in_layer1) >= 6
+
+
+def test_a_big_expanded_view_is_drawn_in_steps_and_a_newer_one_takes_over(qtbot):
+    from accelstudio.app.views import graph_view
+
+    view = GraphView()
+    qtbot.addWidget(view)
+    tree = GroupTree(synthetic_transformer_graph(3000))
+    view.set_graph(tree)
+    for gid in range(1, len(tree.groups)):
+        view.state.expanded.add(gid)  # everything open: about 3,000 items
+    view.relayout()
+    assert view.is_busy()  # the first steps ran; the rest wait for the next turns of the event loop
+    qtbot.waitUntil(lambda: not view.is_busy(), timeout=TIMEOUT_MS)
+    assert len(view.boxes) == len(view.drawing.items) > graph_view.DRAW_CHUNK
+    view.collapse_all()  # a small drawing replaces it at once
+    assert not view.is_busy() and len(view.boxes) < 10

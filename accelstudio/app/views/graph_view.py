@@ -15,7 +15,7 @@ import time
 from typing import Callable
 
 import numpy as np
-from PySide6.QtCore import QPointF, QRectF, Qt, Signal
+from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
 from PySide6.QtGui import QAction, QActionGroup, QPainter
 from PySide6.QtWidgets import (QFileDialog, QFrame, QGraphicsScene, QGraphicsView, QHBoxLayout, QInputDialog,
                                QLabel, QLineEdit, QMenu, QSizePolicy, QToolButton, QVBoxLayout, QWidget)
@@ -29,6 +29,9 @@ from accelstudio.core.graphs.overlays import (OVERLAYS, Overlay, dominant_label,
 from accelstudio.core.model.graph_layout import NODE_HEIGHT
 
 ZOOM_STEP = 1.2
+DRAW_CHUNK = 300  # items per drawing step
+EDGE_CHUNK = 600  # edges per drawing step
+TURN_BUDGET_S = 0.04  # drawing steps run in one turn of the event loop until they have used this long
 GRAPH_ACTIONS = (
     ("quant-exclude", "Keep in float (exclude from quantization)"),
     ("quant-include", "Quantize again"),
@@ -100,7 +103,9 @@ class GraphView(QWidget):
         self.selected_node: int | None = None
         self.selected_item: int | None = None
         self.default_amount = 0.5
-        self.last_build_s = 0.0
+        self.last_build_s = 0.0  # GUI time the last drawing took, all steps together
+        self.last_turn_s = 0.0  # the longest single turn of the event loop it took
+        self._draw_token = 0
         self._matches: list[int] = []
         self._match_at = -1
         self._pending_focus: int | None = None
@@ -244,34 +249,70 @@ class GraphView(QWidget):
             self.relayout()
 
     def _draw(self, drawing: Drawing) -> None:
-        start = time.perf_counter()
+        """Turn a layout into items. A drawing of more than DRAW_CHUNK items is built in steps of DRAW_CHUNK
+        items, going on in the next turn of the event loop once a turn has used TURN_BUDGET_S, so the window
+        keeps answering; a newer drawing arriving meanwhile drops the rest of the older one."""
+        self._draw_token += 1
+        token, first = self._draw_token, self.drawing is None
         old_center = self.canvas.mapToScene(self.canvas.viewport().rect().center())
-        first = self.drawing is None
+        steps = [lambda: self._draw_begin()]
+        steps += [lambda lo=lo: self._draw_frames(drawing, lo) for lo in range(0, len(drawing.frames), DRAW_CHUNK)]
+        steps += [lambda lo=lo: self._draw_boxes(drawing, lo) for lo in range(0, len(drawing.items), DRAW_CHUNK)]
+        steps += [lambda lo=lo: self._draw_edges(drawing, lo) for lo in range(0, len(drawing.edge_a), EDGE_CHUNK)]
+        steps.append(lambda: setattr(self, "drawing", drawing))
+        steps += [lambda lo=lo: self._recolor(drawing.items[lo:lo + DRAW_CHUNK].tolist())
+                  for lo in range(0, len(drawing.items), DRAW_CHUNK)]
+        steps.append(lambda: self._draw_end(drawing, first, old_center))
+        self.last_build_s = self.last_turn_s = 0.0
+        small = len(drawing.items) + len(drawing.frames) <= DRAW_CHUNK  # drawn at once, whatever the load
+        self._run_steps(steps, token, budget=float("inf") if small else TURN_BUDGET_S)
+
+    def _run_steps(self, steps: list, token: int, budget: float = TURN_BUDGET_S) -> None:
+        if token != self._draw_token:  # a newer drawing took over
+            return
+        turn = time.perf_counter()
+        while steps:
+            started = time.perf_counter()
+            steps.pop(0)()
+            self.last_build_s += time.perf_counter() - started
+            if steps and time.perf_counter() - turn > budget:
+                QTimer.singleShot(0, self, lambda: self._run_steps(steps, token))
+                break
+        self.last_turn_s = max(self.last_turn_s, time.perf_counter() - turn)
+
+    def _draw_begin(self) -> None:
         self.scene.clear()
         self.boxes = {}
-        layout = drawing.layout
-        for gid, left, top, right, bottom in drawing.frames:
+
+    def _draw_frames(self, drawing: Drawing, lo: int) -> None:
+        for gid, left, top, right, bottom in drawing.frames[lo:lo + DRAW_CHUNK]:
             self.scene.addItem(FrameItem(gid, QRectF(left, top, right - left, bottom - top),
                                          self.tree.groups[gid].label))
-        for k, item in enumerate(drawing.items.tolist()):
-            box = BoxItem(item, item >= self.n_nodes, float(layout.x[k]), float(layout.y[k]),
-                          float(layout.widths[k]), drawing.titles[k], drawing.subtitles[k])
+
+    def _draw_boxes(self, drawing: Drawing, lo: int) -> None:
+        layout, n = drawing.layout, self.n_nodes
+        for k in range(lo, min(lo + DRAW_CHUNK, len(drawing.items))):
+            item = int(drawing.items[k])
+            box = BoxItem(item, item >= n, float(layout.x[k]), float(layout.y[k]), float(layout.widths[k]),
+                          drawing.titles[k], drawing.subtitles[k])
             self.boxes[item] = box
             self.scene.addItem(box)
-        half = NODE_HEIGHT / 2
+
+    def _draw_edges(self, drawing: Drawing, lo: int) -> None:
+        layout, half, hi = drawing.layout, NODE_HEIGHT / 2, lo + EDGE_CHUNK
         segments = []
-        for a, b, count in zip(drawing.edge_a.tolist(), drawing.edge_b.tolist(), drawing.edge_count.tolist()):
+        for a, b, count in zip(drawing.edge_a[lo:hi].tolist(), drawing.edge_b[lo:hi].tolist(),
+                               drawing.edge_count[lo:hi].tolist()):
             upward = layout.layer[b] <= layout.layer[a]
             segments.append((QPointF(layout.x[a], layout.y[a] + half), QPointF(layout.x[b], layout.y[b] - half),
                              count, upward))
         for path in edge_items(segments):
             self.scene.addItem(path)
-        self.scene.setSceneRect(QRectF(-60, -60, layout.width + 120, layout.height + 120))
-        self.drawing = drawing
-        self._recolor()
+
+    def _draw_end(self, drawing: Drawing, first: bool, old_center) -> None:
+        self.scene.setSceneRect(QRectF(-60, -60, drawing.layout.width + 120, drawing.layout.height + 120))
         self._mark_selection()
         self._mark_matches()
-        self.last_build_s = time.perf_counter() - start
         self.show_message("")
         if first:
             self.fit()
@@ -319,10 +360,11 @@ class GraphView(QWidget):
     def _show_legend(self) -> None:
         self.legend.setText(legend_html(self.colors) if self.colors is not None else "")
 
-    def _recolor(self) -> None:
+    def _recolor(self, items: list[int] | None = None) -> None:
         if self.colors is None:
             return
-        for item, box in self.boxes.items():
+        for item in (items if items is not None else list(self.boxes)):
+            box = self.boxes[item]
             stats = group_stats(self.overlay, self.tree, item - self.n_nodes) if item >= self.n_nodes else None
             box.set_fill(self._item_color(item, stats))
             box.setToolTip(self.item_tooltip(item, stats))
