@@ -132,8 +132,17 @@ def test_groups_expand_and_collapse_in_place_and_show_min_max_sum(grouped, qtbot
     before = set(view.boxes)
     view.expand(layer1)
     assert n + layer1 not in view.boxes and len(view.boxes) > len(before) - 1
-    view.collapse(layer1)
-    assert set(view.boxes) == before and view.selected_item == n + layer1
+    frame = next(f for f in view.scene.items() if getattr(f, "group_id", None) == layer1)
+    tab = frame.mapToScene(frame.header_rect().center())
+    view.canvas.centerOn(tab)
+    corner = frame.boundingRect().bottomLeft()
+    inside = frame.mapToScene(corner.x() + 3, corner.y() - 3)  # in the frame's margin: no box there
+    view.canvas.centerOn(inside)
+    qtbot.mouseDClick(view.canvas.viewport(), Qt.MouseButton.LeftButton, pos=view.canvas.mapFromScene(inside))
+    assert n + layer1 not in view.boxes  # a double-click inside the frame but off its tab changes nothing
+    view.canvas.centerOn(tab)
+    qtbot.mouseDClick(view.canvas.viewport(), Qt.MouseButton.LeftButton, pos=view.canvas.mapFromScene(tab))
+    assert set(view.boxes) == before and view.selected_item == n + layer1  # collapsed from its tab
 
 
 def test_search_reveals_the_match_and_export_writes_svg_and_png(grouped, tmp_path):

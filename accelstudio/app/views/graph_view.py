@@ -58,23 +58,28 @@ class GraphCanvas(QGraphicsView):
         factor = ZOOM_STEP if event.angleDelta().y() > 0 else 1 / ZOOM_STEP
         self.scale(factor, factor)
 
+    def pick(self, point):
+        """The box or frame under a viewport point (edges, drawn as a few big paths, are looked through)."""
+        return next((it for it in self.items(point) if isinstance(it, (BoxItem, FrameItem))), None)
+
     def mousePressEvent(self, event) -> None:  # noqa: N802 - Qt's name
-        item = self.itemAt(event.position().toPoint())
+        item = self.pick(event.position().toPoint())
         if isinstance(item, BoxItem) and event.button() == Qt.MouseButton.LeftButton:
             self.owner.select_item(item.item_id, from_user=True)
         super().mousePressEvent(event)
 
     def mouseDoubleClickEvent(self, event) -> None:  # noqa: N802 - Qt's name
-        item = self.itemAt(event.position().toPoint())
+        point = event.position().toPoint()
+        item = self.pick(point)
         if isinstance(item, BoxItem) and item.is_group:
             self.owner.expand(item.item_id - self.owner.n_nodes)
-        elif isinstance(item, FrameItem):
+        elif isinstance(item, FrameItem) and item.header_rect().contains(item.mapFromScene(self.mapToScene(point))):
             self.owner.collapse(item.group_id)
         else:
             super().mouseDoubleClickEvent(event)
 
     def contextMenuEvent(self, event) -> None:  # noqa: N802 - Qt's name
-        item = self.itemAt(event.pos())
+        item = self.pick(event.pos())
         if isinstance(item, BoxItem):
             self.owner.item_menu(item.item_id, event.globalPos())
         elif isinstance(item, FrameItem):
