@@ -101,6 +101,8 @@ class MainWindow(QMainWindow):
         self.central_tabs = QTabWidget(objectName="centralTabs")
         self.central_tabs.addTab(self.model_view, "Layers")
         self.central_tabs.addTab(self.graph_view, "Graph")
+        # the tab bar may take its height from the pages' spare room: the window's minimum stays as it was
+        self.central_tabs.setMinimumHeight(self.model_view.minimumSizeHint().height())
         self.setCentralWidget(self.central_tabs)
         panel = QWidget()
         layout = QVBoxLayout(panel)
