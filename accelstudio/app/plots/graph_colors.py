@@ -16,7 +16,8 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtGui import QColor
 
-from accelstudio.core.graphs.overlays import KEPT_FLOAT, NO_WEIGHTS, UNCHANGED, Overlay
+from accelstudio.core.graphs.overlays import (KEPT_FLOAT, NO_WEIGHTS, UNCHANGED, Overlay, dominant_label,
+                                              group_stats)
 
 NONE_COLOR = QColor("#e4e4e4")
 FIXED = {
@@ -114,3 +115,38 @@ def legend_html(colors: OverlayColors, max_rows: int = 14) -> str:
 
 def _swatch(color: QColor) -> str:
     return f"<span style='background-color:{color.name()}; color:{color.name()}'>&nbsp;&nbsp;&nbsp;&nbsp;</span>"
+
+
+def item_color(colors: OverlayColors, item: int, n_nodes: int, stats) -> QColor:
+    """Fill of a visible item: a node's own value; a group's dominant label or its min / max / sum (GroupStats)."""
+    if item < n_nodes:
+        return colors.node(item)
+    if colors.overlay.categories is not None:
+        return colors.label(dominant_label(stats))
+    return colors.value(stats.value(colors.overlay.group_stat))
+
+
+def item_tooltip(tree, overlay: Overlay | None, item: int, stats=None) -> str:
+    """Name, op type / size, layer and the overlay's value of a visible item (min / max / sum for a group)."""
+    n = len(tree.graph)
+    if item < n:
+        graph = tree.graph
+        lines = [f"<b>{html.escape(graph.names[item])}</b>", f"op: {graph.op_types[item]}"]
+        if graph.layers[item]:
+            lines.append(f"layer: {html.escape(graph.layers[item])}")
+        if overlay is not None:
+            value = overlay.categories[item] if overlay.categories is not None else format_value(
+                overlay, float(overlay.numeric[item]))
+            lines.append(f"{overlay.title}: {html.escape(str(value) or '–')}")
+        return "<br>".join(lines)
+    group = tree.groups[item - n]
+    lines = [f"<b>{html.escape(group.path.lstrip('/'))}</b>", f"{group.size():,} nodes · double-click to expand"]
+    if overlay is not None:
+        stats = stats or group_stats(overlay, tree, item - n)
+        if overlay.categories is not None:
+            lines += [f"{html.escape(label or '–')}: {count}" for label, count in stats.counts[:8]]
+        else:
+            lines.append(f"{overlay.title}: min {format_value(overlay, stats.minimum)}, max "
+                         f"{format_value(overlay, stats.maximum)}, sum {format_value(overlay, stats.total)} "
+                         f"({stats.count} with a value)")
+    return "<br>".join(lines)

@@ -10,87 +10,34 @@ turns the visible part into items.
 
 from __future__ import annotations
 
-import html
 import time
 from typing import Callable
 
 import numpy as np
 from PySide6.QtCore import QPointF, QRectF, Qt, QTimer, Signal
-from PySide6.QtGui import QAction, QActionGroup, QPainter
-from PySide6.QtWidgets import (QFileDialog, QFrame, QGraphicsScene, QGraphicsView, QHBoxLayout, QInputDialog,
-                               QLabel, QLineEdit, QMenu, QSizePolicy, QToolButton, QVBoxLayout, QWidget)
+from PySide6.QtGui import QAction, QActionGroup
+from PySide6.QtWidgets import (QFileDialog, QFrame, QGraphicsScene, QHBoxLayout, QInputDialog, QLabel, QLineEdit,
+                               QMenu, QSizePolicy, QToolButton, QVBoxLayout, QWidget)
 
-from accelstudio.app.plots.graph_colors import OverlayColors, format_value, legend_html
+from accelstudio.app.plots.graph_colors import OverlayColors, item_color, item_tooltip, legend_html
 from accelstudio.app.plots.plot_export import ExportError, export_png, export_svg
+from accelstudio.app.views.graph_canvas import GraphCanvas, build_item_menu
 from accelstudio.app.views.graph_items import BoxItem, FrameItem, edge_items
 from accelstudio.core.model.graph_drawing import Drawing, draw_state
 from accelstudio.core.model.graph_groups import GraphView as ExpandState, GroupTree
-from accelstudio.core.graphs.overlays import (OVERLAYS, Overlay, dominant_label, group_stats, op_overlay)
+from accelstudio.core.graphs.overlays import OVERLAYS, Overlay, group_stats, op_overlay
 from accelstudio.core.model.graph_layout import NODE_HEIGHT
 
-ZOOM_STEP = 1.2
 DRAW_CHUNK = 300  # items per drawing step
 EDGE_CHUNK = 600  # edges per drawing step
 TURN_BUDGET_S = 0.04  # drawing steps run in one turn of the event loop until they have used this long
-GRAPH_ACTIONS = (
-    ("quant-exclude", "Keep in float (exclude from quantization)"),
-    ("quant-include", "Quantize again"),
-    ("prune-exclude", "Exclude from pruning"),
-    ("prune-include", "Include in pruning again"),
-    ("override", "Set pruning amount…"),
-    ("clear-override", "Clear pruning amount"),
-)
-
-
-class GraphCanvas(QGraphicsView):
-    """The scene's view: wheel zooms around the cursor, dragging the background pans."""
-
-    def __init__(self, scene: QGraphicsScene, owner: "GraphView"):
-        super().__init__(scene)
-        self.owner = owner
-        self.setObjectName("graphCanvas")
-        self.setRenderHint(QPainter.RenderHint.Antialiasing)
-        self.setDragMode(QGraphicsView.DragMode.ScrollHandDrag)
-        self.setTransformationAnchor(QGraphicsView.ViewportAnchor.AnchorUnderMouse)
-        self.setViewportUpdateMode(QGraphicsView.ViewportUpdateMode.SmartViewportUpdate)
-
-    def wheelEvent(self, event) -> None:  # noqa: N802 - Qt's name
-        factor = ZOOM_STEP if event.angleDelta().y() > 0 else 1 / ZOOM_STEP
-        self.scale(factor, factor)
-
-    def pick(self, point):
-        """The box or frame under a viewport point (edges, drawn as a few big paths, are looked through)."""
-        return next((it for it in self.items(point) if isinstance(it, (BoxItem, FrameItem))), None)
-
-    def mousePressEvent(self, event) -> None:  # noqa: N802 - Qt's name
-        item = self.pick(event.position().toPoint())
-        if isinstance(item, BoxItem) and event.button() == Qt.MouseButton.LeftButton:
-            self.owner.select_item(item.item_id, from_user=True)
-        super().mousePressEvent(event)
-
-    def mouseDoubleClickEvent(self, event) -> None:  # noqa: N802 - Qt's name
-        point = event.position().toPoint()
-        item = self.pick(point)
-        if isinstance(item, BoxItem) and item.is_group:
-            self.owner.expand(item.item_id - self.owner.n_nodes)
-        elif isinstance(item, FrameItem) and item.header_rect().contains(item.mapFromScene(self.mapToScene(point))):
-            self.owner.collapse(item.group_id)
-        else:
-            super().mouseDoubleClickEvent(event)
-
-    def contextMenuEvent(self, event) -> None:  # noqa: N802 - Qt's name
-        item = self.pick(event.pos())
-        if isinstance(item, BoxItem):
-            self.owner.item_menu(item.item_id, event.globalPos())
-        elif isinstance(item, FrameItem):
-            self.owner.item_menu(self.owner.n_nodes + item.group_id, event.globalPos(), expanded=True)
 
 
 class GraphView(QWidget):
     """The Graph tab's widget. Give it a graph with `set_graph(tree)`; colour it with `set_overlay(overlay)`."""
 
     layer_selected = Signal(str)  # a node computing this layer was clicked
-    layer_action = Signal(str, list)  # action key (see GRAPH_ACTIONS), layer names
+    layer_action = Signal(str, list)  # action key (graph_canvas.GRAPH_ACTIONS), layer names
     amount_chosen = Signal(list, float)  # layer names, pruning amount for them
     rerun_requested = Signal()
     overlay_requested = Signal(str)  # overlay key
@@ -375,36 +322,11 @@ class GraphView(QWidget):
             box.setToolTip(self.item_tooltip(item, stats))
 
     def _item_color(self, item: int, stats):
-        if item < self.n_nodes:
-            return self.colors.node(item)
-        if self.overlay.categories is not None:
-            return self.colors.label(dominant_label(stats))
-        return self.colors.value(stats.value(self.overlay.group_stat))
+        return item_color(self.colors, item, self.n_nodes, stats)
 
     def item_tooltip(self, item: int, stats=None) -> str:
         """Name, op type / size, layer and the overlay's value (min / max / sum for a group)."""
-        n, overlay = self.n_nodes, self.overlay
-        if item < n:
-            graph = self.tree.graph
-            lines = [f"<b>{html.escape(graph.names[item])}</b>", f"op: {graph.op_types[item]}"]
-            if graph.layers[item]:
-                lines.append(f"layer: {html.escape(graph.layers[item])}")
-            if overlay is not None:
-                value = overlay.categories[item] if overlay.categories is not None else format_value(
-                    overlay, float(overlay.numeric[item]))
-                lines.append(f"{overlay.title}: {html.escape(str(value) or '–')}")
-            return "<br>".join(lines)
-        group = self.tree.groups[item - n]
-        lines = [f"<b>{html.escape(group.path.lstrip('/'))}</b>", f"{group.size():,} nodes · double-click to expand"]
-        if overlay is not None:
-            stats = stats or group_stats(overlay, self.tree, item - n)
-            if overlay.categories is not None:
-                lines += [f"{html.escape(label or '–')}: {count}" for label, count in stats.counts[:8]]
-            else:
-                lines.append(f"{overlay.title}: min {format_value(overlay, stats.minimum)}, max "
-                             f"{format_value(overlay, stats.maximum)}, sum {format_value(overlay, stats.total)} "
-                             f"({stats.count} with a value)")
-        return "<br>".join(lines)
+        return item_tooltip(self.tree, self.overlay, item, stats)
 
     # -- selection and search -----------------------------------------------------------------------------------
     def select_item(self, item: int, from_user: bool) -> None:
@@ -487,28 +409,7 @@ class GraphView(QWidget):
 
     def item_menu(self, item: int, global_pos, expanded: bool = False) -> QMenu:
         """The context menu of a node or group: expand/collapse, recipe edits for its layers, re-run."""
-        menu = QMenu(self)
-        names = self.layers_under(item)
-        is_group = item >= self.n_nodes
-        label = self.tree.groups[item - self.n_nodes].path.lstrip("/") if is_group else self.tree.graph.names[item]
-        title = menu.addAction(f"{label}  ({len(names)} layer{'s' if len(names) != 1 else ''})")
-        title.setEnabled(False)
-        if is_group:
-            gid = item - self.n_nodes
-            if expanded:
-                menu.addAction("Collapse group", lambda: self.collapse(gid))
-            else:
-                menu.addAction("Expand group", lambda: self.expand(gid))
-        menu.addSeparator()
-        for key, text in GRAPH_ACTIONS:
-            action = menu.addAction(text)
-            action.setEnabled(bool(names))
-            if key == "override":
-                action.triggered.connect(lambda _=False, n=names: self.ask_amount(n))
-            else:
-                action.triggered.connect(lambda _=False, k=key, n=names: self.layer_action.emit(k, n))
-        menu.addSeparator()
-        menu.addAction("Re-run with these settings (F5)", self.rerun_requested.emit)
+        menu = build_item_menu(self, item, self.layers_under(item), expanded)
         if global_pos is not None:
             menu.popup(global_pos)
         return menu
