@@ -4,9 +4,9 @@ Items arrive in the graph's topological order (ONNX stores nodes that way; group
 place), so an edge from a later item to an earlier one closes a cycle that grouping created and is drawn
 upward instead of taking part in layering. Steps: longest-path layering (each item one layer below its lowest
 predecessor; items without predecessors just above their first consumer), barycenter ordering sweeps (down
-and up) to reduce crossings, then x positions that pull each
-item under the mean of its predecessors without overlapping its neighbours. Long edges get no dummy nodes:
-they are drawn as curves, which keeps the work linear in items + edges.
+and up) to reduce crossings, then x positions that pull each item under the mean of its predecessors without
+overlapping its neighbours. Long edges get no dummy nodes: they are drawn as curves, which keeps the work
+linear in items + edges.
 
 grandalf (a pure-Python Sugiyama layout) was measured for this and took 0.26 s for 1,000 items, too slow for
 expanded views of thousands of items within the 300 ms an expand may take; graphviz is not installed.
