@@ -37,7 +37,8 @@ def build_tree(handle) -> GroupTree:
 
     graph = op_graph_for_handle(handle, progress=checkpoint)
     tree = GroupTree(graph, progress=checkpoint if len(graph) >= BIG_GRAPH else None)
-    gc.freeze()
+    if len(graph) >= BIG_GRAPH:  # small graphs are cheap to walk; freezing would also keep whatever else is alive
+        gc.freeze()
     return tree
 
 
