@@ -11,7 +11,7 @@ from pathlib import Path
 from PySide6.QtCore import QSettings, Qt, Signal
 from PySide6.QtGui import QAction, QActionGroup, QIcon, QKeySequence
 from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, QMainWindow, QProgressBar,
-                               QPushButton, QScrollArea, QVBoxLayout, QWidget)
+                               QPushButton, QScrollArea, QTabWidget, QVBoxLayout, QWidget)
 
 from accelstudio import __version__
 from accelstudio.app.views import dialogs
@@ -23,6 +23,8 @@ from accelstudio.app.control.model_controller import ModelController
 from accelstudio.app.control.session_controller import SessionController
 from accelstudio.app.control.training_controller import TrainingController
 from accelstudio.app.views.model_view import ModelView
+from accelstudio.app.views.graph_view import GraphView
+from accelstudio.app.control.graph_controller import GraphController
 from accelstudio.app.views.recovery_controls import model_kind
 from accelstudio.app.views.profile_view import ProfileView
 from accelstudio.app.views.results_panel import ResultsPanel
@@ -84,6 +86,8 @@ class MainWindow(QMainWindow):
         self.profile_view = ProfileView()
         self.runs = RunController(self, self.state, self.results, store)
         self.artifacts = ArtifactsController(self, self.results, self.models.runner, self.settings)
+        self.graph_view = GraphView()
+        self.graph = GraphController(self.graph_view, self.models, self.model_view, self.results, self.runs, self)
         self._closed = False
         self._build_central()
         self.lessons, self.sessions = LessonController(self), SessionController(self)
@@ -101,7 +105,12 @@ class MainWindow(QMainWindow):
 
     # -- construction ----------------------------------------------------------------------------------------
     def _build_central(self) -> None:
-        self.setCentralWidget(self.model_view)
+        self.central_tabs = QTabWidget(objectName="centralTabs")
+        self.central_tabs.addTab(self.model_view, "Layers")
+        self.central_tabs.addTab(self.graph_view, "Graph")
+        # the tab bar may take its height from the pages' spare room: the window's minimum stays as it was
+        self.central_tabs.setMinimumHeight(self.model_view.minimumSizeHint().height())
+        self.setCentralWidget(self.central_tabs)
         panel = QWidget()
         layout = QVBoxLayout(panel)
         layout.addWidget(self.recipe_controls)
@@ -229,6 +238,7 @@ class MainWindow(QMainWindow):
         self.runs.data_problem = self.data_panel.problem
         self.runs.run_finished.connect(self.artifacts.run_finished)
         self.artifacts.status.connect(lambda text, ms: self.statusBar().showMessage(text, ms))
+        self.graph.status.connect(lambda text: self.statusBar().showMessage(text, 8000))
         self.artifacts.refresh_usage()
         if self.runs.store_problem:
             self.statusBar().showMessage(self.runs.store_problem)

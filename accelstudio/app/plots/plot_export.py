@@ -14,10 +14,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from PySide6.QtCore import QRect, QSize
+from PySide6.QtCore import QPoint, QRect, QSize
 from PySide6.QtGui import QImage, QPainter
 from PySide6.QtSvg import QSvgGenerator
-from PySide6.QtWidgets import QWidget
+from PySide6.QtWidgets import QGraphicsView, QWidget
 
 
 class ExportError(OSError):
@@ -52,6 +52,15 @@ def _size(widget: QWidget) -> QSize:
     return size
 
 
+def _render(widget: QWidget, painter: QPainter) -> None:
+    """Paint `widget` with its children (a plain widget's render needs an explicit offset when given a painter;
+    a plot, a QGraphicsView, renders its scene)."""
+    if isinstance(widget, QGraphicsView):
+        widget.render(painter)
+    else:
+        QWidget.render(widget, painter, QPoint())
+
+
 def export_png(widget: QWidget, path: str | Path, scale: float = 2.0) -> Path:
     """Render a widget into a PNG file at `scale` times its on-screen size; returns the path."""
     size = _size(widget)
@@ -61,7 +70,7 @@ def export_png(widget: QWidget, path: str | Path, scale: float = 2.0) -> Path:
     painter = QPainter(image)
     try:
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
-        widget.render(painter)
+        _render(widget, painter)
     finally:
         painter.end()
     with atomic_target(path, ".png") as tmp:
@@ -84,7 +93,7 @@ def export_svg(widget: QWidget, path: str | Path, title: str = "AccelStudio plot
         if not painter.begin(generator):
             raise ExportError(f"{path}: the SVG could not be started; check the folder and free space")
         try:
-            widget.render(painter)
+            _render(widget, painter)
         finally:
             painter.end()
         if tmp.stat().st_size == 0:
