@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from accelstudio.core.compress.size_prediction import KIND_OF_OP, QUANTIZED_KINDS
+from accelstudio.core.compress.size_prediction import KIND_OF_OP
 from accelstudio.core.model.graph_groups import GroupTree, OpGraph
 from accelstudio.core.quant_modes import quant_mode
 from accelstudio.core.recipe import Recipe
@@ -107,7 +107,7 @@ def layer_precisions(summary: Any, recipe: Recipe, backend: str) -> dict[str, st
     (excluded by the user, or a kind the mode leaves alone)."""
     quant = recipe.quantize
     mode = quant_mode(quant.mode)
-    kinds = QUANTIZED_KINDS.get((backend, quant.mode), frozenset())
+    kinds = mode.stored_kinds(backend)
     excluded = set(quant.exclude)
     out = {}
     for layer in summary.layers:
