@@ -234,3 +234,22 @@ def test_prediction_is_fast_on_resnet_and_changes_nothing():
     assert total > 100_000
     after = torch_weights(handle.module)
     assert all(np.array_equal(before[n], after[n]) for n in before)
+
+
+def test_onnx_weights_made_by_nodes_are_pruned():
+    """onnx's light_squeezenet makes every conv weight with ConstantOfShape: pruning folds them into initializers,
+    zeroes them, and the predicted sparsity matches the applied one."""
+    import os
+
+    path = os.path.join(os.path.dirname(onnx.__file__), "backend", "test", "data", "light", "light_squeezenet.onnx")
+    model = onnx.load(path)
+    spec = PruneSpec(amount=0.5, method="l1-unstructured", scope="layer")
+    from accelstudio.core.compress.pruning_onnx import predict_onnx
+
+    predicted, _ = predict_onnx(model, spec)
+    assert not any(init.name == "conv1_w_0" for init in model.graph.initializer)  # prediction left it untouched
+    reports, _ = prune_zeroing_onnx(model, spec)
+    assert len(reports) == len(predicted) >= 20  # every weighted conv that carries its weight as a tensor
+    weights = {init.name: numpy_helper.to_array(init) for init in model.graph.initializer}
+    assert abs(float((weights["conv1_w_0"] == 0).mean()) - 0.5) < 0.01
+    ort.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])

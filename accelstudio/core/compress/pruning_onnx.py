@@ -18,6 +18,7 @@ from onnx import numpy_helper
 
 from accelstudio.core.errors import CompressionError
 from accelstudio.core.model.onnx_layers import weighted_nodes
+from accelstudio.core.model.onnx_weights import materialize_weights
 from accelstudio.core.progress import ProgressCallback, ProgressEvent, check_cancel
 from accelstudio.core.compress.pruning_plan import (
     LayerReport, PrunableWeight, predicted_reports, requested_amounts, sparsity_report, zero_masks,
@@ -64,7 +65,7 @@ def prunable_initializers(model: onnx.ModelProto) -> list[tuple[PrunableWeight, 
 
 def predict_onnx(model: onnx.ModelProto, spec: PruneSpec) -> tuple[list[LayerReport], list[str]]:
     """Per-layer sparsity that `prune_zeroing_onnx` would reach, computed without touching the model."""
-    found = prunable_initializers(model)
+    found = prunable_initializers(materialize_weights(model)[0])
     return predicted_reports([w for w, _, _ in found], spec, {w.name: b for w, _, b in found})
 
 
@@ -73,9 +74,13 @@ def prune_zeroing_onnx(model: onnx.ModelProto, spec: PruneSpec, progress: Progre
     """Apply l1-unstructured / random / 2:4 pruning to `model`'s initializers in place."""
     if spec.method == "l1-structured":
         raise CompressionError(STRUCTURED_MESSAGE)
+    materialized, rewired = materialize_weights(model)
+    if rewired:  # weights made by nodes (ConstantOfShape, Identity-shared) become initializers that can be zeroed
+        model.CopyFrom(materialized)
     found = prunable_initializers(model)
     if not found:
-        raise CompressionError("no Conv/Gemm/MatMul node with a float weight initializer: nothing to prune")
+        raise CompressionError("no Conv/Gemm/MatMul node reads a float weight (from an initializer or a constant "
+                               "node): nothing to prune")
     weights = [w for w, _, _ in found]
     amounts = requested_amounts([w.name for w in weights], spec)
     masks, skipped = zero_masks(weights, spec)
