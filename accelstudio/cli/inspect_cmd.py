@@ -97,10 +97,11 @@ def format_summary(summary: ModelSummary) -> str:
         lines.append("  ".join(cells).rstrip())
         if k == 0:
             lines.append("  ".join("-" * w for w in widths))
+    flops = (f"{summary.total_flops / 1e6:.3f} MFLOPs ({summary.total_macs / 1e6:.3f} MMACs)"
+             if summary.flops_counted else "FLOPs not counted (see the warning)")
     lines.append(
         f"total: {summary.total_params:,} params, {human_bytes(summary.total_bytes)} in memory (the rows above + "
         f"{summary.other_params:,} other params, {human_bytes(summary.other_bytes)}), "
-        f"{human_bytes(summary.file_bytes)} on disk, {summary.total_flops / 1e6:.3f} MFLOPs "
-        f"({summary.total_macs / 1e6:.3f} MMACs), {len(summary.layers)} layers with weights"
+        f"{human_bytes(summary.file_bytes)} on disk, {flops}, {len(summary.layers)} layers with weights"
     )
     return "\n".join(lines)

@@ -146,3 +146,31 @@ def test_symbolic_shape_inference_writes_nothing_in_the_working_folder(tmp_path,
     summary = inspect_model(open_model(str(path)))
     assert summary.total_flops > 0
     assert list(work.iterdir()) == []
+
+
+def test_flops_hidden_in_fused_torchscript_kernels_are_not_counted(tmp_path):
+    """A traced TorchScript transformer runs its encoder layers as fused kernels FlopCounterMode cannot see: the
+    total would be only the head's FLOPs, so it is reported as not counted rather than a wrong small number."""
+    import torch
+
+    from accelstudio.core.model.inspect import inspect_model
+    from accelstudio.core.model.loading import load_model
+
+    class Encoder(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = torch.nn.Embedding(100, 32)
+            layer = torch.nn.TransformerEncoderLayer(32, 4, 64, batch_first=True)
+            self.enc = torch.nn.TransformerEncoder(layer, 2, enable_nested_tensor=False)
+            self.head = torch.nn.Linear(32, 5)
+
+        def forward(self, x):
+            return self.head(self.enc(self.emb(x)).mean(1))
+
+    with torch.no_grad():
+        traced = torch.jit.trace(Encoder().eval(), torch.randint(0, 100, (1, 16)), check_trace=False)
+    path = tmp_path / "encoder.pt"
+    traced.save(str(path))
+    summary = inspect_model(load_model(str(path), trust=True), input_shapes={"x": (1, 16)})
+    assert summary.total_flops == 0 and not summary.flops_counted
+    assert any("FLOPs not counted" in w for w in summary.warnings)

@@ -66,8 +66,7 @@ class TotalsStrip(QFrame):
         self.labels["size"].setToolTip(f"Bytes of everything the model stores, in memory: {human_bytes(layer_bytes)}"
                                        f" in the table's layers + {human_bytes(summary.other_bytes)} other"
                                        + (f"; file on disk {human_bytes(summary.file_bytes)}" if file_part else ""))
-        uncounted = not summary.total_flops and any("FLOPs" in w for w in summary.warnings)
-        flops_text = ("MFLOPs <b>not counted</b> (see tooltip)" if uncounted
+        flops_text = ("MFLOPs <b>not counted</b> (see tooltip)" if not summary.flops_counted
                       else f"<b>{summary.total_flops / 1e6:.2f}</b> MFLOPs/sample")
         shape = ", ".join(f"{s.name} {'x'.join(str(d) for d in s.shape)}" for s in summary.inputs)
         self.labels["flops"].setText(flops_text)

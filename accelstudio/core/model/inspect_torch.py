@@ -239,11 +239,26 @@ def count_flops(module: nn.Module, inputs: tuple[InputSpec, ...], layers: list[_
     for name, flops in extra.items():
         per_module[name] = per_module.get(name, 0) + flops
     total = int(counter.get_total_flops()) + sum(extra.values())
+    floor = _flops_floor(layers)
+    if total < floor:  # fused kernels the counter cannot see (e.g. a traced attention fast path)
+        return {}, 0, [f"FLOPs not counted: the counter saw {total:,} FLOPs, fewer than the {floor:,} that the "
+                       "linear and convolution weights need at least once per call (fused kernels it cannot see)"]
     notes = []
     if total and layers and not any(per_module.get(layer.name) for layer in layers):
         notes.append("FLOPs per layer are not available for this module type (compiled or exported graphs "
                      "run without module calls); the total is counted")
     return per_module, total, notes
+
+
+FLOOR_TYPES = ("Linear", "Conv1d", "Conv2d", "Conv3d")
+
+
+def _flops_floor(layers: list[_TorchLayer]) -> int:
+    """A lower bound on a forward pass's FLOPs: every float weight of a linear or convolution layer takes part in
+    at least one multiply-add per call."""
+    return 2 * sum(w.numel() for layer in layers if not layer.quantized and not layer.shared_with
+                   and getattr(layer.module, "original_name", type(layer.module).__name__) in FLOOR_TYPES
+                   for w in layer.weights[:1])
 
 
 def _per_module(counter, module: nn.Module) -> dict[str, int]:

@@ -58,6 +58,11 @@ class ModelSummary:
     other_params: int = 0
     other_bytes: int = 0
 
+    @property
+    def flops_counted(self) -> bool:
+        """False when the FLOPs could not be counted (the total then reads 0 and a warning says why)."""
+        return bool(self.total_flops) or not any("FLOPs" in w for w in self.warnings)
+
 
 def make_layer(name: str, op_type: str, weight_shape: tuple[int, ...], params: int, dtype: str,
                bytes_by_dtype: dict[str, int], zeros: int, weight_size: int, flops: int,
