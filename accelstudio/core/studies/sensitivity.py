@@ -61,7 +61,7 @@ def run_sensitivity(params: dict[str, Any], progress: ProgressCallback, cancel: 
             data = subset(data, n)
             runner.data = data
             ref, base_s = _reference(runner, data, cancel)
-            notes.append(f"screened on {n} of {requested} samples to fit the {p.budget_s:.0f} s budget "
+            notes.append(f"screened on {n} of {requested} samples to fit the {p.budget_s:g} s budget "
                          f"({planned} variants at {base_s:.2f} s each)")
     all_quant = {name: quantized_weight(_by_name(runner, name), p.quantize) for name in quant_names}
     all_cell = variant_cell(runner.outputs(all_quant, cancel), ref) if quant_names else None
@@ -82,7 +82,7 @@ def run_sensitivity(params: dict[str, Any], progress: ProgressCallback, cancel: 
         rows.append(row)
         progress(ProgressEvent(STAGE, (i + 1) / len(order), f"{layer.name}: {_row_text(row)}", partial={"row": row}))
     if stopped:
-        notes.append(f"stopped at the {p.budget_s:.0f} s budget: "
+        notes.append(f"stopped at the {p.budget_s:g} s budget: "
                      f"{sum(not r['screened'] for r in rows)} of {len(rows)} layers not screened (the smallest)")
     if p.quantize:
         notes.append("quantization screened as weight-only fake quantization (weights rounded to the mode's grid, "
