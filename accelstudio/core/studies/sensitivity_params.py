@@ -85,3 +85,16 @@ class SensitivityParams:
         if "amounts" in values:
             values["amounts"] = tuple(float(a) for a in values["amounts"])
         return cls(**values).validate()
+
+
+def quantize_from_text(text: str, per_channel: bool = True) -> dict[str, Any]:
+    """'dynamic-int8' or 'sim-4' as the study's quantize dict (per-channel, symmetric grid)."""
+    if text.startswith("sim-"):
+        try:
+            mode, bits = "sim", int(text[4:])
+        except ValueError:
+            raise SensitivityError(f"'{text}': write sim-N with N the bit width, e.g. sim-4") from None
+    else:
+        mode, bits = text, 8
+    quant_mode(mode)  # RecipeError for an unknown mode
+    return {"mode": mode, "bits": bits, "per_channel": per_channel, "symmetric": True}

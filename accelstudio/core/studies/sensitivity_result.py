@@ -67,3 +67,19 @@ def amounts_under(record: Any, max_loss: float) -> dict[str, float]:
             best = amount
         amounts[row["layer"]] = best
     return amounts
+
+
+def loss_matrix(record: Any) -> tuple[list[str], list[str], list[list[float]]]:
+    """(layers most sensitive first, then the unscreened ones in model order; setting labels; points lost per
+    layer and setting, NaN where a layer was not screened or a setting does not apply) for a heatmap."""
+    result = _result(record)
+    labels = [s["label"] for s in result.get("settings", [])]
+    rows = {r["layer"]: r for r in result.get("rows", [])}
+    ranked = [name for name in sensitivity_ranking(result) if name in rows]
+    order = ranked + [name for name in rows if name not in set(ranked)]
+    values = []
+    for name in order:
+        cells = rows[name].get("cells") or {}
+        values.append([float(cells[label]["loss"]) if cells.get(label) and cells[label].get("loss") is not None
+                       else float("nan") for label in labels])
+    return order, labels, values

@@ -12,7 +12,7 @@ from accelstudio.core.data.datasets import example_calibration, load_dataset, sy
 from accelstudio.core.errors import AccelStudioError
 from accelstudio.core.job import RuntimeSettings
 from accelstudio.core.model.handle import ModelHandle
-from accelstudio.core.model.input_shapes import ShapePlan, plan_shapes
+from accelstudio.core.model.input_shapes import ShapePlan, batch_layout, declared_inputs, plan_shapes
 from accelstudio.core.model.loading import open_model
 from accelstudio.core.studies.sensitivity_params import SensitivityParams
 
@@ -30,7 +30,8 @@ def open_study_model(p: SensitivityParams) -> ModelHandle:
 
 def screening_data(p: SensitivityParams, handle: ModelHandle) -> tuple[Dataset, ShapePlan, str]:
     """(screening set of at most p.samples, the shape plan, the split it comes from in words)."""
-    plan = plan_shapes(handle, p.batch, p.input_shapes)
+    batch = p.batch if batch_layout(declared_inputs(handle))[0] == "batched" else 1  # the model's own rows per call
+    plan = plan_shapes(handle, batch, p.input_shapes)
     if p.data:
         ds, split = load_dataset(p.data, handle, max_samples=p.samples, plan=plan), "the given data (--data)"
     elif p.calib:
@@ -40,7 +41,7 @@ def screening_data(p: SensitivityParams, handle: ModelHandle) -> tuple[Dataset, 
         ds, split = subset(calib, p.samples), "the example's calibration split (training data, never its test set)"
     else:
         ds, split = synthesize_inputs(handle, p.samples, plan), "synthesized inputs (fixed seed)"
-    plan = plan_shapes(handle, p.batch, p.input_shapes, {k: tuple(v.shape) for k, v in ds.inputs.items()})
+    plan = plan_shapes(handle, batch, p.input_shapes, {k: tuple(v.shape) for k, v in ds.inputs.items()})
     return ds, plan, split
 
 
