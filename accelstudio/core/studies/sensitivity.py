@@ -50,7 +50,8 @@ def run_sensitivity(params: dict[str, Any], progress: ProgressCallback, cancel: 
     progress(ProgressEvent(STAGE, 0.02, "profiling the baseline for each layer's share of latency"))
     shares, latency = latency_shares(handle, settings, data, plan)
     notes: list[str] = []
-    ref, base_s = _reference(runner, data, cancel)
+    hint = _output_hint(handle)
+    ref, base_s = _reference(runner, data, cancel, hint)
     requested = data.num_samples
     per_layer = {l.name: _applicable(l, columns, quant_names) for l in runner.layers}
     planned = sum(len(v) for v in per_layer.values()) + (1 if quant_names else 0)
@@ -60,7 +61,7 @@ def run_sensitivity(params: dict[str, Any], progress: ProgressCallback, cancel: 
         if n < data.num_samples:
             data = subset(data, n)
             runner.data = data
-            ref, base_s = _reference(runner, data, cancel)
+            ref, base_s = _reference(runner, data, cancel, hint)
             notes.append(f"screened on {n} of {requested} samples to fit the {p.budget_s:g} s budget "
                          f"({planned} variants at {base_s:.2f} s each)")
     all_quant = {name: quantized_weight(_by_name(runner, name), p.quantize) for name in quant_names}
@@ -90,7 +91,7 @@ def run_sensitivity(params: dict[str, Any], progress: ProgressCallback, cancel: 
     rows = _model_order(rows, runner.layers)
     return {
         "kind": "sensitivity", "model": {"name": handle.name, "backend": handle.backend, "runtime": settings.runtime},
-        "metric": {"name": ref.metric, "loss": METRICS[ref.metric]},
+        "metric": {"name": ref.metric, "loss": METRICS[ref.metric], "output_kind": ref.output_kind},
         "samples": {"n": int(data.num_samples), "requested": int(requested), "source": data.source, "split": split,
                     "labeled": data.labels is not None, "synthesized": bool(data.synthesized)},
         "settings": [s.to_dict() for s in columns], "prune_method": p.prune_method, "quantize": p.quantize,
@@ -102,10 +103,19 @@ def run_sensitivity(params: dict[str, Any], progress: ProgressCallback, cancel: 
     }
 
 
-def _reference(runner: VariantRunner, data: Dataset, cancel) -> tuple[Reference, float]:
+def _reference(runner: VariantRunner, data: Dataset, cancel, hint) -> tuple[Reference, float]:
+    from accelstudio.core.measure.evaluate import describe_outputs
+
     t0 = time.perf_counter()
-    outputs = runner.outputs({}, cancel)
-    return Reference(np.asarray(outputs), data.labels), time.perf_counter() - t0
+    outputs = np.asarray(runner.outputs({}, cancel))
+    kind = describe_outputs(outputs, data.labels is not None, hint)["output_kind"]
+    return Reference(outputs, data.labels, kind), time.perf_counter() - t0
+
+
+def _output_hint(handle):
+    from accelstudio.core.measure.evaluate import module_output_hint, output_hint
+
+    return output_hint(handle.onnx_model) if handle.backend == "onnx" else module_output_hint(handle.module)
 
 
 def _quantized_names(layers: list[ScreenedLayer], p: SensitivityParams, backend: str) -> list[str]:

@@ -14,7 +14,8 @@ from accelstudio.core.measure.evaluate import fidelity_metrics, nonfinite_rows
 METRICS = {
     "accuracy": "accuracy drop against the unmodified model, in points",
     "top1": "top-1 disagreement with the unmodified model, in points (no labels)",
-    "cosine": "100 x (1 - cosine similarity) to the unmodified model's outputs (no labels, not class scores)",
+    "cosine": "100 x (1 - cosine similarity) to the unmodified model's outputs, in points (no labels; the outputs "
+              "are not class scores)",
 }
 
 
@@ -24,13 +25,13 @@ class Reference:
 
     outputs: np.ndarray
     labels: np.ndarray | None
+    output_kind: str = "class_scores"  # evaluate.describe_outputs: "class_scores" or "embedding"
 
     @property
     def metric(self) -> str:
         if self.labels is not None:
             return "accuracy"
-        rows = self.outputs.reshape(self.outputs.shape[0], -1)
-        return "top1" if self.outputs.ndim == 2 and rows.shape[1] >= 2 else "cosine"
+        return "top1" if self.output_kind == "class_scores" else "cosine"
 
     @property
     def accuracy(self) -> float | None:
