@@ -73,6 +73,9 @@ class SensitivityController(QObject):
         action.triggered.connect(self.open)
 
     def open(self) -> None:
+        """Show the dock with the recipe's pruning method and quantization mode chosen."""
+        if not self.thread.is_running():
+            self.panel.choose(self.state.recipe)
         self.dock.show()
         self.dock.raise_()
 

@@ -118,6 +118,15 @@ class SensitivityPanel(QWidget):
                 "quantize": "" if quant == "none" else quant, "samples": self.samples.value(),
                 "budget_s": float(self.budget.value())}
 
+    def choose(self, recipe) -> None:
+        """Preselect a recipe's pruning method and quantization mode (sim-N for the simulated mode)."""
+        self.method.setCurrentText(recipe.prune.method)
+        q = recipe.quantize
+        text = f"sim-{q.bits}" if q.mode == "sim" else q.mode
+        if self.quantize.findText(text) < 0:
+            self.quantize.addItem(text)
+        self.quantize.setCurrentText(text)
+
     def set_running(self, running: bool) -> None:
         self.run_button.setEnabled(not running)
         self.cancel_button.setEnabled(running)
