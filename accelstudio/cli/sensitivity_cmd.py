@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from accelstudio.cli.recipe_args import add_data_arguments, parse_quant_mode, shapes_from_args
-from accelstudio.cli.run_cmd import UsageError, _stage_printer
+from accelstudio.cli.run_cmd import UsageError
 from accelstudio.cli.sensitivity_format import format_study
 from accelstudio.core.recipe import PRUNE_METHODS
 from accelstudio.core.studies.sensitivity_params import (DEFAULT_AMOUNTS, DEFAULT_BUDGET_S, DEFAULT_SAMPLES,
@@ -68,12 +68,21 @@ def run_sensitivity_cmd(args: argparse.Namespace) -> int:
             raise UsageError(f"study {args.show} is a {record.kind} study, not a sensitivity study")
     else:
         record = run_sensitivity_study(params_from_args(args), store,
-                                       on_message=None if args.json else _stage_printer())
+                                       on_message=None if args.json else _layer_printer())
     if args.json:
         print(json.dumps(study_result(record), indent=2, default=str))
     else:
         print(format_study(record))
     return 0
+
+
+def _layer_printer():
+    """Progress on stderr: the setup steps, then one line per screened layer."""
+    def on_message(msg) -> None:
+        if getattr(msg, "type", "") == "progress" and msg.stage == "sensitivity" and msg.text:
+            print(f"[{msg.fraction:4.0%}] {msg.text}", file=sys.stderr, flush=True)
+
+    return on_message
 
 
 def params_from_args(args: argparse.Namespace) -> SensitivityParams:

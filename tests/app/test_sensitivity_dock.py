@@ -60,3 +60,13 @@ def test_exclude_top_k_and_amounts_edit_the_recipe_and_reload(window, qtbot):
     controller.result = None
     controller.reload()
     assert controller.result["study_id"] == study_id and controller.result["ranking"] == ranking
+
+
+def test_cancel_stops_the_worker_and_stores_the_study_as_stopped(window, qtbot):
+    controller = window.sensitivity
+    with qtbot.waitSignal(controller.thread.cancelled, timeout=STUDY_TIMEOUT_MS):
+        controller.panel.run_button.click()
+        controller.panel.cancel_button.click()
+    assert "Cancelled" in controller.panel.status.text() and controller.panel.run_button.isEnabled()
+    (record,) = window.runs.store.list_studies("sensitivity")
+    assert record.status == "stopped"

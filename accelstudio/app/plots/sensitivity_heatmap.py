@@ -15,6 +15,13 @@ from accelstudio.app.plots.theme import LIGHT, TITLE_SIZE, PlotColors, style_plo
 ROW_LABEL_PX = 14  # at least this many pixels per labelled row, so names never overlap
 
 
+def short_label(label: str) -> str:
+    """A column heading short enough to sit under a narrow cell: "prune 25%" -> "25%", "sim-4 alone" -> "sim-4"."""
+    if label.startswith("prune "):
+        return label[len("prune "):]
+    return label[: -len(" alone")] if label.endswith(" alone") else label
+
+
 class SensitivityHeatmap(pg.PlotWidget):
     """Layers x settings; `cell_clicked(layer, setting label)` when a cell is clicked."""
 
@@ -55,7 +62,8 @@ class SensitivityHeatmap(pg.PlotWidget):
             self.plot.setYRange(0, len(layers), padding=0)
         else:
             self.image.clear()
-        self.plot.getAxis("bottom").setTicks([[(j + 0.5, label) for j, label in enumerate(self.labels)]])
+        self.plot.getAxis("bottom").setTicks([[(j + 0.5, short_label(label)) for j, label in enumerate(self.labels)]])
+        self.plot.setLabel("bottom", "pruned alone (amount) · quantized alone · kept in float alone")
         self._label_rows()
         self.plot.setTitle(title, color=self._colors.foreground, size=TITLE_SIZE)
 
