@@ -137,9 +137,9 @@ def bert_22m(folder: Path) -> tuple[Path, int]:
 
     from tests.factories import TinyBertEncoder, bert_inputs
 
-    model = TinyBertEncoder(vocab=8000, dim=384, heads=6, depth=10, max_len=128).eval()
+    model = TinyBertEncoder(vocab=11000, dim=384, heads=6, depth=10, max_len=128).eval()
     params = sum(p.numel() for p in model.parameters())
-    ids, mask = bert_inputs(2, seq=64, vocab=8000)
+    ids, mask = bert_inputs(2, seq=64, vocab=11000)
     path = folder / "bert22m.onnx"
     axes = {0: "batch", 1: "seq"}
     torch.onnx.export(model, (torch.from_numpy(ids), torch.from_numpy(mask)), str(path),

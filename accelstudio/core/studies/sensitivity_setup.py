@@ -30,8 +30,11 @@ def open_study_model(p: SensitivityParams) -> ModelHandle:
 
 def screening_data(p: SensitivityParams, handle: ModelHandle) -> tuple[Dataset, ShapePlan, str]:
     """(screening set of at most p.samples, the shape plan, the split it comes from in words)."""
-    batch = p.batch if batch_layout(declared_inputs(handle))[0] == "batched" else 1  # the model's own rows per call
-    plan = plan_shapes(handle, batch, p.input_shapes)
+    batched = batch_layout(declared_inputs(handle))[0] == "batched"
+    batch = p.batch if batched else 1  # 1: the model's own rows per call
+    # the study chooses its own batch: a given shape's first (batch) dimension only says "one call"
+    shapes = {k: [batch, *v[1:]] for k, v in p.input_shapes.items()} if batched else dict(p.input_shapes)
+    plan = plan_shapes(handle, batch, shapes)
     if p.data:
         ds, split = load_dataset(p.data, handle, max_samples=p.samples, plan=plan), "the given data (--data)"
     elif p.calib:
@@ -41,7 +44,7 @@ def screening_data(p: SensitivityParams, handle: ModelHandle) -> tuple[Dataset, 
         ds, split = subset(calib, p.samples), "the example's calibration split (training data, never its test set)"
     else:
         ds, split = synthesize_inputs(handle, p.samples, plan), "synthesized inputs (fixed seed)"
-    plan = plan_shapes(handle, batch, p.input_shapes, {k: tuple(v.shape) for k, v in ds.inputs.items()})
+    plan = plan_shapes(handle, batch, shapes, {k: tuple(v.shape) for k, v in ds.inputs.items()})
     return ds, plan, split
 
 
