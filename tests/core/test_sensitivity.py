@@ -119,3 +119,10 @@ def test_params_refuse_what_cannot_run():
         SensitivityParams(model="m.onnx", amounts=(0.5, 1.0)).validate()
     with pytest.raises(SensitivityError, match="unknown sensitivity setting"):
         SensitivityParams.from_dict({"model": "m.onnx", "amount": 0.5})
+
+
+def test_given_input_shapes_leave_the_batch_to_the_study(tmp_path):
+    model = sensitive_mlp(tmp_path)
+    result = _run(SensitivityParams(model=str(model), input_shapes={"x": [1, 16]}, amounts=(0.5,), samples=40,
+                                    batch=16))
+    assert result["samples"]["n"] == 40 and result["ranking"]

@@ -115,6 +115,11 @@ class SensitivityController(QObject):
 
     def _finished(self, result: dict[str, Any]) -> None:
         self.panel.set_running(False)
+        model = self.state.model
+        if model is None or result.get("params", {}).get("model") != model.ref:  # another model was opened since
+            self.panel.show_status(f"Study {result.get('study_id')} of {result.get('params', {}).get('model')} is "
+                                   "stored; it shows when that model is open.")
+            return
         self.show(result)
 
     def _ended(self, text: str) -> None:
