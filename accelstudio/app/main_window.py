@@ -20,6 +20,7 @@ from accelstudio.app.views.controls import RecipeControls
 from accelstudio.app.views.data_panel import DataPanel, remember_data, remembered_data
 from accelstudio.app.control.lesson_controller import LessonController
 from accelstudio.app.control.model_controller import ModelController
+from accelstudio.app.control.sensitivity_controller import SensitivityController
 from accelstudio.app.control.session_controller import SessionController
 from accelstudio.app.control.training_controller import TrainingController
 from accelstudio.app.views.model_view import ModelView
@@ -92,6 +93,7 @@ class MainWindow(QMainWindow):
         self._build_central()
         self.lessons, self.sessions = LessonController(self), SessionController(self)
         self.training = TrainingController(self, busy_elsewhere=self.lessons.is_busy)
+        self.sensitivity = SensitivityController(self)
         self._build_status_bar()
         self._build_menus()
         self._connect()
@@ -215,6 +217,7 @@ class MainWindow(QMainWindow):
         menu.addAction(self.run_action)
         menu.addAction(self.cancel_action)
         self.runs.attach_actions(self.run_action, self.cancel_action)
+        self.sensitivity.fill_menu(menu)
         menu.addSeparator()
         self.artifacts.fill_menu(menu)
         self.artifacts.attach_table(self.results.table, [self.results.io.save_model])
@@ -401,6 +404,7 @@ class MainWindow(QMainWindow):
             self._closed = True
             self._save_layout()
             self.lessons.shutdown()
+            self.sensitivity.shutdown()
             self.runs.shutdown()
             self.models.shutdown()
         super().closeEvent(event)

@@ -28,3 +28,8 @@ def run_study(name: str, params: dict[str, Any], progress: ProgressCallback, can
         known = ", ".join(sorted(STUDIES)) or "none"
         raise UnknownStudy(f"unknown study {name!r} (known: {known})") from None
     return study(params, progress, cancel)
+
+
+from accelstudio.core.studies.sensitivity import run_sensitivity  # noqa: E402  (registered by a plain import)
+
+STUDIES["sensitivity"] = run_sensitivity
