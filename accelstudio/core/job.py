@@ -81,6 +81,9 @@ class JobSpec:
     # also time the unchanged model interleaved with the compressed one in this job (metrics["interleaved"]:
     # the speed-up with its interval against a baseline measured side by side, core/measure/interleaved.py)
     baseline_latency: bool = False
+    # runtime fields the interleaved baseline takes instead of this run's ("runtime", "graph_opt_level",
+    # "spinning"): a search that varies them compares every trial with one reference setting
+    baseline_runtime: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

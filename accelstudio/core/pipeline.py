@@ -29,6 +29,7 @@ from accelstudio.core.progress import CancelToken, ProgressCallback, ProgressEve
 from accelstudio.core.recipe import Recipe
 
 EVAL_BATCH = 64
+BASELINE_KNOBS = ("runtime", "graph_opt_level", "spinning")  # what JobSpec.baseline_runtime may set
 STAGES = ("load", "data", "compress", "export", "benchmark", "evaluate")  # "profile", "compile" after benchmark when asked
 
 
@@ -290,10 +291,12 @@ def _interleaved(spec: JobSpec, base, predictor, measured, inputs, per_call: boo
     from accelstudio.core.measure.interleaved import interleaved_speedup
 
     st.emit("benchmark", 1.0, "timing the unchanged model interleaved with this one")
-    if spec.recipe.is_identity:
+    knobs = {k: v for k, v in spec.baseline_runtime.items() if k in BASELINE_KNOBS}
+    base_settings = replace(measured, **knobs)
+    if spec.recipe.is_identity and base_settings == measured:
         return {"ratio": 1.0, "lo": 1.0, "hi": 1.0, "verdict": "baseline", "n": 0,
                 "method": "the run is the baseline"}
-    base_predictor = _predictor(base, measured, False)
+    base_predictor = _predictor(base, base_settings, False)
     try:
         return interleaved_speedup(lambda: predictor.run(inputs), lambda: base_predictor.run(inputs), measured,
                                    cancel)
