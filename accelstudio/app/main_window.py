@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, Q
 from accelstudio import __version__
 from accelstudio.app.views import dialogs
 from accelstudio.app.control.artifacts_menu import ArtifactsController
+from accelstudio.app.control.search_controller import SearchController
 from accelstudio.app.views.controls import RecipeControls
 from accelstudio.app.views.data_panel import DataPanel, remember_data, remembered_data
 from accelstudio.app.control.lesson_controller import LessonController
@@ -92,6 +93,7 @@ class MainWindow(QMainWindow):
         self._build_central()
         self.lessons, self.sessions = LessonController(self), SessionController(self)
         self.training = TrainingController(self, busy_elsewhere=self.lessons.is_busy)
+        self.search = SearchController(self)
         self._build_status_bar()
         self._build_menus()
         self._connect()
@@ -198,6 +200,7 @@ class MainWindow(QMainWindow):
         menu.addAction(self.profile_dock.toggleViewAction())
         menu.addAction(self.lessons.dock.toggleViewAction())
         menu.addAction(self.training.dock.toggleViewAction())
+        menu.addAction(self.search.dock.toggleViewAction())
         theme_menu = menu.addMenu("&Theme")
         group = QActionGroup(self)
         self.theme_actions = {}
@@ -215,6 +218,7 @@ class MainWindow(QMainWindow):
         menu.addAction(self.run_action)
         menu.addAction(self.cancel_action)
         self.runs.attach_actions(self.run_action, self.cancel_action)
+        self.search.fill_menu(menu)
         menu.addSeparator()
         self.artifacts.fill_menu(menu)
         self.artifacts.attach_table(self.results.table, [self.results.io.save_model])
@@ -401,6 +405,7 @@ class MainWindow(QMainWindow):
             self._closed = True
             self._save_layout()
             self.lessons.shutdown()
+            self.search.shutdown()
             self.runs.shutdown()
             self.models.shutdown()
         super().closeEvent(event)

@@ -16,8 +16,7 @@ from typing import Any
 from accelstudio.core.errors import AccelStudioError
 from accelstudio.core.job import DEVICES, RUNTIMES, RuntimeSettings
 
-VARY = ("granularity", "weight-type", "calibration", "float-kinds", "keep-float", "prune", "recovery",
-        "graph-opt", "spinning", "backend")
+from accelstudio.core.studies.search_space import VARY_NAMES as VARY  # noqa: E402
 DEFAULT_VARY = ("granularity", "keep-float", "prune")
 
 
@@ -80,7 +79,7 @@ def build_config(args: argparse.Namespace):
 
     from accelstudio.core.studies.search_config import SearchConfig
     from accelstudio.core.studies.search_judge import Constraint
-    from accelstudio.core.studies.search_space import SearchSpace
+    from accelstudio.core.studies.search_space import space_from_vary
 
     if args.resume is None:
         if bool(args.model) == bool(args.example):
@@ -93,15 +92,7 @@ def build_config(args: argparse.Namespace):
         raise SearchUsageError(f"--vary {unknown[0]!r} is unknown; choose from {', '.join(VARY)}")
     modes = tuple(m.strip() for m in args.quant_modes.split(",") if m.strip())
     train = str(Path(args.train_data).resolve()) if args.train_data else None
-    space = SearchSpace(
-        quant_modes=modes, granularity="granularity" in vary, weight_type="weight-type" in vary,
-        calibration="calibration" in vary, float_kinds="float-kinds" in vary,
-        keep_float=(0, 1, 2, 4) if "keep-float" in vary else (),
-        prune_methods=("l1-structured",) if "prune" in vary else (),
-        recovery_epochs=(2,) if "recovery" in vary and (train or args.example) else (),
-        graph_opt_levels=("basic", "all") if "graph-opt" in vary else (),
-        spinning=(False, True) if "spinning" in vary and args.runtime == "onnxruntime" else (),
-        runtimes=("onnxruntime", "torch") if "backend" in vary else ())
+    space = space_from_vary(vary, modes, args.runtime, bool(train or args.example))
     model = f"example:{args.example}" if args.example else (args.model or "")
     runtime = RuntimeSettings(runtime=args.runtime, device=args.device, threads=args.threads, batch=args.batch)
     constraint = Constraint(max_drop=args.max_drop, min_cosine=args.min_cosine)
@@ -138,7 +129,7 @@ def run_search_cmd(args: argparse.Namespace) -> int:
 
 
 def json_document(state, config) -> dict[str, Any]:
-    doc = {"study_id": state.study_id, "config": config.to_dict(), **state.to_dict()}
+    doc = {"config": config.to_dict(), **state.to_dict()}
     doc["trials_used"] = sum(1 for t in state.trials if t.phase == "screen")
     return doc
 

@@ -159,3 +159,14 @@ def test_a_search_needs_a_constraint_and_a_known_objective():
         _config(constraint=Constraint())
     with pytest.raises(SearchError, match="objective"):
         _config(objective="accuracy")
+
+
+def test_the_search_loop_imports_no_worker_and_no_qt():
+    import subprocess
+    import sys
+
+    code = ("import sys, accelstudio.core.studies.search, accelstudio.core.studies.search_config; "
+            "bad = [m for m in sys.modules if m.startswith(('accelstudio.worker', 'accelstudio.app', 'PySide6'))]; "
+            "print(bad); sys.exit(1 if bad else 0)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stdout + out.stderr

@@ -51,7 +51,7 @@ class SearchState:
         return pareto_front([t for t in self.trials if t.phase == "screen"])
 
     def to_dict(self) -> dict[str, Any]:
-        return {"phase": self.phase, "status": self.status, "elapsed_s": self.elapsed_s,
+        return {"study_id": self.study_id, "phase": self.phase, "status": self.status, "elapsed_s": self.elapsed_s,
                 "first_valid_s": self.first_valid_s, "notes": list(self.notes), "facts": self.facts,
                 "trials": [t.to_dict() for t in self.trials],
                 "best": self.best.to_dict() if self.best else None,

@@ -120,7 +120,9 @@ def judge(result: RunResult, number: int, point: dict[str, Any], label: str, pha
     return TrialOutcome(**base, value=value, lo=lo, hi=hi, drop=drop, drop_ci=drop_ci, cosine=cosine,
                         feasible=violation <= 0, violation=violation, judged_on=judged_on,
                         n_eval=int(m.get("n_eval") or 0), size_bytes=m.get("size_bytes"),
-                        extra={"p50_ms": m.get("p50_ms"), "interleaved": m.get("interleaved")})
+                        extra={"p50_ms": m.get("p50_ms"), "interleaved": m.get("interleaved"),
+                               "recipe": (result.spec or {}).get("recipe"),
+                               "runtime": (result.spec or {}).get("runtime")})
 
 
 def _objective(m: dict[str, Any], objective: str) -> tuple[float, float, float]:

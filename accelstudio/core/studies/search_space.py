@@ -115,6 +115,26 @@ class SearchSpace:
         return tuple(table[name]) or ()
 
 
+VARY_NAMES = ("granularity", "weight-type", "calibration", "float-kinds", "keep-float", "prune", "recovery",
+              "graph-opt", "spinning", "backend")
+
+
+def space_from_vary(vary: set[str], quant_modes: tuple[str, ...], runtime: str, has_training: bool) -> SearchSpace:
+    """The space the command line's --vary and the Search panel's checkboxes describe (names in VARY_NAMES)."""
+    unknown = sorted(set(vary) - set(VARY_NAMES))
+    if unknown:
+        raise SearchSpaceError(f"{unknown[0]!r} cannot vary; choose from {', '.join(VARY_NAMES)}")
+    return SearchSpace(
+        quant_modes=tuple(quant_modes), granularity="granularity" in vary, weight_type="weight-type" in vary,
+        calibration="calibration" in vary, float_kinds="float-kinds" in vary,
+        keep_float=(0, 1, 2, 4) if "keep-float" in vary else (),
+        prune_methods=("l1-structured",) if "prune" in vary else (),
+        recovery_epochs=(2,) if "recovery" in vary and has_training else (),
+        graph_opt_levels=("basic", "all") if "graph-opt" in vary else (),
+        spinning=(False, True) if "spinning" in vary and runtime == "onnxruntime" else (),
+        runtimes=("onnxruntime", "torch") if "backend" in vary else ())
+
+
 def _check_subset(what: str, values, allowed) -> None:
     bad = [v for v in values if v not in allowed]
     if bad:
