@@ -9,7 +9,7 @@ import dataclasses
 from typing import Any
 
 from PySide6.QtCore import QObject, Qt
-from PySide6.QtWidgets import QDockWidget
+from PySide6.QtWidgets import QDockWidget, QScrollArea
 
 from accelstudio.app.bridges.study_thread import StudyThread
 from accelstudio.app.views.search_panel import SearchPanel
@@ -26,8 +26,12 @@ class SearchController(QObject):
         self.window = window
         self.panel = SearchPanel()
         self.dock = QDockWidget("Search", window, objectName="searchDock")
-        self.dock.setWidget(self.panel)
-        window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
+        scroll = QScrollArea(widgetResizable=True)  # the window must still fit 1280x720 with the dock open
+        scroll.setWidget(self.panel)
+        self.dock.setWidget(scroll)
+        # a tab beside the Controls: the panel needs their width, and the window must fit 1280x720
+        window.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.dock)
+        window.tabifyDockWidget(window.controls_dock, self.dock)
         self.dock.hide()
         self.thread = StudyThread(self)
         self.thread.progress.connect(self._progress)
@@ -133,6 +137,7 @@ class SearchController(QObject):
                  if k in KNOBS}
         runtime = dataclasses.replace(self.window.state.runtime, **knobs)
         self.window.state.restore(recipe, runtime, f"Use searched recipe: {self.selected.get('label')}")
+        self.window.controls_dock.raise_()  # show the restored controls
         return True
 
     def _finished(self, state: dict) -> None:
@@ -143,6 +148,7 @@ class SearchController(QObject):
     def _ended(self, text: str) -> None:
         self.panel.set_running(False)
         self.panel.status.setText(text)
+        self.window.results.reload()  # the trials are stored runs: show them in the runs table
 
     def shutdown(self) -> None:
         self.thread.shutdown()

@@ -24,6 +24,8 @@ class ParetoPlot(pg.PlotWidget):
         self.plotItem.hideButtons()
         self.setLabel("bottom", "Speed-up vs unchanged (x)")
         self.setLabel("left", "Accuracy drop (pts)")
+        for name in ("left", "bottom"):
+            self.getAxis(name).enableAutoSIPrefix(False)
         self.scatter = pg.ScatterPlotItem(size=9, hoverable=True)
         self.failed = pg.ScatterPlotItem(size=7, symbol="x")
         self.front_line = pg.PlotDataItem()

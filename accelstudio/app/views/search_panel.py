@@ -3,18 +3,23 @@ the best so far and "Use this recipe". It only lays out; the search itself runs 
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QHBoxLayout, \
-    QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget
 
 from accelstudio.app.plots.pareto_plot import ParetoPlot
 
 # what may vary: (key, label, checked by default)
-VARY = (("granularity", "Per-channel / per-tensor", True), ("weight-type", "Weight type", False),
-        ("calibration", "Calibration method and samples", False), ("float-kinds", "Op kinds kept float", False),
-        ("keep-float", "Most sensitive layers kept float", True), ("prune", "Structured pruning", True),
-        ("recovery", "Recovery (fine-tune)", False), ("graph-opt", "Graph optimization level", False),
-        ("spinning", "Thread spinning", False))
+VARY = (("granularity", "Granularity", "per-channel or per-tensor scales", True),
+        ("weight-type", "Weight type", "qint8 or quint8 weights", False),
+        ("calibration", "Calibration", "static int8's calibration method and number of samples", False),
+        ("float-kinds", "Op kinds float", "keep all convolutions or all linear layers in float", False),
+        ("keep-float", "Sensitive float", "keep the k most sensitive layers in float (needs a stored sensitivity "
+                                          "study of this model)", True),
+        ("prune", "Pruning", "structured (channel) pruning, 25% or 50%", True),
+        ("recovery", "Recovery", "fine-tune after pruning (needs training data)", False),
+        ("graph-opt", "Graph opt", "ONNX Runtime's graph optimization level", False),
+        ("spinning", "Spinning", "ONNX Runtime's intra-op thread spinning", False))
 MODES = (("dynamic-int8", True), ("static-int8", True), ("fp16", True), ("weight-int8", False))
+MODE_LABELS = {"dynamic-int8": "dyn int8", "static-int8": "static int8", "fp16": "fp16", "weight-int8": "w-int8"}
 
 
 class SearchPanel(QWidget):
@@ -23,36 +28,37 @@ class SearchPanel(QWidget):
         self.setObjectName("searchPanel")
         form = QFormLayout()
         self.constraint_kind = QComboBox(objectName="searchConstraintKind")
-        self.constraint_kind.addItems(["Max accuracy drop (pts)", "Min cosine"])
+        self.constraint_kind.addItems(["Max drop (pts)", "Min cosine"])
+        self.constraint_kind.setToolTip("Max drop: judged on the lower bound of the accuracy drop's 95% interval "
+                                        "where the data have labels; otherwise the cosine to the original outputs")
         self.constraint_value = QDoubleSpinBox(objectName="searchConstraintValue", decimals=4, minimum=0.0,
                                                maximum=100.0, singleStep=0.5, value=1.0)
         self.constraint_kind.currentIndexChanged.connect(self._kind_changed)
-        row = QHBoxLayout()
-        row.addWidget(self.constraint_kind)
-        row.addWidget(self.constraint_value)
-        form.addRow("Constraint", row)
+        form.addRow("Constraint", self.constraint_kind)
+        form.addRow("Limit", self.constraint_value)
         self.objective = QComboBox(objectName="searchObjective")
         self.objective.addItems(["latency", "throughput", "size"])
         form.addRow("Objective", self.objective)
         self.budget = QSpinBox(objectName="searchBudget", minimum=1, maximum=600, value=10, suffix=" min")
         form.addRow("Budget", self.budget)
-        self.mode_boxes = {m: QCheckBox(m, checked=on) for m, on in MODES}
-        modes = QHBoxLayout()
-        for box in self.mode_boxes.values():
-            modes.addWidget(box)
+        self.mode_boxes = {m: QCheckBox(MODE_LABELS[m], checked=on, toolTip=m) for m, on in MODES}
+        modes = QGridLayout()
+        for i, box in enumerate(self.mode_boxes.values()):
+            modes.addWidget(box, i // 2, i % 2)
         form.addRow("Modes", modes)
-        self.vary_boxes = {key: QCheckBox(label, checked=on, objectName=f"searchVary-{key}")
-                           for key, label, on in VARY}
+        self.vary_boxes = {key: QCheckBox(label, checked=on, objectName=f"searchVary-{key}", toolTip=tip)
+                           for key, label, tip, on in VARY}
         vary = QGridLayout()
-        for i, box in enumerate(self.vary_boxes.values()):
-            vary.addWidget(box, i // 2, i % 2)
+        for i, box in enumerate(self.vary_boxes.values()):  # two narrow columns: the dock shares 1280 px
+            vary.addWidget(box, i % 5, i // 5)
         form.addRow("May vary", vary)
-        self.start_button = QPushButton("Start search", objectName="searchStart")
+        self.start_button = QPushButton("Start", objectName="searchStart")
         self.stop_button = QPushButton("Stop", objectName="searchStop", enabled=False)
         self.use_button = QPushButton("Use this recipe", objectName="searchUse", enabled=False)
-        buttons = QHBoxLayout()
-        for b in (self.start_button, self.stop_button, self.use_button):
-            buttons.addWidget(b)
+        buttons = QGridLayout()
+        buttons.addWidget(self.start_button, 0, 0)
+        buttons.addWidget(self.stop_button, 0, 1)
+        buttons.addWidget(self.use_button, 1, 0, 1, 2)
         self.status = QLabel("Open a model, set the constraint and start.", objectName="searchStatus",
                              wordWrap=True)
         self.best = QLabel("", objectName="searchBest", wordWrap=True)

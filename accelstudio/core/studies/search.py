@@ -47,6 +47,10 @@ class SearchState:
     facts: dict[str, Any] = field(default_factory=dict)
 
     @property
+    def notes_about_best(self) -> bool:
+        return any("shown faster" in n or "met the constraint" in n for n in self.notes)
+
+    @property
     def front(self) -> list[TrialOutcome]:
         return pareto_front([t for t in self.trials if t.phase == "screen"])
 
@@ -108,8 +112,10 @@ class _Loop:
         if not self.cancel.is_set() and self.state.best is not None:
             self._test()
         status = "stopped" if self.cancel.is_set() else "done"
-        if self.state.best is None:
-            self._note("no candidate met the constraint (" + self.config.constraint.describe() + ")")
+        if self.state.best is None and not self.state.notes_about_best:
+            feasible = any(t.ok and t.feasible for t in self.state.trials)
+            self._note("no candidate meeting the constraint was shown better than the unchanged model" if feasible
+                       else "no candidate met the constraint (" + self.config.constraint.describe() + ")")
         return self.save(status)
 
     def _describe(self) -> None:
@@ -171,7 +177,11 @@ class _Loop:
             self._update(best=best)
         elif confirmed:
             self._update(best=None)
-            self._note("no screened candidate met the constraint on the whole validation half")
+            if any(c.ok and c.feasible for c in confirmed):
+                self._note("no candidate meeting the constraint was shown faster than the unchanged model on the "
+                           "whole validation half (its interval reaches down to 1 or below)")
+            else:
+                self._note("no screened candidate met the constraint on the whole validation half")
 
     def _test(self) -> None:
         self._update(phase="test")
