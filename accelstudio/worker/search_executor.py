@@ -24,18 +24,8 @@ class LocalWorkerExecutor:
         """Results in order, each stored with `study_id`; one cancel for the running job and the rest."""
         return run_many(list(specs), self.store, self.on_message, cancel, study_id, on_result=self.on_result)
 
-    def describe_model(self, model: str, trust: bool,
-                       cancel: threading.Event) -> tuple[tuple[tuple[str, str], ...], str | None]:
-        """The model's weighted layers as (name, op type), loaded in a worker, and its file's SHA-256 (None
-        for a bundled example)."""
-        from pathlib import Path
-
-        from accelstudio.core.model.loading import EXAMPLE_PREFIX, file_sha256
+    def describe_model(self, model: str, trust: bool, cancel: threading.Event):
+        """The model's data-only snapshot (ModelData), loaded and inspected in a worker process."""
         from accelstudio.worker.inspect_client import open_isolated
 
-        data = open_isolated(model, trust=trust, cancel=cancel)
-        layers = tuple((layer.name, layer.op_type) for layer in data.summary.layers)
-        sha = None
-        if not model.startswith(EXAMPLE_PREFIX) and Path(model).is_file():
-            sha = file_sha256(Path(model))
-        return layers, sha
+        return open_isolated(model, trust=trust, cancel=cancel)

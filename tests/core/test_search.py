@@ -170,3 +170,16 @@ def test_the_search_loop_imports_no_worker_and_no_qt():
             "print(bad); sys.exit(1 if bad else 0)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_points_the_model_cannot_take_are_skipped_without_a_run(tmp_path):
+    store = RunStore(tmp_path / "s.sqlite")
+    config = _config(model="example:digits-vit", max_trials=3, confirm_top=1,
+                     space=SearchSpace(quant_modes=("none",), prune_methods=("l1-structured",)))
+    state = run_search(config, LocalWorkerExecutor(store), store)
+    screened = [t for t in state.trials if t.phase == "screen"]
+    assert [t.point for t in screened] == [{"quant": "none", "prune": "none"}]  # both prunes refused
+    assert any("structured pruning of an attention model" in n for n in state.notes)
+    assert "all 3 points of the space were measured" in state.notes
+    assert state.best is None  # the unchanged model is not faster than itself
+    assert any("shown" in n for n in state.notes)

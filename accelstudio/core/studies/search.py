@@ -23,7 +23,7 @@ from typing import Any, Callable
 from accelstudio.core.studies.search_config import SearchConfig, SearchError, TrialExecutor, trial_spec
 from accelstudio.core.studies.search_judge import TrialOutcome, is_better, judge, pareto_front
 from accelstudio.core.studies.search_space import ModelFacts, count_points, default_points, describe_point, \
-    distributions_of, suggest_point
+    distributions_of, point_recipe, suggest_point
 
 STUDY_KIND = "search"
 MAX_REPEATS = 25  # proposals of already measured points in a row before the space counts as exhausted
@@ -99,6 +99,7 @@ class _Loop:
         self.start = time.monotonic()
         self.labeled = True
         self.facts = ModelFacts()
+        self.model_data = None
 
     # --- the phases ----------------------------------------------------------------------------------------
 
@@ -119,7 +120,9 @@ class _Loop:
         return self.save(status)
 
     def _describe(self) -> None:
-        layers, sha = self.executor.describe_model(self.config.model, self.config.trust, self.cancel)
+        self.model_data = self.executor.describe_model(self.config.model, self.config.trust, self.cancel)
+        layers = tuple((layer.name, layer.op_type) for layer in self.model_data.summary.layers)
+        sha = _file_sha256(self.config.model)
         ranking, ranking_study = sensitivity_ranking(self.store, self.config.model, sha)
         self.facts = ModelFacts(layers=tuple(layers), ranking=ranking, ranking_study=ranking_study)
         self._update(facts={"layers": len(layers), "sha256": sha, "ranking_study": ranking_study,
@@ -144,9 +147,21 @@ class _Loop:
             point = suggest_point(self.config.space, self.facts,
                                   lambda n, c: trial.suggest_categorical(n, list(c)), self._training())
             known = measured.get(_key(point))
+            if known is not None and known.status == "refused":
+                repeats += 1
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                continue
             if known is not None:  # a discrete space: tell Optuna the measured figures again, run nothing
                 repeats += 1
                 self._tell(study, trial, known)
+                continue
+            refusal = self._refusal(point)
+            if refusal:  # the model cannot take it (no run): never proposed again, costs no trial
+                measured[_key(point)] = TrialOutcome(number=-1, point=point, label="", phase="refused",
+                                                     status="refused", reason=refusal)
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                if refusal not in self.state.notes:
+                    self._note(refusal)
                 continue
             repeats = 0
             outcome = self._measure(point, number, "screen")
@@ -209,6 +224,17 @@ class _Loop:
             self._keep_best(outcome)
         self.save("running")
         return outcome
+
+    def _refusal(self, point: dict[str, Any]) -> str:
+        """Why the model cannot take this point's recipe ('' when it can), from its snapshot alone."""
+        from accelstudio.core.compress.feasibility import check_model_feasible
+        from accelstudio.core.errors import AccelStudioError
+
+        try:
+            check_model_feasible(self.model_data, point_recipe(point, self.facts))
+        except AccelStudioError as exc:
+            return f"not searched: {exc}"
+        return ""
 
     def _keep_best(self, outcome: TrialOutcome, count_first: bool = True) -> None:
         if outcome.phase != "screen":
@@ -291,6 +317,17 @@ def _finite(x: float) -> float:
 
 def _key(point: dict[str, Any]) -> tuple:
     return tuple(sorted(point.items()))
+
+
+def _file_sha256(model: str) -> str | None:
+    """The SHA-256 of a model file (None for a bundled example): how stored studies name the model."""
+    from pathlib import Path
+
+    from accelstudio.core.model.loading import EXAMPLE_PREFIX, file_sha256
+
+    if model.startswith(EXAMPLE_PREFIX) or not Path(model).is_file():
+        return None
+    return file_sha256(Path(model))
 
 
 def _fp16_native() -> bool:

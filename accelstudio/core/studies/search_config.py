@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from accelstudio.core.errors import AccelStudioError
 from accelstudio.core.job import JobSpec, RunResult, RuntimeSettings
+from accelstudio.core.model.model_data import ModelData
 from accelstudio.core.studies.search_judge import OBJECTIVES, Constraint
 from accelstudio.core.studies.search_space import ModelFacts, SearchSpace, point_recipe, point_runtime
 
@@ -26,13 +27,12 @@ class SearchError(AccelStudioError):
 class TrialExecutor(Protocol):
     """Runs trial jobs somewhere (a local worker process, a cluster). `run` returns one RunResult per spec, in
     order, stored as trials of `study_id` (run_id set); setting `cancel` stops the running job and skips the
-    rest (status "cancelled"). `describe_model` returns the model's weighted layers as (name, op type) and its
-    file's SHA-256 (None for a bundled example), loading the model where models may be loaded."""
+    rest (status "cancelled"). `describe_model` returns the model's data-only snapshot (ModelData: layers,
+    inputs, whether it holds attention), loading the model where models may be loaded."""
 
     def run(self, specs: list[JobSpec], cancel: threading.Event, study_id: int | None) -> list[RunResult]: ...
 
-    def describe_model(self, model: str, trust: bool,
-                       cancel: threading.Event) -> tuple[tuple[tuple[str, str], ...], str | None]: ...
+    def describe_model(self, model: str, trust: bool, cancel: threading.Event) -> ModelData: ...
 
 
 @dataclass(frozen=True)
