@@ -121,6 +121,10 @@ def run_search_cmd(args: argparse.Namespace) -> int:
         cancel.set()
         print("search stopped; resume it with --resume (see `accelstudio runs studies`)", file=sys.stderr)
         return 1
+    if args.resume is not None:  # the stored search's own model, constraint and space
+        from accelstudio.core.studies.search_config import SearchConfig
+
+        config = SearchConfig.from_dict(store.get_study(state.study_id).params)
     if args.json:
         print(json.dumps(json_document(state, config), indent=2, default=str))
     else:

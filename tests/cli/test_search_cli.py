@@ -54,3 +54,20 @@ def test_usage_errors():
         _config("--example", "digits-mlp", "--max-drop", "1", "--budget", "ten minutes")
     with pytest.raises(search_cmd.SearchUsageError, match="vary"):
         _config("--example", "digits-mlp", "--max-drop", "1", "--vary", "colour")
+
+
+def test_resume_continues_the_stored_search(tmp_path):
+    store = tmp_path / "runs.sqlite"
+    common = ["--budget", "2m", "--max-trials", "1", "--screen-samples", "40", "--json", "--store", str(store)]
+    first = subprocess.run([sys.executable, "-m", "accelstudio", "search", "--example", "digits-mlp", "--min-cosine",
+                            "0.99", "--quant-modes", "none,dynamic-int8", "--vary", "granularity", *common],
+                           capture_output=True, text=True, timeout=400)
+    doc = json.loads(first.stdout)
+    again = subprocess.run([sys.executable, "-m", "accelstudio", "search", "--resume", str(doc["study_id"]), *common],
+                           capture_output=True, text=True, timeout=400)
+    resumed = json.loads(again.stdout)
+    assert resumed["study_id"] == doc["study_id"] and resumed["trials_used"] == 2
+    assert resumed["config"]["model"] == "example:digits-mlp"
+    assert resumed["config"]["constraint"] == {"max_drop": None, "min_cosine": 0.99}
+    points = [t["point"] for t in resumed["trials"] if t["phase"] == "screen"]
+    assert points[0] != points[1]
