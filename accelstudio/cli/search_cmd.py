@@ -56,6 +56,7 @@ def register(subparsers) -> None:
     g.add_argument("--batch", type=int, default=1, metavar="N")
     g.add_argument("--screen-samples", type=int, default=120, metavar="N", help="validation samples per screening trial")
     p.add_argument("--resume", type=int, metavar="STUDY_ID", help="continue a stopped search from the store")
+    p.add_argument("--list", action="store_true", help="list the stored searches (id, status, model, best) and exit")
     p.add_argument("--trust", action="store_true", help="allow formats that can run code when loaded")
     p.add_argument("--store", metavar="PATH", help="run store (default: $ACCELSTUDIO_STORE or the data folder)")
     p.add_argument("--json", action="store_true", help="print one JSON document")
@@ -111,15 +112,18 @@ def run_search_cmd(args: argparse.Namespace) -> int:
     from accelstudio.core.studies.search import run_search
     from accelstudio.worker.search_executor import LocalWorkerExecutor
 
-    config = build_config(args)
     store = RunStore(args.store or default_store_path())
+    if args.list:
+        return list_searches(store, args.json)
+    config = build_config(args)
     cancel = threading.Event()
     printer = None if args.json else _TrialPrinter()
     try:
         state = run_search(config, LocalWorkerExecutor(store), store, cancel, on_state=printer, resume=args.resume)
     except KeyboardInterrupt:
         cancel.set()
-        print("search stopped; resume it with --resume (see `accelstudio runs studies`)", file=sys.stderr)
+        print("search stopped; `accelstudio search --list` shows it, --resume STUDY_ID continues it",
+              file=sys.stderr)
         return 1
     if args.resume is not None:  # the stored search's own model, constraint and space
         from accelstudio.core.studies.search_config import SearchConfig
@@ -130,6 +134,26 @@ def run_search_cmd(args: argparse.Namespace) -> int:
     else:
         print(format_state(state, config))
     return 0 if state.best is not None and state.status == "done" else 1
+
+
+def list_searches(store, as_json: bool) -> int:
+    """Print the stored searches newest first."""
+    rows = []
+    for record in store.list_studies(kind="search"):
+        best = (record.result or {}).get("best") or {}
+        trials = [t for t in (record.result or {}).get("trials", []) if t.get("phase") == "screen"]
+        rows.append({"study_id": record.study_id, "status": record.status, "updated": record.updated,
+                     "model": (record.params or {}).get("model"), "trials": len(trials),
+                     "best": best.get("label"), "best_value": best.get("value")})
+    if as_json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    for r in rows:
+        best = f"{r['best']} x{r['best_value']:.2f}" if r["best"] else "no best yet"
+        print(f"{r['study_id']:>4}  {r['status']:<8} {r['model']}  {r['trials']} trials  {best}  ({r['updated'][:19]})")
+    if not rows:
+        print("no stored searches")
+    return 0
 
 
 def json_document(state, config) -> dict[str, Any]:

@@ -71,3 +71,7 @@ def test_resume_continues_the_stored_search(tmp_path):
     assert resumed["config"]["constraint"] == {"max_drop": None, "min_cosine": 0.99}
     points = [t["point"] for t in resumed["trials"] if t["phase"] == "screen"]
     assert points[0] != points[1]
+    listed = subprocess.run([sys.executable, "-m", "accelstudio", "search", "--list", "--json", "--store", str(store)],
+                            capture_output=True, text=True, timeout=120)
+    (row,) = json.loads(listed.stdout)
+    assert row["study_id"] == doc["study_id"] and row["trials"] == 2 and row["status"] == "done"
