@@ -93,6 +93,7 @@ class SearchController(QObject):
             config = dataclasses.replace(config, max_trials=max_trials, confirm_top=1)
         self.state, self.selected = {}, None
         self.panel.use_button.setEnabled(False)
+        self.panel.notes.setText("")
         self.panel.plot.set_axis_names(config.objective, "accuracy")
         self.panel.set_running(True)
         self.panel.status.setText(f"Searching {config.model} ({config.constraint.describe()})...")
@@ -112,7 +113,10 @@ class SearchController(QObject):
         trials = state.get("trials", [])
         if any(t.get("drop") is None and t.get("cosine") is not None for t in trials):
             self.panel.plot.set_axis_names(self.panel.objective.currentText(), "cosine")
-        self.panel.plot.set_trials(trials, state.get("front", []), best["number"] if best else None)
+        # the best may be a confirmation re-measurement: ring the screened trial of the same point
+        ringed = next((t["number"] for t in trials if best and t.get("phase") == "screen"
+                       and t.get("point") == best.get("point")), None)
+        self.panel.plot.set_trials(trials, state.get("front", []), ringed)
         screened = sum(1 for t in trials if t.get("phase") == "screen")
         self.panel.status.setText(f"{state.get('phase')}: {screened} trials, {state.get('elapsed_s', 0):.0f} s")
         self.panel.best.setText(_best_text(state))
@@ -142,8 +146,9 @@ class SearchController(QObject):
 
     def _finished(self, state: dict) -> None:
         self._progress(1.0, "", {"state": state})
-        self._ended(f"Search {state.get('status')} after {state.get('elapsed_s', 0):.0f} s. "
-                    + " ".join(state.get("notes", [])))
+        self._ended(f"Search {state.get('status')} after {state.get('elapsed_s', 0):.0f} s "
+                    f"(study {state.get('study_id')}).")
+        self.panel.notes.setText("\n".join(f"Note: {n}" for n in state.get("notes", [])))
 
     def _ended(self, text: str) -> None:
         self.panel.set_running(False)

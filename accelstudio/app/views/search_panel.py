@@ -3,7 +3,8 @@ the best so far and "Use this recipe". It only lays out; the search itself runs 
 
 from __future__ import annotations
 
-from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QLabel, QPushButton, QSpinBox, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QCheckBox, QComboBox, QDoubleSpinBox, QFormLayout, QGridLayout, QLabel, \
+    QPushButton, QSpinBox, QTabWidget, QVBoxLayout, QWidget
 
 from accelstudio.app.plots.pareto_plot import ParetoPlot
 
@@ -58,21 +59,31 @@ class SearchPanel(QWidget):
         buttons = QGridLayout()
         buttons.addWidget(self.start_button, 0, 0)
         buttons.addWidget(self.stop_button, 0, 1)
-        buttons.addWidget(self.use_button, 1, 0, 1, 2)
+        buttons.addWidget(self.use_button, 0, 2)
         self.status = QLabel("Open a model, set the constraint and start.", objectName="searchStatus",
                              wordWrap=True)
         self.best = QLabel("", objectName="searchBest", wordWrap=True)
-        self.selected = QLabel("", objectName="searchSelected", wordWrap=True)
+        self.selected = QLabel("Click a point to select its trial.", objectName="searchSelected", wordWrap=True)
+        self.notes = QLabel("", objectName="searchNotes", wordWrap=True)
         self.plot = ParetoPlot()
-        self.plot.setMinimumHeight(180)
+        self.plot.setMinimumHeight(160)
+        # two pages, so that the plot gets the dock's height: what to search, and the trials found
+        setup, trials = QWidget(), QWidget()
+        setup_layout = QVBoxLayout(setup)
+        setup_layout.addLayout(form)
+        setup_layout.addStretch(1)
+        trials_layout = QVBoxLayout(trials)
+        trials_layout.setContentsMargins(2, 2, 2, 2)
+        for widget, stretch in ((self.best, 0), (self.plot, 1), (self.selected, 0), (self.notes, 0)):
+            trials_layout.addWidget(widget, stretch)
+        self.pages = QTabWidget(objectName="searchPages")
+        self.pages.addTab(setup, "Setup")
+        self.pages.addTab(trials, "Trials")
         layout = QVBoxLayout(self)
         layout.setContentsMargins(4, 4, 4, 4)
-        layout.addLayout(form)
         layout.addLayout(buttons)
         layout.addWidget(self.status)
-        layout.addWidget(self.best)
-        layout.addWidget(self.plot, 1)
-        layout.addWidget(self.selected)
+        layout.addWidget(self.pages, 1)
 
     def _kind_changed(self, index: int) -> None:
         if index == 1:
@@ -97,3 +108,5 @@ class SearchPanel(QWidget):
     def set_running(self, running: bool) -> None:
         self.start_button.setEnabled(not running)
         self.stop_button.setEnabled(running)
+        if running:
+            self.pages.setCurrentIndex(1)
