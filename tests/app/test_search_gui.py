@@ -43,3 +43,18 @@ def test_search_panel_runs_trials_and_restores_a_recipe(window, qtbot):
     assert window.recipe_controls.mode_combo.currentText() == "dynamic-int8"
     window.state.undo_stack.undo()  # one undoable step
     assert window.state.recipe == Recipe()
+
+
+def test_stop_ends_the_search_and_keeps_what_it_found(window, qtbot):
+    controller = window.search
+    controller.open()
+    window.state.edit("test settings", recipe=Recipe(),
+                      runtime=replace(window.state.runtime, runtime="onnxruntime", threads=1, repeats=60))
+    with qtbot.waitSignal(controller.thread.finished, timeout=SEARCH_MS) as done:
+        assert controller.start(max_trials=20)
+        qtbot.waitUntil(lambda: len(controller.panel.plot.points) >= 1, timeout=SEARCH_MS)
+        controller.panel.stop_button.click()
+    state = done.args[0]
+    assert state["status"] == "stopped" and state["trials"]
+    assert window.runs.store.get_study(state["study_id"]).status == "stopped"
+    assert controller.panel.start_button.isEnabled() and "stopped" in controller.panel.status.text()
