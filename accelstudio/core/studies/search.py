@@ -52,6 +52,10 @@ def run_search(config: SearchConfig, executor: TrialExecutor, store, cancel: thr
     loop = _Loop(config, executor, store, cancel, on_state, study_id, prior)
     try:
         return loop.run()
+    except KeyboardInterrupt:  # Ctrl-C between trials: stopped, resumable
+        cancel.set()
+        loop.save("stopped")
+        raise
     except BaseException:
         loop.save("failed" if not cancel.is_set() else "stopped")
         raise
