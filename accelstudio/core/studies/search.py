@@ -108,7 +108,7 @@ class _Loop:
         warnings.filterwarnings("ignore", category=optuna.exceptions.ExperimentalWarning)
         study = self._study()
         measured = {_key(t.point): t for t in self.state.trials}
-        for point in default_points(self.config.space, self.facts, fp16_native()):
+        for point in default_points(self.config.space, self.facts, fp16_native(), self.config.runtime):
             if _key(point) not in measured:
                 study.enqueue_trial(point, skip_if_exists=True)
         total, repeats, number = count_points(self.config.space, self.facts, self._training()), 0, len(measured)

@@ -144,7 +144,7 @@ def _drop(m: dict[str, Any]) -> tuple[float | None, tuple[float, float] | None]:
     delta, ci = m.get("accuracy_delta"), m.get("accuracy_delta_ci")
     if not isinstance(delta, (int, float)) or not isinstance(ci, (list, tuple)) or len(ci) != 2:
         return None, None
-    return -float(delta), (-float(ci[1]), -float(ci[0]))
+    return 0.0 - float(delta), (0.0 - float(ci[1]), 0.0 - float(ci[0]))  # 0.0 - x: no "-0.0" shown
 
 
 def is_better(candidate: TrialOutcome, best: TrialOutcome | None) -> bool:

@@ -240,11 +240,13 @@ def describe_point(point: dict[str, Any], facts: ModelFacts) -> str:
     return text + (f" [{', '.join(knobs)}]" if knobs else "")
 
 
-def default_points(space: SearchSpace, facts: ModelFacts, fp16_native: bool) -> list[dict[str, Any]]:
+def default_points(space: SearchSpace, facts: ModelFacts, fp16_native: bool,
+                   base: RuntimeSettings | None = None) -> list[dict[str, Any]]:
     """Known-good starting points tried first (so a valid candidate comes early): dynamic int8 per-channel,
     static int8 per-channel with a small calibration set, fp16 where the CPU computes it natively, and a
-    moderate structured prune; each only when the space holds it."""
+    moderate structured prune; each only when the space holds it, at the base runtime settings."""
     out: list[dict[str, Any]] = []
+    knobs = {k: getattr(base, k) for k in ("runtime", "graph_opt_level", "spinning")} if base is not None else {}
 
     def add(quant: str, prune: str = "none", **extra) -> None:
         if quant not in space.quant_modes or prune not in space.prune_choices():
@@ -255,7 +257,7 @@ def default_points(space: SearchSpace, facts: ModelFacts, fp16_native: bool) -> 
             options = space.choices(name, facts)
             if name in point or len(options) <= 1:
                 continue
-            wanted = extra.get(name, options[0])
+            wanted = extra.get(name, knobs.get(name, options[0]))
             point[name] = wanted if wanted in options else options[0]
         out.append(point)
 
