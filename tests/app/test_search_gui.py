@@ -27,11 +27,12 @@ def test_search_panel_runs_trials_and_restores_a_recipe(window, qtbot):
     with qtbot.waitSignal(controller.thread.finished, timeout=SEARCH_MS) as done:
         assert controller.start(max_trials=2)
         assert panel.stop_button.isEnabled() and not panel.start_button.isEnabled()
+        assert not window.run_action.isEnabled()  # no run timed next to the trials
     state = done.args[0]
     screened = [t for t in state["trials"] if t["phase"] == "screen"]
     assert len(screened) == 2 and all(t["status"] == "done" for t in screened)
     assert len(panel.plot.points) == 2  # both measured trials are on the plot
-    assert panel.start_button.isEnabled() and not panel.stop_button.isEnabled()
+    assert panel.start_button.isEnabled() and not panel.stop_button.isEnabled() and window.run_action.isEnabled()
     runs = window.runs.store.list_runs(study_id=state["study_id"])
     assert len(runs) == len(state["trials"])  # every trial is a stored run of the study
 

@@ -96,6 +96,7 @@ class SearchController(QObject):
         self.panel.notes.setText("")
         self.panel.plot.set_axis_names(config.objective, "accuracy")
         self.panel.set_running(True)
+        self._run_action_enabled(False)  # a run timed next to the trials would measure them both
         self.panel.status.setText(f"Searching {config.model} ({config.constraint.describe()})...")
         return self.thread.start(_search_body(self.window.runs.store), {"config": config})
 
@@ -152,8 +153,14 @@ class SearchController(QObject):
 
     def _ended(self, text: str) -> None:
         self.panel.set_running(False)
+        self._run_action_enabled(True)
         self.panel.status.setText(text)
         self.window.results.reload()  # the trials are stored runs: show them in the runs table
+
+    def _run_action_enabled(self, enabled: bool) -> None:
+        action = getattr(self.window, "run_action", None)
+        if action is not None:
+            action.setEnabled(enabled and not self.window.runs.is_running())
 
     def shutdown(self) -> None:
         self.thread.shutdown()
