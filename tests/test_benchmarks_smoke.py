@@ -140,3 +140,12 @@ def test_lesson_timings_quick(tmp_path, qapp):
     assert [lesson["lesson"] for lesson in doc["lessons"]] == ["pruning", "transfer"]
     assert all(step["status"] == "done" for lesson in doc["lessons"] for step in lesson["steps"])
     assert doc["goals"]["pruning"]["target"] == 120.0
+
+
+def test_search_quick(tmp_path):
+    doc = run_quick("search", tmp_path)
+    res = doc["models"]["digits-mlp"]
+    assert res["grid_points"] == 4 and res["trials_used"] == 1
+    assert res["hypervolume"]["grid"] >= 0 and len(res["hypervolume"]["reference"]) == 2
+    assert res["first_valid_s"] is None or res["first_valid_s"] > 0
+    assert set(res["goals"]) == {"coverage", "trials"}

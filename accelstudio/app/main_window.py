@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (QApplication, QDockWidget, QFileDialog, QLabel, Q
 from accelstudio import __version__
 from accelstudio.app.views import dialogs
 from accelstudio.app.control.artifacts_menu import ArtifactsController
+from accelstudio.app.control.search_controller import SearchController
 from accelstudio.app.views.controls import RecipeControls
 from accelstudio.app.views.data_panel import DataPanel, remember_data, remembered_data
 from accelstudio.app.control.lesson_controller import LessonController
@@ -94,6 +95,7 @@ class MainWindow(QMainWindow):
         self.lessons, self.sessions = LessonController(self), SessionController(self)
         self.training = TrainingController(self, busy_elsewhere=self.lessons.is_busy)
         self.sensitivity = SensitivityController(self)
+        self.search = SearchController(self)
         self._build_status_bar()
         self._build_menus()
         self._connect()
@@ -200,6 +202,7 @@ class MainWindow(QMainWindow):
         menu.addAction(self.profile_dock.toggleViewAction())
         menu.addAction(self.lessons.dock.toggleViewAction())
         menu.addAction(self.training.dock.toggleViewAction())
+        menu.addAction(self.search.dock.toggleViewAction())
         theme_menu = menu.addMenu("&Theme")
         group = QActionGroup(self)
         self.theme_actions = {}
@@ -218,6 +221,7 @@ class MainWindow(QMainWindow):
         menu.addAction(self.cancel_action)
         self.runs.attach_actions(self.run_action, self.cancel_action)
         self.sensitivity.fill_menu(menu)
+        self.search.fill_menu(menu)
         menu.addSeparator()
         self.artifacts.fill_menu(menu)
         self.artifacts.attach_table(self.results.table, [self.results.io.save_model])
@@ -405,6 +409,7 @@ class MainWindow(QMainWindow):
             self._save_layout()
             self.lessons.shutdown()
             self.sensitivity.shutdown()
+            self.search.shutdown()
             self.runs.shutdown()
             self.models.shutdown()
         super().closeEvent(event)

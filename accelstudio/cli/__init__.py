@@ -17,7 +17,7 @@ from pathlib import Path
 from accelstudio import __version__
 
 COMMAND_MODULES = ("inspect_cmd", "apply_cmd", "run_cmd", "runs_cmd", "explain_cmd", "roofline_cmd",
-                   "sensitivity_cmd")
+                   "sensitivity_cmd", "search_cmd")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -13,6 +13,9 @@ DEVICES = ("cpu", "cuda")
 STATUSES = ("done", "failed", "cancelled")
 GRAPH_OPT_LEVELS = ("disabled", "basic", "extended", "all")  # ONNX Runtime graph optimization levels
 COMPILE_BACKENDS = ("inductor", "torchscript", "ort-levels", "openvino")  # compiled forms measured next to eager
+# Which part of the evaluation data a run evaluates: all of it, or one of two disjoint fixed-seed halves (a
+# search chooses on "validation" and reports its answer on "test"; core/data/run_data.py splits).
+EVAL_SPLITS = ("all", "validation", "test")
 
 
 @dataclass(frozen=True)
@@ -74,6 +77,13 @@ class JobSpec:
     timeout_s: float = 600.0  # per stage
     memory_limit_mb: int = 8192
     keep_artifact: bool = True  # save the optimized model in the artifacts folder
+    eval_split: str = "all"  # one of EVAL_SPLITS
+    # also time the unchanged model interleaved with the compressed one in this job (metrics["interleaved"]:
+    # the speed-up with its interval against a baseline measured side by side, core/measure/interleaved.py)
+    baseline_latency: bool = False
+    # runtime fields the interleaved baseline takes instead of this run's ("runtime", "graph_opt_level",
+    # "spinning"): a search that varies them compares every trial with one reference setting
+    baseline_runtime: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         d = dataclasses.asdict(self)

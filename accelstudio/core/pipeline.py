@@ -29,6 +29,7 @@ from accelstudio.core.progress import CancelToken, ProgressCallback, ProgressEve
 from accelstudio.core.recipe import Recipe
 
 EVAL_BATCH = 64
+BASELINE_KNOBS = ("runtime", "graph_opt_level", "spinning")  # what JobSpec.baseline_runtime may set
 STAGES = ("load", "data", "compress", "export", "benchmark", "evaluate")  # "profile", "compile" after benchmark when asked
 
 
@@ -103,6 +104,8 @@ def run_job(spec: JobSpec, progress: ProgressCallback | None = None,
     predictor, first_out = _first_call(comp, measured, bench_inputs, metrics, st, run_data.plan)
     metrics.update(_benchmark(predictor, bench_inputs, measured, st, cancel))
     latencies = metrics.pop("samples_ms")
+    if spec.baseline_latency:  # the unchanged model timed side by side with this one (core/measure/interleaved.py)
+        metrics["interleaved"] = _interleaved(spec, base, predictor, measured, bench_inputs, per_call, st, cancel)
     if settings.profile:  # after the timed calls, so the profiler's overhead never enters the latency figures
         metrics.update(_profile(comp, measured, bench_inputs, st, cancel))
     if settings.compile:  # a compiled form timed against the eager one, interleaved (core/measure/compile_step.py)
@@ -279,6 +282,26 @@ def _benchmark(predictor, inputs, settings, st: _Stages, cancel) -> dict[str, An
     out["machine"] = machine
     st.emit("benchmark", 1.0, f"p50 {stats.p50_ms:.3f} ms over {stats.n} calls")
     return out
+
+
+def _interleaved(spec: JobSpec, base, predictor, measured, inputs, per_call: bool, st: _Stages,
+                 cancel) -> dict[str, Any]:
+    """metrics["interleaved"]: the run against the unchanged model on the same runtime, settings and inputs,
+    timed in alternating blocks (a baseline run is its own baseline: ratio 1 without timing it twice)."""
+    from accelstudio.core.measure.interleaved import interleaved_speedup
+
+    st.emit("benchmark", 1.0, "timing the unchanged model interleaved with this one")
+    knobs = {k: v for k, v in spec.baseline_runtime.items() if k in BASELINE_KNOBS}
+    base_settings = replace(measured, **knobs)
+    if spec.recipe.is_identity and base_settings == measured:
+        return {"ratio": 1.0, "lo": 1.0, "hi": 1.0, "verdict": "baseline", "n": 0,
+                "method": "the run is the baseline"}
+    base_predictor = _predictor(base, base_settings, False)
+    try:
+        return interleaved_speedup(lambda: predictor.run(inputs), lambda: base_predictor.run(inputs), measured,
+                                   cancel)
+    finally:
+        del base_predictor
 
 
 def _profile(handle, settings, inputs, st: _Stages, cancel) -> dict[str, Any]:

@@ -29,6 +29,7 @@ from accelstudio.core.quant_modes import modes_where
 
 CALIBRATED_MODES = modes_where(needs_calibration=True)
 CALIB_SPLIT_SEED = 1
+EVAL_SPLIT_SEED = 2  # the validation / test halves of the evaluation data (eval_half)
 MAX_CALIB_FRACTION = 0.25  # of the evaluation data, when calibration is split off it
 SYNTH_EVAL_SAMPLES = 64
 
@@ -65,17 +66,22 @@ def prepare_run_data(spec, handle: ModelHandle) -> RunData:
         full = synthesize_inputs(handle, SYNTH_EVAL_SAMPLES, plan)
     else:
         extra = recipe.quantize.calib_samples if needs_calib and spec.calib_data is None else 0
-        full = load_dataset(spec.data, handle, max_samples=(limit + extra) if limit else None, plan=plan)
+        # a split is taken from the whole data set, so that a limited validation run never reads test samples
+        whole = getattr(spec, "eval_split", "all") != "all"
+        full = load_dataset(spec.data, handle, max_samples=(limit + extra) if limit and not whole else None,
+                            plan=plan)
         plan = plan_shapes(handle, spec.runtime.batch, spec.input_shapes, _data_shapes(full))
     notes.extend(plan.guessed)
     if plan.layout == "fixed" and plan.batch != spec.runtime.batch:
         notes.append(f"the model's batch dimension is fixed at {plan.batch}: each call runs {plan.batch} rows "
                      f"(batch {spec.runtime.batch} was asked)")
-    evaluation, calib, calib_record = _calibration(spec, handle, full, plan, needs_calib, notes)
+    split = getattr(spec, "eval_split", "all")
+    # the half first: its rows are the same whatever the recipe (a calibration part is split off within it)
+    evaluation, calib, calib_record = _calibration(spec, handle, eval_half(full, split), plan, needs_calib, notes)
     evaluation = subset(evaluation, limit)
     train, train_record = _training(spec, handle, evaluation, plan, notes)
     record = {"eval": {"source": evaluation.source, "n": int(evaluation.num_samples),
-                       "synthesized": bool(evaluation.synthesized), "labeled": evaluation.labels is not None},
+                       "synthesized": bool(evaluation.synthesized), "labeled": evaluation.labels is not None, "split": split},
               "calib": calib_record, "train": train_record, "input_shapes": plan.call_shapes(),
               "guessed_dims": list(plan.guessed_dims), "layout": plan.layout}
     return RunData(evaluation, calib, train, plan, record, tuple(notes))
@@ -117,6 +123,24 @@ def _calibration(spec, handle, full: Dataset, plan: ShapePlan, needs: bool, note
                  f"other {evaluation.num_samples} are evaluated. Give --calib FILE to calibrate on other data")
     return evaluation, calib.inputs, {"source": f"{full.source} (split)", "n": int(calib.num_samples),
                                       "split_from_eval": True}
+
+
+def eval_half(ds: Dataset, split: str) -> Dataset:
+    """`ds` itself for split "all"; else the "validation" or the "test" half of it: two disjoint fixed-seed
+    halves (validation gets the smaller one when the count is odd), each kept in its original order. A search
+    chooses on one half and reports on the other. DatasetError for an unknown split or too few samples."""
+    if split == "all":
+        return ds
+    if split not in ("validation", "test"):
+        raise DatasetError(None, f"evaluation split {split!r} is unknown; use all, validation or test")
+    if ds.num_samples < 2:
+        raise DatasetError(None, f"{ds.source} holds {ds.num_samples} sample(s): too few to split into "
+                                 "validation and test halves")
+    order = np.random.default_rng(EVAL_SPLIT_SEED).permutation(ds.num_samples)
+    half = ds.num_samples // 2
+    idx = np.sort(order[:half] if split == "validation" else order[half:])
+    out = _rows(ds, idx)
+    return Dataset(out.inputs, out.labels, f"{ds.source} ({split} half)", ds.synthesized, out.num_samples)
 
 
 def split_calibration(ds: Dataset, n: int) -> tuple[Dataset, Dataset]:
