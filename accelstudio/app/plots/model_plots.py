@@ -17,7 +17,7 @@ from PySide6.QtCore import QPointF, Qt, Signal
 from PySide6.QtGui import QCursor, QFont, QFontMetrics
 from PySide6.QtWidgets import QToolTip
 
-from accelstudio.app.plots.theme import LIGHT, TITLE_SIZE, PlotColors, style_plot
+from accelstudio.app.plots.theme import LIGHT, PlotColors, scaled_pen, scaled_points, style_plot, title_size
 from accelstudio.core.units import format_bytes
 
 SPARSITY_CMAP = "viridis"
@@ -30,7 +30,7 @@ def fit_title(options: list[str], plot: pg.PlotItem, width: float, point_size: i
     """The first of `options` (HTML, longest first) that fits over `plot` in a widget `width` pixels wide (the
     title sits over the data area, right of the left axis), else the last one."""
     font = QFont()
-    font.setPointSize(point_size)
+    font.setPointSizeF(scaled_points(point_size))
     metrics = QFontMetrics(font)
     room = width - plot.getAxis("left").width() - 8
     for text in options:
@@ -88,6 +88,10 @@ class LayerAxis(pg.AxisItem):
 
     def _metrics(self) -> QFontMetrics:
         return QFontMetrics(self.style["tickFont"] or self.font())
+
+    def refit(self) -> None:
+        """Lay the names out again (after a font change)."""
+        self._fit()
 
     def _fit(self) -> None:
         metrics = self._metrics()
@@ -159,13 +163,13 @@ class _BarPlot(pg.GraphicsLayoutWidget):
     def set_titles(self, options: list[str]) -> None:
         """Title HTML, longest first: the longest that fits the plot's width is shown."""
         self._titles = list(options)
-        self.plot.setTitle(fit_title(self._titles, self.plot, self.width()))
+        self.plot.setTitle(fit_title(self._titles, self.plot, self.width()), size=title_size())
 
     def resizeEvent(self, ev) -> None:  # noqa: N802 - Qt's name
         super().resizeEvent(ev)
         if getattr(self, "_titles", None):  # Qt may resize before __init__ ends
             self.axis.set_room(int(self.height() * AXIS_SHARE))
-            self.plot.setTitle(fit_title(self._titles, self.plot, self.width()))
+            self.plot.setTitle(fit_title(self._titles, self.plot, self.width()), size=title_size())
 
     def _set_names(self, names: list[str]) -> None:
         self.names = list(names)
@@ -239,7 +243,7 @@ class SizeBars(_BarPlot):
     def apply_colors(self, colors: PlotColors) -> None:
         dark = pg.mkColor(colors.background).lightness() < 128
         self._low = 0.3 if dark else 0.0
-        self._outline = pg.mkPen(colors.muted, width=1) if dark else pg.mkPen(None)
+        self._outline = scaled_pen(colors.muted, width=1) if dark else pg.mkPen(None)
         if self.names:
             self.set_data(self.names, self.sizes, self.sparsity)
         key = self.colour_key()
@@ -359,12 +363,12 @@ class WeightHistogram(pg.PlotWidget):
         """Title HTML, longest first; the longest that fits the width is shown (again after each resize)."""
         self._titles = list(options)
         self.plot.setTitle(fit_title(options, self.plot, self.width()), color=self._colors.foreground,
-                           size=TITLE_SIZE)
+                           size=title_size())
 
     def resizeEvent(self, ev) -> None:  # noqa: N802 - Qt's name
         super().resizeEvent(ev)
         if getattr(self, "_titles", None):  # Qt may resize before __init__ ends
-            self.plot.setTitle(fit_title(self._titles, self.plot, self.width()))
+            self.plot.setTitle(fit_title(self._titles, self.plot, self.width()), size=title_size())
 
     def apply_colors(self, colors: PlotColors) -> None:
         """Restyle for a light or dark background."""
@@ -375,12 +379,12 @@ class WeightHistogram(pg.PlotWidget):
 
     def _recolor(self) -> None:
         c = self._colors
-        self.curve.setPen(pg.mkPen(c.primary, width=1.5))
+        self.curve.setPen(scaled_pen(c.primary, width=1.5))
         self.curve.setBrush(pg.mkBrush(pg.mkColor(c.primary).lighter(110).name() + "80"))
         self.grid.setPen(pg.mkPen(c.grid_line + ("ff" if self.grid_levels.size <= DENSE_GRID else "c0"), width=1))
         if self.layer is None:
             return
-        self.removed_curve.setPen(pg.mkPen(c.secondary, width=1.5))
+        self.removed_curve.setPen(scaled_pen(c.secondary, width=1.5))
         self.removed_curve.setBrush(pg.mkBrush(pg.mkColor(c.secondary).name() + "a0"))
         grid = swatch(c.grid_line, self.grid_label, "|") if self.grid_levels.size else "no integer grid"
         short = swatch(c.grid_line, self.grid_label.split(",")[0], "|") if self.grid_levels.size else "no grid"

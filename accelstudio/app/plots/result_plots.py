@@ -16,6 +16,7 @@ from PySide6.QtGui import QColor, QPalette
 
 from accelstudio.app.plots import run_metrics as rm
 from accelstudio.app.plots.model_plots import fit_title
+from accelstudio.app.plots.theme import plot_scale, scale_axes, scaled_pen, scaled_points, title_size
 from accelstudio.core.job import RunResult
 
 BASELINE_COLOR = QColor("#e69f00")  # orange: readable on light and dark backgrounds
@@ -65,14 +66,16 @@ class ThemedPlot(pg.PlotWidget):
     def set_title_options(self, options: list[str]) -> None:
         """Title text, longest first: the longest that fits the width is shown (again after each resize)."""
         self._titles = list(options)
+        self._show_title()
+
+    def _show_title(self) -> None:
         self.plotItem.setTitle(fit_title(self._titles, self.plotItem, self.width(), RESULT_TITLE_POINTS),
-                               color=self.colors.text)
+                               color=self.colors.text, size=title_size(RESULT_TITLE_POINTS))
 
     def resizeEvent(self, ev) -> None:  # noqa: N802 - Qt's name
         super().resizeEvent(ev)
         if getattr(self, "_titles", None):  # Qt may resize before __init__ ends
-            self.plotItem.setTitle(fit_title(self._titles, self.plotItem, self.width(), RESULT_TITLE_POINTS),
-                                   color=self.colors.text)
+            self._show_title()
 
     def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt API)
         super().changeEvent(event)
@@ -85,9 +88,9 @@ class ThemedPlot(pg.PlotWidget):
     def _apply_palette(self) -> None:
         c = self.colors
         self.setBackground(c.background)
+        scale_axes(self.plotItem, c.text)
         for name in ("left", "bottom"):
             axis = self.plotItem.getAxis(name)
-            axis.setPen(pg.mkPen(c.text))
             axis.setTextPen(pg.mkPen(c.text))
             axis.label.setDefaultTextColor(c.text)
         self.legend.setLabelTextColor(c.text)
@@ -99,6 +102,11 @@ class ThemedPlot(pg.PlotWidget):
 
     def redraw(self) -> None:
         """Draw the current data again with the current colours."""
+
+    def rescale(self) -> None:
+        """Fonts and lines again at the current plot scale (zoom, presenter mode)."""
+        self._apply_palette()
+        self.redraw()
 
     def show_placeholder(self, text: str) -> None:
         """A grey line of text in the middle of an empty plot, saying what would fill it."""
@@ -241,7 +249,7 @@ class TradeoffPlot(ThemedPlot):
         """A small run id beside each point, so a point can be found in the table."""
         self.id_labels = {}
         font = self.font()
-        font.setPointSize(ID_LABEL_POINT_SIZE)
+        font.setPointSizeF(scaled_points(ID_LABEL_POINT_SIZE))
         for r in runs:
             color = self.colors.text if self.is_current(r) else self.colors.muted
             label = pg.TextItem(f"  {r.run_id}", color=color, anchor=(0, 0.9))
@@ -252,7 +260,8 @@ class TradeoffPlot(ThemedPlot):
 
     def _points(self, runs: list[RunResult], color: QColor, symbol: str, size: int, name: str) -> pg.ScatterPlotItem:
         spots = [{"pos": (rm.metric(r, "p50_ms"), rm.quality(r).value), "data": r.run_id} for r in runs]
-        item = pg.ScatterPlotItem(spots=spots, symbol=symbol, size=size, pen=pg.mkPen(self.colors.text, width=0.5),
+        size = int(round(size * plot_scale().font))
+        item = pg.ScatterPlotItem(spots=spots, symbol=symbol, size=size, pen=scaled_pen(self.colors.text, width=0.5),
                                   brush=pg.mkBrush(color), hoverable=True, tip=self.tooltip, name=name,
                                   hoverSize=size + 4)
         item.sigClicked.connect(self.on_points_clicked)
@@ -266,7 +275,7 @@ class TradeoffPlot(ThemedPlot):
         y = np.array([p.value for p in q])
         bars = pg.ErrorBarItem(x=x, y=y, top=np.array([p.hi - p.value for p in q]),
                                bottom=np.array([p.value - p.lo for p in q]), beam=0.0,
-                               pen=pg.mkPen(self.colors.muted, width=1.5))
+                               pen=scaled_pen(self.colors.muted, width=1.5))
         self.plotItem.addItem(bars)
 
     def _draw_baselines(self, runs: list[RunResult]) -> None:
@@ -288,7 +297,7 @@ class TradeoffPlot(ThemedPlot):
                 ys.append(ys[-1])
             xs.append(x)
             ys.append(y)
-        pen = pg.mkPen(self.colors.text, width=1.5, style=Qt.PenStyle.DashLine)
+        pen = scaled_pen(self.colors.text, width=1.5, style=Qt.PenStyle.DashLine)
         self.plotItem.addItem(pg.PlotDataItem(xs, ys, pen=pen, name="Pareto front (best trade-offs)"))
 
     def _draw_broken(self, runs: list[RunResult]) -> None:
@@ -298,16 +307,16 @@ class TradeoffPlot(ThemedPlot):
             return
         spots = [{"pos": (rm.metric(r, "p50_ms"), rm.quality(r).value)} for r in runs]
         red = QColor(BROKEN_COLOR)
-        self.plotItem.addItem(pg.ScatterPlotItem(spots=spots, symbol="x", size=16, brush=pg.mkBrush(red),
-                                                 pen=pg.mkPen(red, width=1)))
+        self.plotItem.addItem(pg.ScatterPlotItem(spots=spots, symbol="x", size=int(16 * plot_scale().font), brush=pg.mkBrush(red),
+                                                 pen=scaled_pen(red, width=1)))
 
     def _draw_selection(self, runs: list[RunResult]) -> None:
         chosen = [r for r in runs if r.run_id in self._selected]
         if not chosen:
             return
         spots = [{"pos": (rm.metric(r, "p50_ms"), rm.quality(r).value)} for r in chosen]
-        ring = pg.ScatterPlotItem(spots=spots, symbol="o", size=22, brush=pg.mkBrush(None),
-                                  pen=pg.mkPen(self.colors.text, width=2))  # a ring needs no legend entry
+        ring = pg.ScatterPlotItem(spots=spots, symbol="o", size=int(22 * plot_scale().font), brush=pg.mkBrush(None),
+                                  pen=scaled_pen(self.colors.text, width=2))  # a ring needs no legend entry
         self.plotItem.addItem(ring)
 
     def tooltip(self, x: float, y: float, data: object) -> str:
@@ -389,10 +398,10 @@ class LatencyHistogram(ThemedPlot):
         fill = QColor(color)
         fill.setAlphaF(0.45)
         self.curve = pg.PlotDataItem(edges, counts, stepMode="center", fillLevel=0, brush=pg.mkBrush(fill),
-                                     pen=pg.mkPen(color, width=1.5), name="calls")
+                                     pen=scaled_pen(color, width=1.5), name="calls")
         self.plotItem.addItem(self.curve)
         for value, name, pos in ((p50, "p50", 0.92), (p90, "p90", 0.78), (p99, "p99", 0.64)):
-            pen = pg.mkPen(self.colors.text, style=Qt.PenStyle.DashLine)
+            pen = scaled_pen(self.colors.text, style=Qt.PenStyle.DashLine)
             side = 1 if name == "p99" else 0  # the rightmost line's label goes left of it, inside the plot
             line = pg.InfiniteLine(pos=float(value), angle=90, pen=pen, label=f"{name} {value:.3g} ms",
                                    labelOpts={"position": pos, "color": self.colors.text,
@@ -429,15 +438,15 @@ class SizeBars(ThemedPlot):
         axis = self.plotItem.getAxis("bottom")
         if not self.bars:
             axis.setTicks([[]])
-            self.plotItem.setTitle("Model size", color=self.colors.text)
+            self.plotItem.setTitle("Model size", color=self.colors.text, size=title_size(RESULT_TITLE_POINTS))
             self.show_placeholder("select a run")
             return
-        self.plotItem.setTitle("Model size (MB)", color=self.colors.text)
+        self.plotItem.setTitle("Model size (MB)", color=self.colors.text, size=title_size(RESULT_TITLE_POINTS))
         xs = np.arange(len(self.bars), dtype=float)
         heights = np.array([mb for _, mb, _ in self.bars])
         brushes = [pg.mkBrush(BASELINE_COLOR if base else self.colors.accent) for _, _, base in self.bars]
         self.plotItem.addItem(pg.BarGraphItem(x=xs, height=heights, width=0.6, brushes=brushes,
-                                              pen=pg.mkPen(self.colors.text, width=0.5)))
+                                              pen=scaled_pen(self.colors.text, width=0.5)))
         for x, (_, mb, _) in zip(xs, self.bars):
             text = pg.TextItem(f"{mb:.3g}", color=self.colors.text, anchor=(0.5, 1))
             text.setPos(float(x), float(mb))
