@@ -409,6 +409,7 @@ class MainWindow(QMainWindow):
         if not self._closed:
             self._closed = True
             self._save_layout()
+            self.presentation.shutdown()
             self.lessons.shutdown()
             self.runs.shutdown()
             self.models.shutdown()

@@ -22,6 +22,7 @@ PRESENTER_LINES = 2.0
 PRESENTER_PLOT_SHARE = 0.72  # of their usual minimum height: large text must still fit a 720-pixel screen
 CONTROLS_SHARE = 0.4  # at most this share of the window's width for the controls
 PRIMARY_DOCKS = ("controlsDock", "resultsDock", "lessonDock")  # stay as they are in presenter mode
+BASE_FONT_PROPERTY = "accelstudioBaseFont"
 ZOOM_KEY, PRESENTER_KEY, HIDDEN_KEY = "ui/zoom", "ui/presenter", "ui/presenterHiddenDocks"
 
 
@@ -40,7 +41,11 @@ class PresentationController(QObject):
         self.window = window
         self.settings = window.settings
         app = QApplication.instance()
-        self._base_font = QFont(app.font())
+        base = app.property(BASE_FONT_PROPERTY)  # the font before any window zoomed it
+        if not isinstance(base, QFont):
+            base = QFont(app.font())
+            app.setProperty(BASE_FONT_PROPERTY, base)
+        self._base_font = QFont(base)
         self._base_points = self._base_font.pointSizeF() if self._base_font.pointSizeF() > 0 else 9.0
         try:
             zoom = float(self.settings.value(ZOOM_KEY, 1.0))
@@ -147,6 +152,13 @@ class PresentationController(QObject):
         """Docks presenter mode hides: every dock but the controls, results and lesson."""
         return [d for d in self.window.findChildren(QDockWidget) if d.objectName() not in PRIMARY_DOCKS
                 and d.parent() is self.window]
+
+    def shutdown(self) -> None:
+        """The window closes: the application font and plot scale go back to normal (the settings keep both)."""
+        QApplication.instance().setFont(self._base_font)
+        set_plot_scale(1.0, 1.0)
+        if self._presenter:
+            self.window.theme.set_high_contrast(False)
 
     # -- applying -------------------------------------------------------------------------------------------
     def apply(self) -> None:

@@ -8,7 +8,7 @@ import numpy as np
 import pyqtgraph as pg
 
 from accelstudio.app.plots.model_plots import fit_title, swatch
-from accelstudio.app.plots.theme import LIGHT, TITLE_SIZE, PlotColors, style_plot
+from accelstudio.app.plots.theme import LIGHT, PlotColors, style_plot, title_size
 
 
 class MaskHeatmap(pg.PlotWidget):
@@ -68,7 +68,7 @@ class MaskHeatmap(pg.PlotWidget):
     def _set_titles(self, options: list[str]) -> None:
         self._titles = list(options)
         self.plot.setTitle(fit_title(options, self.plot, self.width()), color=self._colors.foreground,
-                           size=TITLE_SIZE)
+                           size=title_size())
 
     def resizeEvent(self, ev) -> None:  # noqa: N802 - Qt's name
         super().resizeEvent(ev)
