@@ -9,7 +9,7 @@ PRESENTER_FONT (lines by PRESENTER_LINES), switches to high-contrast colours and
 from __future__ import annotations
 
 import pyqtgraph as pg
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QObject, Signal
 from PySide6.QtGui import QAction, QFont, QFontMetrics, QKeySequence
 from PySide6.QtWidgets import QApplication, QDockWidget, QScrollArea, QTableView
 
@@ -20,7 +20,7 @@ ZOOM_STEPS = (0.7, 0.8, 0.9, 1.0, 1.1, 1.25, 1.4, 1.6, 1.8, 2.0)
 PRESENTER_FONT = 1.35
 PRESENTER_LINES = 2.0
 PRESENTER_PLOT_SHARE = 0.72  # of their usual minimum height: large text must still fit a 720-pixel screen
-CONTROLS_SHARE = 0.4  # at most this share of the window's width for the controls
+MIN_CONTROLS_WIDTH, MAX_CONTROLS_WIDTH = 360, 540  # the controls dock is as wide as its widgets, within these
 PRIMARY_DOCKS = ("controlsDock", "resultsDock", "lessonDock")  # stay as they are in presenter mode
 BASE_FONT_PROPERTY = "accelstudioBaseFont"
 ZOOM_KEY, PRESENTER_KEY, HIDDEN_KEY = "ui/zoom", "ui/presenter", "ui/presenterHiddenDocks"
@@ -68,6 +68,7 @@ class PresentationController(QObject):
 
     def restore(self) -> None:
         """Zoom and presenter mode as last kept in the settings (after the window's layout is restored)."""
+        self.fit_layout(QApplication.instance().font())
         if str(self.settings.value(PRESENTER_KEY, "false")).lower() == "true":
             hidden = self.settings.value(HIDDEN_KEY, [])
             names = {hidden} if isinstance(hidden, str) else set(hidden or [])
@@ -186,9 +187,8 @@ class PresentationController(QObject):
         scroll = dock.findChild(QScrollArea, "controlsScroll")
         if scroll is None or scroll.widget() is None:
             return
-        wanted = scroll.widget().minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width() + 12
-        width = int(min(max(wanted, dock.minimumWidth()), self.window.width() * CONTROLS_SHARE))
-        self.window.resizeDocks([dock], [width], Qt.Orientation.Horizontal)
+        wanted = scroll.widget().minimumSizeHint().width() + scroll.verticalScrollBar().sizeHint().width() + 8
+        dock.setMinimumWidth(int(min(max(wanted, MIN_CONTROLS_WIDTH), MAX_CONTROLS_WIDTH)))
 
     def restyle_plots(self) -> None:
         """Every plot in the window at the current scale: axes, titles, pens."""

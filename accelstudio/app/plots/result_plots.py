@@ -11,10 +11,11 @@ from typing import Callable
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, Qt, Signal
+from PySide6.QtCore import QEvent, QPointF, Qt, Signal
 from PySide6.QtGui import QColor, QPalette
 
 from accelstudio.app.plots import run_metrics as rm
+from accelstudio.app.plots.label_layout import Box, place_labels
 from accelstudio.app.plots.model_plots import fit_title
 from accelstudio.app.plots.theme import plot_scale, scale_axes, scaled_pen, scaled_points, title_size
 from accelstudio.core.job import RunResult
@@ -23,6 +24,7 @@ BASELINE_COLOR = QColor("#e69f00")  # orange: readable on light and dark backgro
 LIVE_COLOR = QColor("#009e73")
 BROKEN_COLOR = "#d62728"  # the same red as the results panel's broken line
 ID_LABEL_POINT_SIZE = 8
+MARKER_PIXELS = 16  # the space a run's point takes, which no label may cover
 X_HEADROOM = 1.12  # room right of the slowest point for its id label
 MIN_Y_SPAN = 2.0  # accuracy points
 RESULT_TITLE_POINTS = 11  # pyqtgraph's default title size
@@ -74,7 +76,7 @@ class ThemedPlot(pg.PlotWidget):
 
     def resizeEvent(self, ev) -> None:  # noqa: N802 - Qt's name
         super().resizeEvent(ev)
-        if getattr(self, "_titles", None):  # Qt may resize before __init__ ends
+        if getattr(self, "_titles", None) and self.plotItem is not None:  # Qt may resize before __init__ ends
             self._show_title()
 
     def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt API)
@@ -159,6 +161,10 @@ class TradeoffPlot(ThemedPlot):
         self.scatter: pg.ScatterPlotItem | None = None
         self.baseline_item: pg.ScatterPlotItem | None = None
         self.id_labels: dict[int, pg.TextItem] = {}
+        self._label_points: dict[int, tuple[float, float]] = {}
+        self._label_order: list[int] = []
+        self.plotItem.vb.sigResized.connect(self.layout_labels)
+        self.plotItem.vb.sigRangeChanged.connect(self.layout_labels)
         self.legend.hide()  # the title line is the legend
         self.plotItem.setLimits(xMin=0)  # a latency is never negative: no panning or padding below 0
         self.plotItem.setLabel("bottom", "Latency p50 (ms, lower is better)")
@@ -215,8 +221,8 @@ class TradeoffPlot(ThemedPlot):
         self._draw_front([r for r in current if rm.report(r).broken is None])  # a broken run is no trade-off
         self._draw_broken([r for r in runs if rm.report(r).broken is not None])
         self._draw_selection(runs)
-        self._draw_id_labels(runs)
         self._fit_range(runs)
+        self._draw_id_labels(runs)
 
     def _show_key(self, others: bool) -> None:
         """The legend as a title line (a legend box would cover points in a short plot)."""
@@ -246,17 +252,49 @@ class TradeoffPlot(ThemedPlot):
         self.plotItem.setYRange(low - pad, high + pad, padding=0)
 
     def _draw_id_labels(self, runs: list[RunResult]) -> None:
-        """A small run id beside each point, so a point can be found in the table."""
+        """A small run id beside each point, so a point can be found in the table; placed so that no two labels
+        overlap each other or a point (a label with no room is hidden: the point's tooltip names the run)."""
         self.id_labels = {}
         font = self.font()
         font.setPointSizeF(scaled_points(ID_LABEL_POINT_SIZE))
         for r in runs:
             color = self.colors.text if self.is_current(r) else self.colors.muted
-            label = pg.TextItem(f"  {r.run_id}", color=color, anchor=(0, 0.9))
+            label = pg.TextItem(f"{r.run_id}", color=color, anchor=(0, 0))
             label.setFont(font)
             label.setPos(rm.metric(r, "p50_ms"), rm.quality(r).value)
             self.plotItem.addItem(label)
             self.id_labels[r.run_id] = label
+        self._label_points = {r.run_id: (rm.metric(r, "p50_ms"), rm.quality(r).value) for r in runs}
+        first = [r.run_id for r in runs if r.run_id in self._selected] + [r.run_id for r in runs if rm.is_baseline(r)]
+        first += [i for i in self.front_ids]
+        rest = [r.run_id for r in runs if self.is_current(r)] + [r.run_id for r in runs]
+        self._label_order = list(dict.fromkeys(first + rest))
+        self.layout_labels()
+
+    def layout_labels(self, *_args) -> None:
+        """Place the id labels for the current view range and size (again after zooming, panning, resizing)."""
+        labels = getattr(self, "id_labels", {})
+        if not labels or getattr(self, "_laying_out", False):
+            return
+        self._laying_out = True
+        try:
+            vb = self.plotItem.vb
+            ids = list(labels)
+            scene = [vb.mapViewToScene(QPointF(*self._label_points[i])) for i in ids]
+            points = [(p.x(), p.y()) for p in scene]
+            sizes = [(labels[i].boundingRect().width(), labels[i].boundingRect().height()) for i in ids]
+            rect = vb.sceneBoundingRect()
+            bounds = Box(rect.x(), rect.y(), rect.width(), rect.height())
+            rank = {run_id: k for k, run_id in enumerate(self._label_order)}
+            order = sorted(range(len(ids)), key=lambda k: rank.get(ids[k], len(rank)))
+            boxes = place_labels(points, sizes, marker=MARKER_PIXELS * plot_scale().font, bounds=bounds, order=order)
+            for run_id, box in zip(ids, boxes):
+                label = labels[run_id]
+                label.setVisible(box is not None)
+                if box is not None:
+                    label.setPos(vb.mapSceneToView(QPointF(box.x, box.y)))
+        finally:
+            self._laying_out = False
 
     def _points(self, runs: list[RunResult], color: QColor, symbol: str, size: int, name: str) -> pg.ScatterPlotItem:
         spots = [{"pos": (rm.metric(r, "p50_ms"), rm.quality(r).value), "data": r.run_id} for r in runs]
