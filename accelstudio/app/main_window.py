@@ -18,6 +18,7 @@ from accelstudio.app.views import dialogs
 from accelstudio.app.control.artifacts_menu import ArtifactsController
 from accelstudio.app.views.controls import RecipeControls
 from accelstudio.app.views.data_panel import DataPanel, remember_data, remembered_data
+from accelstudio.app.control.help_controller import HelpController
 from accelstudio.app.control.lesson_controller import LessonController
 from accelstudio.app.control.model_controller import ModelController
 from accelstudio.app.control.presentation import PresentationController
@@ -94,6 +95,7 @@ class MainWindow(QMainWindow):
         self.lessons, self.sessions = LessonController(self), SessionController(self)
         self.training = TrainingController(self, busy_elsewhere=self.lessons.is_busy)
         self.presentation = PresentationController(self)
+        self.help = HelpController(self)
         self._build_status_bar()
         self._build_menus()
         self._connect()
@@ -227,6 +229,7 @@ class MainWindow(QMainWindow):
         self.artifacts.fill_menu(menu)
         self.artifacts.attach_table(self.results.table, [self.results.io.save_model])
         menu = self.menuBar().addMenu("&Help")
+        self.help.fill_menu(menu)
         self.lessons.fill_menu(menu.addMenu("&Lessons"))
         menu.addAction(self._action("&About AccelStudio", lambda: dialogs.show_about(self, __version__)))
 
