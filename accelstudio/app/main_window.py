@@ -22,6 +22,7 @@ from accelstudio.app.control.help_controller import HelpController
 from accelstudio.app.control.lesson_controller import LessonController
 from accelstudio.app.control.model_controller import ModelController
 from accelstudio.app.control.presentation import PresentationController
+from accelstudio.app.control.reopen import ReopenController
 from accelstudio.app.control.session_controller import SessionController
 from accelstudio.app.control.training_controller import TrainingController
 from accelstudio.app.views.model_view import ModelView
@@ -96,6 +97,7 @@ class MainWindow(QMainWindow):
         self.training = TrainingController(self, busy_elsewhere=self.lessons.is_busy)
         self.presentation = PresentationController(self)
         self.help = HelpController(self)
+        self.reopen = ReopenController(self)
         self._build_status_bar()
         self._build_menus()
         self._connect()

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from PySide6.QtCore import QPoint, QRect
-from PySide6.QtWidgets import QApplication
+from PySide6.QtWidgets import QApplication, QScrollArea
 
 from accelstudio.app.control.presentation import PRESENTER_FONT, ZOOM_STEPS
 
@@ -42,6 +42,8 @@ def assert_fits(window, width: int, height: int, whole=("run button", "export bu
         assert window.rect().contains(QRect(widget.mapTo(window, QPoint(0, 0)), widget.size())), name
     table = window.model_view.table
     assert table.viewport().height() >= table.verticalHeader().defaultSectionSize()  # at least one layer row
+    panel = window.controls_dock.findChild(QScrollArea, "controlsScroll").widget()
+    assert panel.width() >= panel.minimumSizeHint().width()  # no control cut off at the right
 
 
 @pytest.mark.parametrize("presenter", [False, True])
@@ -53,6 +55,11 @@ def test_window_fits_small_screens(make_window, qtbot, presenter):
         qtbot.waitUntil(lambda w=width, h=height: window.width() == w and window.height() == h)
         QApplication.processEvents()
         assert_fits(window, width, height)
+    window.lessons.dock.show()  # a lesson beside everything still fits
+    window.resize(1280, 720)
+    qtbot.waitUntil(lambda: window.width() == 1280 and window.height() == 720)
+    QApplication.processEvents()
+    assert_fits(window, 1280, 720)
     window.presentation.set_presenter(False)
 
 

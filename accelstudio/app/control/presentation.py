@@ -9,7 +9,7 @@ PRESENTER_FONT (lines by PRESENTER_LINES), switches to high-contrast colours and
 from __future__ import annotations
 
 import pyqtgraph as pg
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtGui import QAction, QFont, QFontMetrics, QKeySequence
 from PySide6.QtWidgets import QApplication, QDockWidget, QScrollArea, QTableView
 
@@ -129,14 +129,16 @@ class PresentationController(QObject):
         self.apply()
         self.window.statusBar().showMessage(f"Zoom {self.zoom:.0%}", 3000)
 
-    def set_presenter(self, on: bool) -> None:
-        """Switch presenter mode on or off (secondary docks hidden, then shown again)."""
+    def set_presenter(self, on: bool, remember: bool = True) -> None:
+        """Switch presenter mode on or off (secondary docks hidden, then shown again); `remember` keeps the
+        choice for the next start."""
         on = bool(on)
         self.presenter_action.setChecked(on)
         if on == self._presenter:
             return
         self._presenter = on
-        self.settings.setValue(PRESENTER_KEY, on)
+        if remember:
+            self.settings.setValue(PRESENTER_KEY, on)
         if on:
             self._hidden_docks += [d for d in self.secondary_docks() if d.isVisible() and d not in self._hidden_docks]
             for dock in self._hidden_docks:
@@ -183,6 +185,11 @@ class PresentationController(QObject):
         share = PRESENTER_PLOT_SHARE if self._presenter else 1.0
         for plot, height in self._plot_minimums.items():
             plot.setMinimumHeight(int(height * share))
+        self.fit_controls_width()
+        QTimer.singleShot(0, self, self.fit_controls_width)  # again once the new font has reached every layout
+
+    def fit_controls_width(self) -> None:
+        """The controls dock at least as wide as its widgets want (within the MIN/MAX_CONTROLS_WIDTH)."""
         dock = self.window.controls_dock
         scroll = dock.findChild(QScrollArea, "controlsScroll")
         if scroll is None or scroll.widget() is None:
