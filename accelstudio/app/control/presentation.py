@@ -55,6 +55,7 @@ class PresentationController(QObject):
         self._presenter = False
         self._hidden_docks: list[QDockWidget] = []
         view, results = window.model_view, window.results
+        self._table_minimum = results.table.minimumHeight()  # as the panel set it for the normal font
         self._plot_minimums = {plot: plot.minimumHeight() for plot in (
             view.size_bars, view.sparsity_bars, view.histogram, view.mask_heatmap,
             results.tradeoff, results.histogram, results.sizes)}
@@ -181,7 +182,7 @@ class PresentationController(QObject):
         for table in self.window.findChildren(QTableView):
             table.verticalHeader().setDefaultSectionSize(row)
         results = self.window.results.table
-        results.setMinimumHeight(table_height(results, MIN_TABLE_ROWS))
+        results.setMinimumHeight(max(self._table_minimum, table_height(results, MIN_TABLE_ROWS)))
         share = PRESENTER_PLOT_SHARE if self._presenter else 1.0
         for plot, height in self._plot_minimums.items():
             plot.setMinimumHeight(int(height * share))
