@@ -19,7 +19,7 @@ from accelstudio.app.views.results_panel import MIN_TABLE_ROWS, table_height
 ZOOM_STEPS = (0.7, 0.8, 0.9, 1.0, 1.1, 1.25, 1.4, 1.6, 1.8, 2.0)
 PRESENTER_FONT = 1.35
 PRESENTER_LINES = 2.0
-PRESENTER_PLOT_SHARE = 0.72  # of their usual minimum height: large text must still fit a 720-pixel screen
+PRESENTER_PLOT_SHARE = 0.75  # of their usual minimum height: large text must still fit a 720-pixel screen
 MIN_CONTROLS_WIDTH, MAX_CONTROLS_WIDTH = 360, 540  # the controls dock is as wide as its widgets, within these
 PRIMARY_DOCKS = ("controlsDock", "resultsDock", "lessonDock")  # stay as they are in presenter mode
 BASE_FONT_PROPERTY = "accelstudioBaseFont"
@@ -55,7 +55,8 @@ class PresentationController(QObject):
         self._presenter = False
         self._hidden_docks: list[QDockWidget] = []
         view, results = window.model_view, window.results
-        self._table_minimum = results.table.minimumHeight()  # as the panel set it for the normal font
+        self._table_minimum = results.table.minimumHeight()
+        self._split_sizes: list[int] | None = None  # the results split before presenter mode changed it  # as the panel set it for the normal font
         self._plot_minimums = {plot: plot.minimumHeight() for plot in (
             view.size_bars, view.sparsity_bars, view.histogram, view.mask_heatmap,
             results.tradeoff, results.histogram, results.sizes)}
@@ -183,6 +184,14 @@ class PresentationController(QObject):
             table.verticalHeader().setDefaultSectionSize(row)
         results = self.window.results.table
         results.setMinimumHeight(max(self._table_minimum, table_height(results, MIN_TABLE_ROWS)))
+        self.window.results.fit_text_lines(QFontMetrics(font).lineSpacing())
+        split = self.window.results.split
+        if self._presenter and self._split_sizes is None:  # the plots take all but what the table needs
+            self._split_sizes = split.sizes()
+            split.setSizes([sum(self._split_sizes), 0])
+        elif not self._presenter and self._split_sizes is not None:
+            split.setSizes(self._split_sizes)
+            self._split_sizes = None
         share = PRESENTER_PLOT_SHARE if self._presenter else 1.0
         for plot, height in self._plot_minimums.items():
             plot.setMinimumHeight(int(height * share))

@@ -54,7 +54,7 @@ class ThemedPlot(pg.PlotWidget):
 
     def __init__(self, parent=None):
         super().__init__(parent)
-        self.setMinimumSize(170, 160)  # three side by side, beside a lesson, still fit 1280 pixels
+        self.setMinimumSize(170, 140)  # three side by side beside a lesson, and above the runs, fit 1280x720
         self.plotItem.showGrid(x=True, y=True, alpha=0.2)
         for name in ("left", "bottom"):
             self.plotItem.getAxis(name).enableAutoSIPrefix(False)  # show ms as ms, never "(x0.001)"
