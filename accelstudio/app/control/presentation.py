@@ -17,7 +17,7 @@ from accelstudio.app.plots.theme import scale_axes, set_plot_scale
 from accelstudio.app.views.results_panel import MIN_TABLE_ROWS, table_height
 
 ZOOM_STEPS = (0.7, 0.8, 0.9, 1.0, 1.1, 1.25, 1.4, 1.6, 1.8, 2.0)
-PRESENTER_FONT = 1.35
+PRESENTER_FONT = 1.25
 PRESENTER_LINES = 2.0
 PRESENTER_PLOT_SHARE = 0.75  # of their usual minimum height: large text must still fit a 720-pixel screen
 MIN_CONTROLS_WIDTH, MAX_CONTROLS_WIDTH = 360, 540  # the controls dock is as wide as its widgets, within these
@@ -184,12 +184,14 @@ class PresentationController(QObject):
             table.verticalHeader().setDefaultSectionSize(row)
         results = self.window.results.table
         results.setMinimumHeight(max(self._table_minimum, table_height(results, MIN_TABLE_ROWS)))
-        self.window.results.fit_text_lines(QFontMetrics(font).lineSpacing())
+        self.window.results.fit_text_lines(QFontMetrics(font).lineSpacing(), compact=self._presenter)
         split = self.window.results.split
         if self._presenter and self._split_sizes is None:  # the plots take all but what the table needs
             self._split_sizes = split.sizes()
+            split.setStretchFactor(1, 0)
             split.setSizes([sum(self._split_sizes), 0])
         elif not self._presenter and self._split_sizes is not None:
+            split.setStretchFactor(1, 2)
             split.setSizes(self._split_sizes)
             self._split_sizes = None
         share = PRESENTER_PLOT_SHARE if self._presenter else 1.0

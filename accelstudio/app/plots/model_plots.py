@@ -260,7 +260,7 @@ class SparsityBars(_BarPlot):
     """Current sparsity next to the sparsity the prune setting would reach, per layer."""
 
     def __init__(self, parent=None):
-        super().__init__("Sparsity per layer", "Sparsity (%)", None, parent)
+        super().__init__("Sparsity per layer", "Sparsity %", None, parent)
         self.current_bars = pg.BarGraphItem(x=[], height=[], width=0.38)
         self.predicted_bars = pg.BarGraphItem(x=[], height=[], width=0.38)
         self.plot.addItem(self.current_bars)
@@ -302,7 +302,7 @@ class WeightHistogram(pg.PlotWidget):
         self.plot = self.getPlotItem()
         self.plot.setLabel("bottom", "Weight value")
         self.plot.getAxis("bottom").enableAutoSIPrefix(False)
-        self.plot.setLabel("left", "Count (weights)")
+        self.plot.setLabel("left", "Count")
         self.plot.setMenuEnabled(False)
         self.plot.hideButtons()
         self.curve = pg.PlotDataItem(stepMode="center", fillLevel=0)

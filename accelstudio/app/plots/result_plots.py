@@ -28,6 +28,7 @@ MARKER_PIXELS = 16  # the space a run's point takes, which no label may cover
 X_HEADROOM = 1.12  # room right of the slowest point for its id label
 MIN_Y_SPAN = 2.0  # accuracy points
 RESULT_TITLE_POINTS = 11  # pyqtgraph's default title size
+LABELLED_HEIGHT = 230  # px: a shorter latency histogram names its percentiles in the title, not beside the lines
 
 
 @dataclass(frozen=True)
@@ -398,6 +399,8 @@ class LatencyHistogram(ThemedPlot):
         super().__init__(parent)
         self.setObjectName("latencyHistogram")
         self.latencies = np.zeros(0)
+        self._detail = ""
+        self._labelled: bool | None = None
         self.title = ""
         self.live = False
         self.curve: pg.PlotDataItem | None = None
@@ -407,12 +410,19 @@ class LatencyHistogram(ThemedPlot):
         self._ready_for_palette()
         self.redraw()
 
+    def resizeEvent(self, ev) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(ev)
+        labelled = self.height() >= LABELLED_HEIGHT * plot_scale().font
+        if getattr(self, "_labelled", None) is not None and labelled != self._labelled and self.latencies.size:
+            self.redraw()  # the percentiles move between the lines' labels and the title
+
     def set_latencies(self, latencies_ms, title: str = "", live: bool = False, detail: str = "") -> None:
         """Show a run's per-call latencies (live: a run still measuring). Keep `title` short (the plot may be
         narrow); `detail`, such as the run's recipe, goes to the tooltip."""
         values = np.asarray(latencies_ms if latencies_ms is not None else [], dtype=float)
         self.latencies = values[np.isfinite(values)] if values.size else values
         self.title, self.live = title, live
+        self._detail = detail
         self.setToolTip(detail)
         self.redraw()
 
@@ -438,12 +448,18 @@ class LatencyHistogram(ThemedPlot):
         self.curve = pg.PlotDataItem(edges, counts, stepMode="center", fillLevel=0, brush=pg.mkBrush(fill),
                                      pen=scaled_pen(color, width=1.5), name="calls")
         self.plotItem.addItem(self.curve)
+        labelled = self._labelled = self.height() >= LABELLED_HEIGHT * plot_scale().font  # else labels collide
+        if not labelled:
+            values = f"p50 {p50:.3g} · p90 {p90:.3g} · p99 {p99:.3g} ms"
+            self.set_title_options([f"{title}{suffix}: {values}", f"{title}: {values}", values, title])
+        self.setToolTip("\n".join(filter(None, [self._detail, f"p50 {p50:.3g} ms, p90 {p90:.3g} ms, "
+                                                                f"p99 {p99:.3g} ms"])))
         for value, name, pos in ((p50, "p50", 0.92), (p90, "p90", 0.78), (p99, "p99", 0.64)):
             pen = scaled_pen(self.colors.text, style=Qt.PenStyle.DashLine)
             side = 1 if name == "p99" else 0  # the rightmost line's label goes left of it, inside the plot
-            line = pg.InfiniteLine(pos=float(value), angle=90, pen=pen, label=f"{name} {value:.3g} ms",
-                                   labelOpts={"position": pos, "color": self.colors.text,
-                                              "anchors": [(side, 0.5), (side, 0.5)]})
+            options = {"position": pos, "color": self.colors.text, "anchors": [(side, 0.5), (side, 0.5)]}
+            line = pg.InfiniteLine(pos=float(value), angle=90, pen=pen, label=f"{name} {value:.3g} ms" if labelled
+                                   else None, labelOpts=options if labelled else None)
             self.plotItem.addItem(line)
         if shown.size < n:
             note = pg.TextItem(f"{n - shown.size} calls over {1.5 * p99:.3g} ms not shown (max {top:.3g} ms)",

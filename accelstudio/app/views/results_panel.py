@@ -123,6 +123,7 @@ class ResultsPanel(QWidget):
         self.details.setWordWrap(True)
         self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.why = WhyBox()  # "why is it (not) faster?" and the Explain… dialog
+        self.why.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)  # spare room goes to text
         self.badge = QLabel()
         self.badge.setObjectName("resultsBadge")
         self.badge.setStyleSheet("background: #f0e442; color: #000; padding: 1px 6px; border-radius: 3px;")
@@ -216,14 +217,19 @@ class ResultsPanel(QWidget):
         area.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         return area
 
-    def fit_text_lines(self, line: int, min_lines: int = 1) -> None:
+    def fit_text_lines(self, line: int, compact: bool = False) -> None:
         """The summary and details areas for text `line` pixels high: up to DETAIL_LINES lines when there is
-        room, down to `min_lines` (then they scroll) when the window is short."""
+        room, down to one (then they scroll) when the window is short. `compact` (presenter mode, where text is
+        large and the plots need the room): the verdict in one scrolling line and the details hidden (the
+        Explain… dialog and the runs table hold them)."""
+        most, pad = (1, 2) if compact else (DETAIL_LINES, 6)
         for area in self.text_areas:
-            area._height = line * DETAIL_LINES + 6
-            area.setMaximumHeight(line * DETAIL_LINES + 6)
-            area.setMinimumHeight(min_lines * line + 6)
+            area._height = line * most + pad
+            area.setMaximumHeight(line * most + pad)
+            area.setMinimumHeight(line + pad)
             area.updateGeometry()
+        if len(self.text_areas) > 1:
+            self.text_areas[1].setVisible(not compact)
 
     def _build_toolbar_menu(self) -> None:
         menu = QMenu(self)
