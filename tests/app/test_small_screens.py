@@ -129,3 +129,17 @@ def test_zoom_keys_scale_the_whole_ui_and_are_remembered(make_window, qtbot, set
         again.presentation.zoom_out_action.trigger()
     assert again.presentation.zoom == ZOOM_STEPS[0]  # stops at the smallest step
     again.presentation.zoom_reset_action.trigger()
+
+
+def test_lesson_text_grows_with_the_zoom(make_window):
+    window = make_window(load=False)
+    panel = window.lessons.panel
+    title, formula = panel.title.font().pointSizeF(), panel.formula.font().pointSizeF()
+    window.presentation.set_presenter(True)
+    QApplication.processEvents()  # the application font reaches the widgets through posted events
+    assert panel.title.font().pointSizeF() == pytest.approx(title * PRESENTER_FONT)
+    assert panel.formula.font().pointSizeF() == pytest.approx(formula * PRESENTER_FONT)
+    assert panel.title.font().bold()
+    window.presentation.set_presenter(False)
+    QApplication.processEvents()
+    assert panel.title.font().pointSizeF() == pytest.approx(title)
