@@ -56,7 +56,7 @@ class PresentationController(QObject):
         self._hidden_docks: list[QDockWidget] = []
         view, results = window.model_view, window.results
         self._table_minimum = results.table.minimumHeight()
-        self._split_sizes: list[int] | None = None  # the results split before presenter mode changed it  # as the panel set it for the normal font
+        self._split_sizes: list[int] | None = None  # the results split before presenter mode changed it
         self._plot_minimums = {plot: plot.minimumHeight() for plot in (
             view.size_bars, view.sparsity_bars, view.histogram, view.mask_heatmap,
             results.tradeoff, results.histogram, results.sizes)}
@@ -178,7 +178,7 @@ class PresentationController(QObject):
 
     def fit_layout(self, font: QFont) -> None:
         """Table rows as tall as the text, smaller plot minimums in presenter mode (the window must still fit
-        1280x720), and the controls dock as wide as its controls want (within CONTROLS_SHARE of the window)."""
+        1280x720), the results text in fewer lines, and the controls dock as wide as its controls want."""
         row = max(22, QFontMetrics(font).height() + 6)
         for table in self.window.findChildren(QTableView):
             table.verticalHeader().setDefaultSectionSize(row)

@@ -238,7 +238,8 @@ class TradeoffPlot(ThemedPlot):
             return
         spots = [{"pos": (rm.metric(r, "p50_ms"), rm.quality(r).value)} for r in runs]
         red = QColor(BROKEN_COLOR)
-        self.plotItem.addItem(pg.ScatterPlotItem(spots=spots, symbol="x", size=int(16 * plot_scale().font), brush=pg.mkBrush(red),
+        self.plotItem.addItem(pg.ScatterPlotItem(spots=spots, symbol="x", size=int(16 * plot_scale().font),
+                                                 brush=pg.mkBrush(red),
                                                  pen=scaled_pen(red, width=1)))
 
     def _draw_selection(self, runs: list[RunResult]) -> None:

@@ -268,8 +268,9 @@ class ModelView(QWidget):
         current = [layer.sparsity for layer in self._layers]
         by_name = {r.name: r.achieved for r in (reports or [])}
         predicted = [by_name.get(n, c) for n, c in zip(names, current)] if reports is not None else None
-        groups = group_layers(names, [layer.op_type for layer in self._layers], [layer.params for layer in self._layers],
-                              [layer.bytes for layer in self._layers], current, predicted or current, self.grouping())
+        layers = self._layers
+        groups = group_layers(names, [la.op_type for la in layers], [la.params for la in layers],
+                              [la.bytes for la in layers], current, predicted or current, self.grouping())
         self._bar_layers = {g.name: g.layers[0] for g in groups}
         bars = [g.name for g in groups]
         after = [g.predicted for g in groups]
