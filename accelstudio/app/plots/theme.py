@@ -143,8 +143,12 @@ def high_contrast(palette: QPalette, dark: bool) -> QPalette:
                  QPalette.ColorRole.ToolTipText):
         p.setColor(QPalette.ColorGroup.Active, role, ink)
         p.setColor(QPalette.ColorGroup.Inactive, role, ink)
-    for role in (QPalette.ColorRole.Base, QPalette.ColorRole.Window, QPalette.ColorRole.Button):
+    for role in (QPalette.ColorRole.Base, QPalette.ColorRole.Window):
         p.setColor(role, paper)
+    p.setColor(QPalette.ColorRole.Button, QColor(48, 48, 48) if dark else paper)  # raised parts stay visible
+    if dark:
+        p.setColor(QPalette.ColorRole.Light, QColor(110, 110, 110))
+        p.setColor(QPalette.ColorRole.Midlight, QColor(80, 80, 80))
     p.setColor(QPalette.ColorRole.AlternateBase, QColor(40, 40, 40) if dark else QColor(232, 232, 232))
     p.setColor(QPalette.ColorRole.Mid, QColor(160, 160, 160) if dark else QColor(90, 90, 90))
     p.setColor(QPalette.ColorRole.Dark, QColor(200, 200, 200) if dark else QColor(40, 40, 40))
