@@ -73,3 +73,19 @@ def test_help_files_are_markdown_and_a_missing_one_says_so(monkeypatch, tmp_path
     assert help_text("guide.md").startswith("# AccelStudio guide")
     monkeypatch.setattr("accelstudio.app.control.help_controller.resources_dir", lambda: tmp_path)
     assert "could not be read" in help_text("guide.md")
+
+
+def test_f1_over_a_hovered_control_opens_its_term(make_window, qtbot):
+    from PySide6.QtGui import QCursor
+
+    window = make_window(load=False)
+    window.resize(1280, 720)
+    plot = window.results.tradeoff
+    qtbot.waitUntil(lambda: plot.isVisible() and plot.width() > 50)
+    window.recipe_controls.amount_spin.setFocus()  # the hovered control wins over the focused one
+    QCursor.setPos(plot.mapToGlobal(plot.rect().center()))
+    hovered = QApplication.widgetAt(QCursor.pos())
+    assert hovered is plot or plot.isAncestorOf(hovered)
+    window.help.show_glossary_here()
+    assert window.help.dialog.current_heading() == "Pareto front"
+    window.help.dialog.close()
