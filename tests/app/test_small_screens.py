@@ -3,6 +3,7 @@ trade-off plot, the runs table and the Export button are inside the window, show
 
 from __future__ import annotations
 
+import pyqtgraph as pg
 import pytest
 from PySide6.QtCore import QPoint, QRect
 from PySide6.QtWidgets import QApplication, QScrollArea
@@ -30,7 +31,7 @@ def visible_part(widget, window) -> QRect:
     return rect.intersected(window.rect())
 
 
-def assert_fits(window, width: int, height: int, whole=("run button", "export button")) -> None:
+def assert_fits(window, qtbot, width: int, height: int, whole=("run button", "export button")) -> None:
     assert window.width() == width and window.height() == height, (window.size(), width, height)
     assert window.minimumSizeHint().height() <= height and window.minimumSizeHint().width() <= width
     for name, widget in key_widgets(window).items():
@@ -42,6 +43,10 @@ def assert_fits(window, width: int, height: int, whole=("run button", "export bu
         assert window.rect().contains(QRect(widget.mapTo(window, QPoint(0, 0)), widget.size())), name
     table = window.model_view.table
     assert table.viewport().height() >= table.verticalHeader().defaultSectionSize()  # at least one layer row
+    plots = [p for p in window.findChildren(pg.GraphicsView) if p.isVisible() and p.centralWidget is not None]
+    assert window.model_view.size_bars in plots and window.results.tradeoff in plots
+    for plot in plots:  # no title or axis widens a plot past its view (which would cut its right part off)
+        qtbot.waitUntil(lambda p=plot: p.centralWidget.geometry().right() <= p.viewport().width() + 1)
     panel = window.controls_dock.findChild(QScrollArea, "controlsScroll").widget()
     assert panel.width() >= panel.minimumSizeHint().width()  # no control cut off at the right
 
@@ -63,12 +68,12 @@ def test_window_fits_small_screens(make_window, qtbot, presenter):
         window.resize(width, height)
         qtbot.waitUntil(lambda w=width, h=height: window.width() == w and window.height() == h)
         QApplication.processEvents()
-        assert_fits(window, width, height)
+        assert_fits(window, qtbot, width, height)
     window.lessons.dock.show()  # a lesson beside everything still fits
     window.resize(1280, 720)
     qtbot.waitUntil(lambda: window.width() == 1280 and window.height() == 720)
     QApplication.processEvents()
-    assert_fits(window, 1280, 720)
+    assert_fits(window, qtbot, 1280, 720)
     window.presentation.set_presenter(False)
 
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import pyqtgraph as pg
 from PySide6.QtCore import QObject, QTimer, Signal
-from PySide6.QtGui import QAction, QFont, QFontMetrics, QKeySequence
+from PySide6.QtGui import QAction, QFont, QFontMetrics, QKeySequence, QResizeEvent
 from PySide6.QtWidgets import QApplication, QDockWidget, QScrollArea, QTableView
 
 from accelstudio.app.plots.theme import scale_axes, set_plot_scale
 from accelstudio.app.views.results_panel import MIN_TABLE_ROWS, table_height
 
+TITLE_REFIT_MS = 50  # after a font change, time for the plots' axes to take their new size
 ZOOM_STEPS = (0.7, 0.8, 0.9, 1.0, 1.1, 1.25, 1.4, 1.6, 1.8, 2.0)
 PRESENTER_FONT = 1.25
 PRESENTER_LINES = 2.0
@@ -220,3 +221,11 @@ class PresentationController(QObject):
                 if isinstance(item, pg.PlotItem):
                     scale_axes(item)
         self.window.refresh_plot_colors()
+        QTimer.singleShot(TITLE_REFIT_MS, self, self.refit_titles)
+
+    def refit_titles(self) -> None:
+        """Plots choose their title for their width and axis; once the new font has resized their axes, each
+        chooses again (a resize event of its own size), so no title is wider than its plot."""
+        for widget in self.window.findChildren(pg.GraphicsView):
+            if widget.isVisible():
+                QApplication.sendEvent(widget, QResizeEvent(widget.size(), widget.size()))

@@ -8,6 +8,7 @@ narrow) and show the full name and values in a tooltip on hover; clicking a bar 
 
 from __future__ import annotations
 
+import html
 import math
 import re
 
@@ -17,27 +18,31 @@ from PySide6.QtCore import QPointF, Qt, Signal
 from PySide6.QtGui import QCursor, QFont, QFontMetrics
 from PySide6.QtWidgets import QToolTip
 
-from accelstudio.app.plots.theme import LIGHT, PlotColors, scaled_pen, scaled_points, style_plot, title_size
+from accelstudio.app.plots.theme import (LIGHT, PlotColors, keep_in_view, scaled_pen, scaled_points, style_plot,
+                                         title_size)
 from accelstudio.core.units import format_bytes
 
 SPARSITY_CMAP = "viridis"
 DENSE_GRID = 32  # more quantization levels than this are drawn as short ticks
 AXIS_SHARE = 0.42  # rotated layer names take at most this share of a bar plot's height
 TITLE_POINT_SIZE = 10
+TITLE_MARGIN = 26  # px of a plot widget's width beside the left axis that no title may use (layout margins)
 
 
 def fit_title(options: list[str], plot: pg.PlotItem, width: float, point_size: int = TITLE_POINT_SIZE) -> str:
     """The first of `options` (HTML, longest first) that fits over `plot` in a widget `width` pixels wide (the
-    title sits over the data area, right of the left axis), else the last one."""
+    title sits over the data area, right of the left axis), else the last one as plain text, elided to fit."""
     font = QFont()
     font.setPointSizeF(scaled_points(point_size))
     metrics = QFontMetrics(font)
-    room = width - plot.getAxis("left").width() - 8
+    room = width - plot.getAxis("left").width() - TITLE_MARGIN
     for text in options:
         plain = re.sub(r"<[^>]+>", "", text).replace("&nbsp;", " ")
         if metrics.horizontalAdvance(plain) <= room:
             return text
-    return options[-1]
+    # none fits: the last, elided, so the title never widens the plot past its widget (which would clip it)
+    plain = re.sub(r"<[^>]+>", "", options[-1]).replace("&nbsp;", " ") if options else ""
+    return html.escape(metrics.elidedText(plain, Qt.TextElideMode.ElideRight, max(int(room), 0)))
 
 
 def human_bytes(n: float) -> str:
@@ -159,6 +164,7 @@ class _BarPlot(pg.GraphicsLayoutWidget):
         self.scene().sigMouseMoved.connect(self._hover)
         self.scene().sigMouseClicked.connect(self._click)
         self.setMinimumHeight(150)
+        keep_in_view(self)
 
     def set_titles(self, options: list[str]) -> None:
         """Title HTML, longest first: the longest that fits the plot's width is shown."""
@@ -166,10 +172,11 @@ class _BarPlot(pg.GraphicsLayoutWidget):
         self.plot.setTitle(fit_title(self._titles, self.plot, self.width()), size=title_size())
 
     def resizeEvent(self, ev) -> None:  # noqa: N802 - Qt's name
-        super().resizeEvent(ev)
+        # the title first: a title set after the view has sized its layout would resize it to its preferred size
         if getattr(self, "_titles", None):  # Qt may resize before __init__ ends
             self.axis.set_room(int(self.height() * AXIS_SHARE))
             self.plot.setTitle(fit_title(self._titles, self.plot, self.width()), size=title_size())
+        super().resizeEvent(ev)
 
     def _set_names(self, names: list[str]) -> None:
         self.names = list(names)
@@ -247,7 +254,7 @@ class SizeBars(_BarPlot):
         if self.names:
             self.set_data(self.names, self.sizes, self.sparsity)
         key = self.colour_key()
-        self.set_titles([f"Size per layer · colour: {key}", f"Size · colour: {key}", f"Size · {key}"])
+        self.set_titles([f"Size per layer · colour: {key}", f"Size · colour: {key}", f"Size · {key}", "Size"])
         super().apply_colors(colors)
 
 
@@ -318,6 +325,7 @@ class WeightHistogram(pg.PlotWidget):
         self._colors = LIGHT
         self._titles: list[str] = []
         self.setMinimumHeight(150)
+        keep_in_view(self)
         self.clear_histogram("Weights: select a layer")
 
     def set_histogram(self, layer: str, counts: np.ndarray, edges: np.ndarray,
@@ -366,9 +374,10 @@ class WeightHistogram(pg.PlotWidget):
                            size=title_size())
 
     def resizeEvent(self, ev) -> None:  # noqa: N802 - Qt's name
-        super().resizeEvent(ev)
+        # the title first: a title set after the view has sized its layout would resize it to its preferred size
         if getattr(self, "_titles", None):  # Qt may resize before __init__ ends
             self.plot.setTitle(fit_title(self._titles, self.plot, self.width()), size=title_size())
+        super().resizeEvent(ev)
 
     def apply_colors(self, colors: PlotColors) -> None:
         """Restyle for a light or dark background."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pyqtgraph as pg
-from PySide6.QtCore import QObject, Qt, Signal
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QPalette
 from PySide6.QtWidgets import QApplication
 
@@ -78,6 +78,19 @@ def base_point_size() -> float:
     app = QApplication.instance()
     size = app.font().pointSizeF() if app is not None else -1.0
     return size if size > 0 else 9.0
+
+
+def keep_in_view(view: pg.GraphicsView) -> None:
+    """Keep a plot view's central item the size of the view. Qt may grow a top-level graphics layout to a size
+    it needed earlier (a longer title, larger text) after the view was resized, which pushes the plot's right
+    part out of sight; this puts it back once the layout settles."""
+    item = view.centralWidget
+
+    def fit() -> None:
+        if not view.closed and view.centralWidget is item and item.geometry() != view.range:
+            item.setGeometry(view.range)  # never below the item's minimum: then it stays as Qt sized it
+
+    item.geometryChanged.connect(lambda: QTimer.singleShot(0, view, fit))
 
 
 def scale_axes(plot: pg.PlotItem, color=None) -> None:

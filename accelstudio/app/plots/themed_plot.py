@@ -11,7 +11,7 @@ from PySide6.QtCore import QEvent
 from PySide6.QtGui import QColor, QPalette
 
 from accelstudio.app.plots.model_plots import fit_title
-from accelstudio.app.plots.theme import scale_axes, title_size
+from accelstudio.app.plots.theme import keep_in_view, scale_axes, title_size
 
 BASELINE_COLOR = QColor("#e69f00")  # orange: readable on light and dark backgrounds
 RESULT_TITLE_POINTS = 11  # pyqtgraph's default title size
@@ -50,6 +50,7 @@ class ThemedPlot(pg.PlotWidget):
         self.colors = palette_colors(self.palette())
         self.placeholder: pg.TextItem | None = None
         self._titles: list[str] = []
+        keep_in_view(self)
         self._apply_palette()
 
     def set_title_options(self, options: list[str]) -> None:
@@ -62,9 +63,10 @@ class ThemedPlot(pg.PlotWidget):
                                color=self.colors.text, size=title_size(RESULT_TITLE_POINTS))
 
     def resizeEvent(self, ev) -> None:  # noqa: N802 - Qt's name
-        super().resizeEvent(ev)
+        # the title first: a title set after the view has sized its layout would resize it to its preferred size
         if getattr(self, "_titles", None) and self.plotItem is not None:  # Qt may resize before __init__ ends
             self._show_title()
+        super().resizeEvent(ev)
 
     def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt API)
         super().changeEvent(event)
