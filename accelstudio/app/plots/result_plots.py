@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtGui import QColor
+from PySide6.QtGui import QColor, QFontMetrics
+from PySide6.QtWidgets import QApplication
 
 from accelstudio.app.plots.theme import plot_scale, scaled_pen
 from accelstudio.app.plots.themed_plot import BASELINE_COLOR, PlotColors, ThemedPlot, palette_colors
@@ -138,4 +139,15 @@ class SizeBars(ThemedPlot):
             self.plotItem.addItem(text)
         axis.setTicks([[(float(x), label) for x, (label, _, _) in zip(xs, self.bars)]])
         self.plotItem.setXRange(-0.6, len(self.bars) - 0.4, padding=0)
-        self.plotItem.setYRange(0, float(heights.max()) * 1.2 or 1.0, padding=0)
+        self.plotItem.setYRange(0, float(heights.max()) / (1 - self._label_share()) or 1.0, padding=0)
+
+    def _label_share(self) -> float:
+        """The share of the plot's height the value labels above the bars need (more in a short plot)."""
+        text = QFontMetrics(QApplication.font()).height() + 6
+        height = self.plotItem.vb.height() if self.plotItem.vb.height() > 20 else 120.0
+        return float(min(max(text / height, 1 / 6), 0.5))
+
+    def resizeEvent(self, ev) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(ev)
+        if getattr(self, "bars", None):
+            self.redraw()  # the labels' headroom depends on the height
