@@ -148,3 +148,22 @@ def test_lesson_text_grows_with_the_zoom(make_window):
     window.presentation.set_presenter(False)
     QApplication.processEvents()
     assert panel.title.font().pointSizeF() == pytest.approx(title)
+
+
+def test_zoom_and_presenter_keys_work_from_the_keyboard(make_window, qtbot):
+    from PySide6.QtCore import Qt
+
+    window = make_window(load=False)
+    window.activateWindow()
+    window.model_view.filter_edit.setFocus()
+    qtbot.waitUntil(lambda: QApplication.focusWidget() is window.model_view.filter_edit)
+    qtbot.keyClick(window.model_view.filter_edit, Qt.Key.Key_Plus, Qt.KeyboardModifier.ControlModifier)
+    assert window.presentation.zoom > 1.0
+    qtbot.keyClick(window.model_view.filter_edit, Qt.Key.Key_0, Qt.KeyboardModifier.ControlModifier)
+    assert window.presentation.zoom == 1.0
+    qtbot.keyClick(window.model_view.filter_edit, Qt.Key.Key_P,
+                   Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert window.presentation.presenter and window.presentation.presenter_action.isChecked()
+    qtbot.keyClick(window.model_view.filter_edit, Qt.Key.Key_P,
+                   Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
+    assert not window.presentation.presenter
