@@ -49,3 +49,11 @@ def test_a_many_layer_model_without_module_paths_groups_into_consecutive_blocks(
     assert [n for g in blocks for n in g.layers] == [la.name for la in layers]  # in model order, each once
     types = group_layers(*args, "type")
     assert {g.name.split(" ")[0] for g in types} == {la.op_type for la in layers}
+
+
+def test_a_narrow_plot_asks_for_fewer_consecutive_blocks():
+    names = [f"n{i}" for i in range(100)]
+    groups = group_layers(names, ["Conv"] * 100, [1] * 100, [1] * 100, [0.0] * 100, [0.0] * 100, "block",
+                          max_blocks=8)
+    assert len(groups) <= 8 and [n for g in groups for n in g.layers] == names
+    assert groups[0].name == "n0…n12"

@@ -104,7 +104,7 @@ class LayerAxis(pg.AxisItem):
         spacing = self.width() / max(len(self._names), 1)
         self._rotate = longest > spacing * 0.9
         fixed = metrics.height() + 12
-        self._max_text = int(max(min(self.MAX_TEXT, (self._room - fixed) * math.sqrt(2)), 4 * metrics.height()))
+        self._max_text = int(max(min(self.MAX_TEXT, (self._room - fixed) * math.sqrt(2)), 2 * metrics.height()))
         if self._rotate:
             height = int(min(longest, self._max_text) / math.sqrt(2) + fixed)
         else:

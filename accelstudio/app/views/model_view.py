@@ -15,9 +15,10 @@ from accelstudio.app.views.layer_table import NAME_ROLE, LayerFilterProxy, Layer
 from accelstudio.app.plots.model_plots import SizeBars, SparsityBars, WeightHistogram, human_bytes
 from accelstudio.app.plots.mask_plot import MaskHeatmap
 from accelstudio.app.plots.theme import PlotColors
-from accelstudio.core.model.layer_groups import GROUPING_TITLES, MANY_LAYERS, group_layers
+from accelstudio.core.model.layer_groups import GROUPING_TITLES, MANY_LAYERS, MAX_BLOCKS, group_layers
 
-PLOT_STEP_MS = 20  # pause between the plots of a newly shown model, so each paints in its own turn
+PLOT_STEP_MS = 20
+BAR_PIXELS, MIN_BLOCKS = 24, 6  # blocks of consecutive layers: one per this many pixels of plot, at least 6  # pause between the plots of a newly shown model, so each paints in its own turn
 
 LAYER_ACTIONS = (
     ("override", "Prune these layers by the override amount"),
@@ -269,8 +270,10 @@ class ModelView(QWidget):
         by_name = {r.name: r.achieved for r in (reports or [])}
         predicted = [by_name.get(n, c) for n, c in zip(names, current)] if reports is not None else None
         layers = self._layers
+        room = max(self.size_bars.width(), self.sparsity_bars.width())  # a bar per BAR_PIXELS of the plot
         groups = group_layers(names, [la.op_type for la in layers], [la.params for la in layers],
-                              [la.bytes for la in layers], current, predicted or current, self.grouping())
+                              [la.bytes for la in layers], current, predicted or current, self.grouping(),
+                              max_blocks=max(MIN_BLOCKS, min(MAX_BLOCKS, room // BAR_PIXELS)))
         self._bar_layers = {g.name: g.layers[0] for g in groups}
         bars = [g.name for g in groups]
         after = [g.predicted for g in groups]

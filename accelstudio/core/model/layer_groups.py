@@ -44,21 +44,23 @@ def block_key(name: str, depth: int = 2) -> str:
     return ".".join(kept)
 
 
-def _blocks(names: Sequence[str]) -> list[tuple[str, list[int]]]:
+def _blocks(names: Sequence[str], max_blocks: int) -> list[tuple[str, list[int]]]:
     keys = [block_key(n) for n in names]
     if all(keys) and 1 < len(set(keys)) < len(names):
         groups: dict[str, list[int]] = {}
         for i, key in enumerate(keys):
             groups.setdefault(key, []).append(i)
         return list(groups.items())
-    step = max(1, math.ceil(len(names) / MAX_BLOCKS))  # no module path: runs of consecutive layers
+    step = max(1, math.ceil(len(names) / max_blocks))  # no module path: runs of consecutive layers
     return [(f"{names[i]}…{names[min(i + step, len(names)) - 1]}" if step > 1 else names[i],
              list(range(i, min(i + step, len(names))))) for i in range(0, len(names), step)]
 
 
 def group_layers(names: Sequence[str], op_types: Sequence[str], params: Sequence[int], sizes: Sequence[int],
-                 sparsity: Sequence[float], predicted: Sequence[float], by: str) -> list[LayerGroup]:
-    """Group the layers (in model order) `by` "layer", "block" or "type"; one LayerGroup per bar."""
+                 sparsity: Sequence[float], predicted: Sequence[float], by: str,
+                 max_blocks: int = MAX_BLOCKS) -> list[LayerGroup]:
+    """Group the layers (in model order) `by` "layer", "block" or "type"; one LayerGroup per bar. Names without
+    a module path make at most `max_blocks` blocks of consecutive layers."""
     if by not in GROUPINGS:
         raise ValueError(f"unknown grouping {by!r}; choose one of {', '.join(GROUPINGS)}")
     if by == "layer":
@@ -69,7 +71,7 @@ def group_layers(names: Sequence[str], op_types: Sequence[str], params: Sequence
             groups.setdefault(op, []).append(i)
         members = [(f"{op} ×{len(idx)}", idx) for op, idx in groups.items()]
     else:
-        members = _blocks(names)
+        members = _blocks(names, max(1, max_blocks))
     return [_group(name, idx, names, params, sizes, sparsity, predicted) for name, idx in members]
 
 
