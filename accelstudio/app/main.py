@@ -1,5 +1,7 @@
 """Starting the desktop app: `accelstudio`, `accelstudio --open MODEL`, `accelstudio --smoke shot.png`,
-`accelstudio --lesson NAME` (with --smoke: a screenshot of the lesson's first step).
+`accelstudio --lesson NAME` (with --smoke: a screenshot of the lesson's first step), `--presenter` (presenter
+mode for this start), `--size WxH` (the window's size), `--reopen-last` (a smoke run reopens the last model
+too; a normal start always does unless a model is given).
 
 The smoke mode opens the window with a model, runs one short job through the worker (prune 30% +
 dynamic-int8, few repeats), waits for the result to be plotted, saves a screenshot of the whole window and
@@ -29,12 +31,14 @@ def run_gui(args) -> int:
     from accelstudio.app.main_window import MainWindow
 
     window = MainWindow()
+    size = getattr(args, "size", None)
+    if size:
+        window.resize(*size)
     window.show()
-    model, lesson = getattr(args, "open_model", None), getattr(args, "lesson", None)
-    if model:
-        window.open_model(str(model))
-    elif not lesson:
-        window.open_default()
+    if getattr(args, "presenter", False):
+        window.presentation.set_presenter(True, remember=False)  # this start only
+    lesson = getattr(args, "lesson", None)
+    open_start_model(window, args)
     if lesson and getattr(args, "smoke", None):  # the lesson opens its own model
         from accelstudio.app.control.lesson_smoke import lesson_smoke
 
@@ -46,6 +50,18 @@ def run_gui(args) -> int:
     code = app.exec()
     window.close()
     return int(code)
+
+
+def open_start_model(window, args) -> None:
+    """The model a new window opens: the one given (--open), none for a lesson (it opens its own), else the
+    last model and recipe (not in a smoke run unless --reopen-last asks), else the default example."""
+    model, lesson, smoke = (getattr(args, name, None) for name in ("open_model", "lesson", "smoke"))
+    if model:
+        window.open_model(str(model))
+    elif not lesson:
+        wants_last = getattr(args, "reopen_last", False) or not smoke
+        if not (wants_last and window.reopen.reopen_last()):
+            window.open_default()
 
 
 def _close_after(app: QApplication, window, code: int) -> int:

@@ -19,9 +19,12 @@ from accelstudio.app.control.artifacts_menu import ArtifactsController
 from accelstudio.app.control.search_controller import SearchController
 from accelstudio.app.views.controls import RecipeControls
 from accelstudio.app.views.data_panel import DataPanel, remember_data, remembered_data
+from accelstudio.app.control.help_controller import HelpController
 from accelstudio.app.control.lesson_controller import LessonController
 from accelstudio.app.control.model_controller import ModelController
 from accelstudio.app.control.sensitivity_controller import SensitivityController
+from accelstudio.app.control.presentation import PresentationController
+from accelstudio.app.control.reopen import ReopenController
 from accelstudio.app.control.session_controller import SessionController
 from accelstudio.app.control.training_controller import TrainingController
 from accelstudio.app.views.model_view import ModelView
@@ -96,6 +99,9 @@ class MainWindow(QMainWindow):
         self.training = TrainingController(self, busy_elsewhere=self.lessons.is_busy)
         self.sensitivity = SensitivityController(self)
         self.search = SearchController(self)
+        self.presentation = PresentationController(self)
+        self.help = HelpController(self)
+        self.reopen = ReopenController(self)
         self._build_status_bar()
         self._build_menus()
         self._connect()
@@ -103,8 +109,9 @@ class MainWindow(QMainWindow):
         self.resize(1500, 950)
         self._size_docks()
         self._docks_sized = self._restore_layout()
-        self.theme.changed.connect(self._apply_plot_colors)
-        self._apply_plot_colors()
+        self.presentation.restore()
+        self.theme.changed.connect(self.refresh_plot_colors)
+        self.refresh_plot_colors()
         self.models.start()
 
     # -- construction ----------------------------------------------------------------------------------------
@@ -120,16 +127,20 @@ class MainWindow(QMainWindow):
         layout.addWidget(self.recipe_controls)
         layout.addWidget(self.runtime_panel)
         layout.addWidget(self.data_panel)
-        self.run_button = QPushButton("Run  (F5)", objectName="runButton")
-        self.run_button.setToolTip("Apply the recipe and measure it in a separate worker process")
-        self.run_button.setMinimumHeight(32)
-        layout.addWidget(self.run_button)
         layout.addStretch(1)
-        scroll = QScrollArea()
+        scroll = QScrollArea(objectName="controlsScroll")
         scroll.setWidget(panel)
         scroll.setWidgetResizable(True)
         scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
-        self.controls_dock = self._dock("Controls", "controlsDock", scroll, Qt.DockWidgetArea.LeftDockWidgetArea)
+        self.run_button = QPushButton("Run  (F5)", objectName="runButton")
+        self.run_button.setToolTip("Apply the recipe and measure it in a separate worker process")
+        self.run_button.setMinimumHeight(32)
+        pinned = QWidget()  # Run stays in view below the scrolling controls, whatever warnings they show
+        pinned_layout = QVBoxLayout(pinned)
+        pinned_layout.setContentsMargins(0, 0, 0, 4)
+        pinned_layout.addWidget(scroll, 1)
+        pinned_layout.addWidget(self.run_button)
+        self.controls_dock = self._dock("Controls", "controlsDock", pinned, Qt.DockWidgetArea.LeftDockWidgetArea)
         self.controls_dock.setMinimumWidth(360)
         self.results_dock = self._dock("Results", "resultsDock", self.results, Qt.DockWidgetArea.BottomDockWidgetArea)
         self.profile_dock = self._dock("Profile", "profileDock", self.profile_view, Qt.DockWidgetArea.BottomDockWidgetArea)
@@ -213,6 +224,7 @@ class MainWindow(QMainWindow):
             action.triggered.connect(lambda _=False, m=mode: self.set_theme(m))
             group.addAction(action)
             self.theme_actions[mode] = action
+        self.presentation.fill_menu(menu)
         menu = self.menuBar().addMenu("&Run")
         self.run_action = self._action("&Run", self.runs.start_run, QKeySequence("F5"),
                                        "Measure the current recipe in a worker process")
@@ -226,6 +238,7 @@ class MainWindow(QMainWindow):
         self.artifacts.fill_menu(menu)
         self.artifacts.attach_table(self.results.table, [self.results.io.save_model])
         menu = self.menuBar().addMenu("&Help")
+        self.help.fill_menu(menu)
         self.lessons.fill_menu(menu.addMenu("&Lessons"))
         menu.addAction(self._action("&About AccelStudio", lambda: dialogs.show_about(self, __version__)))
 
@@ -363,9 +376,10 @@ class MainWindow(QMainWindow):
         self.theme.set_mode(mode)
         self.settings.setValue("theme", mode)
         self.theme_actions[mode].setChecked(True)
-        self._apply_plot_colors()
+        self.refresh_plot_colors()
 
-    def _apply_plot_colors(self, *_args) -> None:
+    def refresh_plot_colors(self, *_args) -> None:
+        """Restyle the model view's plots for the theme and plot scale."""
         self.model_view.apply_colors(self.theme.colors())
 
     def _size_docks(self) -> None:
@@ -407,6 +421,7 @@ class MainWindow(QMainWindow):
         if not self._closed:
             self._closed = True
             self._save_layout()
+            self.presentation.shutdown()
             self.lessons.shutdown()
             self.sensitivity.shutdown()
             self.search.shutdown()

@@ -34,6 +34,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser.add_argument("--lesson", metavar="NAME", choices=list(LESSONS), help="open the app on a guided lesson: "
                         + ", ".join(LESSONS) + " (with --smoke PNG: a screenshot of its first step)")
+    parser.add_argument("--presenter", action="store_true",
+                        help="open the app in presenter mode (large text, thick lines, fewer panels)")
+    parser.add_argument("--size", metavar="WxH", type=window_size, help="window size in pixels, e.g. 1280x720")
+    parser.add_argument("--reopen-last", action="store_true",
+                        help="with --smoke: open the last model and recipe, as a normal start does")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMAND_MODULES:
         try:
@@ -44,6 +49,15 @@ def build_parser() -> argparse.ArgumentParser:
             raise
         module.register(sub)
     return parser
+
+
+def window_size(text: str) -> tuple[int, int]:
+    """'1280x720' -> (1280, 720); argparse reports anything else."""
+    width, sep, height = text.lower().partition("x")
+    if not sep or not width.isdigit() or not height.isdigit() or not (200 <= int(width) <= 10000
+                                                                      and 200 <= int(height) <= 10000):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a window size like 1280x720 (200 to 10000 pixels)")
+    return int(width), int(height)
 
 
 def launcher_argv(argv: list[str]) -> list[str]:

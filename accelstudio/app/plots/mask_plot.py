@@ -8,7 +8,7 @@ import numpy as np
 import pyqtgraph as pg
 
 from accelstudio.app.plots.model_plots import fit_title, swatch
-from accelstudio.app.plots.theme import LIGHT, TITLE_SIZE, PlotColors, style_plot
+from accelstudio.app.plots.theme import LIGHT, PlotColors, keep_in_view, style_plot, title_size
 
 
 class MaskHeatmap(pg.PlotWidget):
@@ -33,6 +33,7 @@ class MaskHeatmap(pg.PlotWidget):
         self._titles: list[str] = []
         self._colors = LIGHT
         self.setMinimumHeight(150)
+        keep_in_view(self)
         self.clear_mask("Mask: prune a layer to see which weights go")
 
     def set_mask(self, layer: str, image: np.ndarray, kept: int, removed: int, shape: tuple[int, ...],
@@ -68,12 +69,13 @@ class MaskHeatmap(pg.PlotWidget):
     def _set_titles(self, options: list[str]) -> None:
         self._titles = list(options)
         self.plot.setTitle(fit_title(options, self.plot, self.width()), color=self._colors.foreground,
-                           size=TITLE_SIZE)
+                           size=title_size())
 
     def resizeEvent(self, ev) -> None:  # noqa: N802 - Qt's name
-        super().resizeEvent(ev)
+        # the title first: a title set after the view has sized its layout would resize it to its preferred size
         if getattr(self, "_titles", None):
             self.plot.setTitle(fit_title(self._titles, self.plot, self.width()))
+        super().resizeEvent(ev)
 
     def apply_colors(self, colors: PlotColors) -> None:
         """Restyle for a light or dark background."""

@@ -8,6 +8,7 @@ narrow) and show the full name and values in a tooltip on hover; clicking a bar 
 
 from __future__ import annotations
 
+import html
 import math
 import re
 
@@ -17,27 +18,31 @@ from PySide6.QtCore import QPointF, Qt, Signal
 from PySide6.QtGui import QCursor, QFont, QFontMetrics
 from PySide6.QtWidgets import QToolTip
 
-from accelstudio.app.plots.theme import LIGHT, TITLE_SIZE, PlotColors, style_plot
+from accelstudio.app.plots.theme import (LIGHT, PlotColors, keep_in_view, scaled_pen, scaled_points, style_plot,
+                                         title_size)
 from accelstudio.core.units import format_bytes
 
 SPARSITY_CMAP = "viridis"
 DENSE_GRID = 32  # more quantization levels than this are drawn as short ticks
 AXIS_SHARE = 0.42  # rotated layer names take at most this share of a bar plot's height
 TITLE_POINT_SIZE = 10
+TITLE_MARGIN = 26  # px of a plot widget's width beside the left axis that no title may use (layout margins)
 
 
 def fit_title(options: list[str], plot: pg.PlotItem, width: float, point_size: int = TITLE_POINT_SIZE) -> str:
     """The first of `options` (HTML, longest first) that fits over `plot` in a widget `width` pixels wide (the
-    title sits over the data area, right of the left axis), else the last one."""
+    title sits over the data area, right of the left axis), else the last one as plain text, elided to fit."""
     font = QFont()
-    font.setPointSize(point_size)
+    font.setPointSizeF(scaled_points(point_size))
     metrics = QFontMetrics(font)
-    room = width - plot.getAxis("left").width() - 8
+    room = width - plot.getAxis("left").width() - TITLE_MARGIN
     for text in options:
         plain = re.sub(r"<[^>]+>", "", text).replace("&nbsp;", " ")
         if metrics.horizontalAdvance(plain) <= room:
             return text
-    return options[-1]
+    # none fits: the last, elided, so the title never widens the plot past its widget (which would clip it)
+    plain = re.sub(r"<[^>]+>", "", options[-1]).replace("&nbsp;", " ") if options else ""
+    return html.escape(metrics.elidedText(plain, Qt.TextElideMode.ElideRight, max(int(room), 0)))
 
 
 def human_bytes(n: float) -> str:
@@ -89,13 +94,17 @@ class LayerAxis(pg.AxisItem):
     def _metrics(self) -> QFontMetrics:
         return QFontMetrics(self.style["tickFont"] or self.font())
 
+    def refit(self) -> None:
+        """Lay the names out again (after a font change)."""
+        self._fit()
+
     def _fit(self) -> None:
         metrics = self._metrics()
         longest = max((metrics.horizontalAdvance(n) for n in self._names), default=0)
         spacing = self.width() / max(len(self._names), 1)
         self._rotate = longest > spacing * 0.9
         fixed = metrics.height() + 12
-        self._max_text = int(max(min(self.MAX_TEXT, (self._room - fixed) * math.sqrt(2)), 4 * metrics.height()))
+        self._max_text = int(max(min(self.MAX_TEXT, (self._room - fixed) * math.sqrt(2)), 2 * metrics.height()))
         if self._rotate:
             height = int(min(longest, self._max_text) / math.sqrt(2) + fixed)
         else:
@@ -155,17 +164,19 @@ class _BarPlot(pg.GraphicsLayoutWidget):
         self.scene().sigMouseMoved.connect(self._hover)
         self.scene().sigMouseClicked.connect(self._click)
         self.setMinimumHeight(150)
+        keep_in_view(self)
 
     def set_titles(self, options: list[str]) -> None:
         """Title HTML, longest first: the longest that fits the plot's width is shown."""
         self._titles = list(options)
-        self.plot.setTitle(fit_title(self._titles, self.plot, self.width()))
+        self.plot.setTitle(fit_title(self._titles, self.plot, self.width()), size=title_size())
 
     def resizeEvent(self, ev) -> None:  # noqa: N802 - Qt's name
-        super().resizeEvent(ev)
+        # the title first: a title set after the view has sized its layout would resize it to its preferred size
         if getattr(self, "_titles", None):  # Qt may resize before __init__ ends
             self.axis.set_room(int(self.height() * AXIS_SHARE))
-            self.plot.setTitle(fit_title(self._titles, self.plot, self.width()))
+            self.plot.setTitle(fit_title(self._titles, self.plot, self.width()), size=title_size())
+        super().resizeEvent(ev)
 
     def _set_names(self, names: list[str]) -> None:
         self.names = list(names)
@@ -239,11 +250,11 @@ class SizeBars(_BarPlot):
     def apply_colors(self, colors: PlotColors) -> None:
         dark = pg.mkColor(colors.background).lightness() < 128
         self._low = 0.3 if dark else 0.0
-        self._outline = pg.mkPen(colors.muted, width=1) if dark else pg.mkPen(None)
+        self._outline = scaled_pen(colors.muted, width=1) if dark else pg.mkPen(None)
         if self.names:
             self.set_data(self.names, self.sizes, self.sparsity)
         key = self.colour_key()
-        self.set_titles([f"Size per layer · colour: {key}", f"Size · colour: {key}", f"Size · {key}"])
+        self.set_titles([f"Size per layer · colour: {key}", f"Size · colour: {key}", f"Size · {key}", "Size"])
         super().apply_colors(colors)
 
 
@@ -256,7 +267,7 @@ class SparsityBars(_BarPlot):
     """Current sparsity next to the sparsity the prune setting would reach, per layer."""
 
     def __init__(self, parent=None):
-        super().__init__("Sparsity per layer", "Sparsity (%)", None, parent)
+        super().__init__("Sparsity per layer", "Sparsity %", None, parent)
         self.current_bars = pg.BarGraphItem(x=[], height=[], width=0.38)
         self.predicted_bars = pg.BarGraphItem(x=[], height=[], width=0.38)
         self.plot.addItem(self.current_bars)
@@ -298,7 +309,7 @@ class WeightHistogram(pg.PlotWidget):
         self.plot = self.getPlotItem()
         self.plot.setLabel("bottom", "Weight value")
         self.plot.getAxis("bottom").enableAutoSIPrefix(False)
-        self.plot.setLabel("left", "Count (weights)")
+        self.plot.setLabel("left", "Count")
         self.plot.setMenuEnabled(False)
         self.plot.hideButtons()
         self.curve = pg.PlotDataItem(stepMode="center", fillLevel=0)
@@ -314,6 +325,7 @@ class WeightHistogram(pg.PlotWidget):
         self._colors = LIGHT
         self._titles: list[str] = []
         self.setMinimumHeight(150)
+        keep_in_view(self)
         self.clear_histogram("Weights: select a layer")
 
     def set_histogram(self, layer: str, counts: np.ndarray, edges: np.ndarray,
@@ -359,12 +371,13 @@ class WeightHistogram(pg.PlotWidget):
         """Title HTML, longest first; the longest that fits the width is shown (again after each resize)."""
         self._titles = list(options)
         self.plot.setTitle(fit_title(options, self.plot, self.width()), color=self._colors.foreground,
-                           size=TITLE_SIZE)
+                           size=title_size())
 
     def resizeEvent(self, ev) -> None:  # noqa: N802 - Qt's name
-        super().resizeEvent(ev)
+        # the title first: a title set after the view has sized its layout would resize it to its preferred size
         if getattr(self, "_titles", None):  # Qt may resize before __init__ ends
-            self.plot.setTitle(fit_title(self._titles, self.plot, self.width()))
+            self.plot.setTitle(fit_title(self._titles, self.plot, self.width()), size=title_size())
+        super().resizeEvent(ev)
 
     def apply_colors(self, colors: PlotColors) -> None:
         """Restyle for a light or dark background."""
@@ -375,12 +388,12 @@ class WeightHistogram(pg.PlotWidget):
 
     def _recolor(self) -> None:
         c = self._colors
-        self.curve.setPen(pg.mkPen(c.primary, width=1.5))
+        self.curve.setPen(scaled_pen(c.primary, width=1.5))
         self.curve.setBrush(pg.mkBrush(pg.mkColor(c.primary).lighter(110).name() + "80"))
         self.grid.setPen(pg.mkPen(c.grid_line + ("ff" if self.grid_levels.size <= DENSE_GRID else "c0"), width=1))
         if self.layer is None:
             return
-        self.removed_curve.setPen(pg.mkPen(c.secondary, width=1.5))
+        self.removed_curve.setPen(scaled_pen(c.secondary, width=1.5))
         self.removed_curve.setBrush(pg.mkBrush(pg.mkColor(c.secondary).name() + "a0"))
         grid = swatch(c.grid_line, self.grid_label, "|") if self.grid_levels.size else "no integer grid"
         short = swatch(c.grid_line, self.grid_label.split(",")[0], "|") if self.grid_levels.size else "no grid"

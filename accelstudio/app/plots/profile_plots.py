@@ -10,7 +10,8 @@ import pyqtgraph as pg
 from PySide6.QtCore import Qt
 from PySide6.QtGui import QColor, QFont
 
-from accelstudio.app.plots.result_plots import BASELINE_COLOR, ThemedPlot
+from accelstudio.app.plots.themed_plot import BASELINE_COLOR, ThemedPlot
+from accelstudio.app.plots.theme import scaled_pen
 
 MAX_BARS = 30  # beyond this the rest is one "other" bar: labels stay readable
 LABEL_CHARS = 30
@@ -102,13 +103,13 @@ class ProfileBars(ThemedPlot):
         brushes = [pg.mkBrush(CONVERSION_COLOR if b.conversion else self.colors.accent) for b in self.bars]
         run = pg.BarGraphItem(x0=0, y=ys - (height / 2 if has_base else 0), width=[b.time_ms for b in self.bars],
                               height=height, brush=pg.mkBrush(self.colors.accent), brushes=brushes,
-                              pen=pg.mkPen(self.colors.text, width=0.3))
+                              pen=scaled_pen(self.colors.text, width=0.3))
         self.plotItem.addItem(run)
         self.legend.addItem(run, "this run")
         if has_base:
             base = pg.BarGraphItem(x0=0, y=ys + height / 2, width=[b.baseline_ms or 0.0 for b in self.bars],
                                    height=height, brush=pg.mkBrush(BASELINE_COLOR),
-                                   pen=pg.mkPen(self.colors.text, width=0.3))
+                                   pen=scaled_pen(self.colors.text, width=0.3))
             self.plotItem.addItem(base)
             self.legend.addItem(base, "baseline")
         axis.setTicks([[(float(y), short_label(b.label)) for y, b in zip(ys, self.bars)]])
@@ -167,7 +168,7 @@ class RooflinePlot(ThemedPlot):
             if chosen:
                 item = pg.PlotDataItem([p["intensity"] for p in chosen], [p["achieved_gflops"] for p in chosen],
                                        pen=None, symbol="o", symbolBrush=pg.mkBrush(color),
-                                       symbolPen=pg.mkPen(self.colors.text, width=0.5),
+                                       symbolPen=scaled_pen(self.colors.text, width=0.5),
                                        symbolSize=[6 + 30 * math.sqrt(max(p["share"], 0.0)) for p in chosen],
                                        data=[point_text(p) for p in chosen])
                 item.scatter.opts.update(hoverable=True, tip=lambda x, y, data: data)
@@ -181,7 +182,7 @@ class RooflinePlot(ThemedPlot):
         ridge = peak / bandwidth
         xs = [min(lo, ridge / 2), ridge, max(hi, ridge * 2)]
         ys = [xs[0] * bandwidth, peak, peak]
-        pen = pg.mkPen(self.colors.text, width=1.5, style=style)
+        pen = scaled_pen(self.colors.text, width=1.5, style=style)
         self.plotItem.addItem(pg.PlotDataItem(xs, ys, pen=pen))
         label = pg.TextItem(f"{precision} {peak:.0f} GFLOP/s · {bandwidth:.1f} GB/s", color=self.colors.text,
                             anchor=(1, 1))
@@ -194,7 +195,7 @@ class RooflinePlot(ThemedPlot):
         brush = pg.mkBrush(self.colors.text if filled else BASELINE_COLOR) if filled else None
         item = pg.PlotDataItem([model["intensity"]], [model["achieved_gflops"]], pen=None, symbol="star",
                                symbolSize=18, symbolBrush=brush,
-                               symbolPen=pg.mkPen(BASELINE_COLOR if not filled else self.colors.text, width=1.5))
+                               symbolPen=scaled_pen(BASELINE_COLOR if not filled else self.colors.text, width=1.5))
         self.plotItem.addItem(item)
         self.legend.addItem(item, f"{name} ({model['bound']}-bound)")
 

@@ -1,4 +1,5 @@
-"""The results plots (pyqtgraph): latency-vs-accuracy trade-off, latency distribution, model sizes.
+"""The results plots (pyqtgraph): latency-vs-accuracy trade-off (tradeoff_plot.py), latency distribution, model
+sizes.
 
 Every plot takes its colours from the widget palette and redraws when the palette changes, so light and dark
 themes both stay readable. The plots only draw what they are given; the numbers come from run_metrics.
@@ -6,342 +7,21 @@ themes both stay readable. The plots only draw what they are given; the numbers 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
-
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QEvent, Qt, Signal
-from PySide6.QtGui import QColor, QPalette
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QColor, QFontMetrics
+from PySide6.QtWidgets import QApplication
 
-from accelstudio.app.plots import run_metrics as rm
-from accelstudio.app.plots.model_plots import fit_title
-from accelstudio.core.job import RunResult
+from accelstudio.app.plots.theme import plot_scale, scaled_pen
+from accelstudio.app.plots.themed_plot import BASELINE_COLOR, PlotColors, ThemedPlot, palette_colors
+from accelstudio.app.plots.tradeoff_plot import BROKEN_COLOR, TradeoffPlot, quality_axis_label
 
-BASELINE_COLOR = QColor("#e69f00")  # orange: readable on light and dark backgrounds
+__all__ = ["BASELINE_COLOR", "BROKEN_COLOR", "LatencyHistogram", "PlotColors", "SizeBars", "ThemedPlot",
+           "TradeoffPlot", "palette_colors", "quality_axis_label"]
+
 LIVE_COLOR = QColor("#009e73")
-BROKEN_COLOR = "#d62728"  # the same red as the results panel's broken line
-ID_LABEL_POINT_SIZE = 8
-X_HEADROOM = 1.12  # room right of the slowest point for its id label
-MIN_Y_SPAN = 2.0  # accuracy points
-RESULT_TITLE_POINTS = 11  # pyqtgraph's default title size
-
-
-@dataclass(frozen=True)
-class PlotColors:
-    """Colours picked from a palette."""
-
-    background: QColor
-    text: QColor
-    accent: QColor
-    muted: QColor
-
-
-def palette_colors(palette: QPalette) -> PlotColors:
-    """The plot colours for a palette (Base background, Text foreground, Highlight accent)."""
-    text = palette.color(QPalette.ColorRole.Text)
-    muted = QColor(text)
-    muted.setAlphaF(0.35)
-    return PlotColors(palette.color(QPalette.ColorRole.Base), text,
-                      palette.color(QPalette.ColorRole.Highlight), muted)
-
-
-class ThemedPlot(pg.PlotWidget):
-    """A PlotWidget that follows the widget palette; subclasses implement `redraw()`."""
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self.setMinimumSize(220, 160)
-        self.plotItem.showGrid(x=True, y=True, alpha=0.2)
-        for name in ("left", "bottom"):
-            self.plotItem.getAxis(name).enableAutoSIPrefix(False)  # show ms as ms, never "(x0.001)"
-        # bottom right, for subclasses that show it (the slow and inaccurate corner is usually empty)
-        self.legend = self.plotItem.addLegend(offset=(-10, -10))
-        self.colors = palette_colors(self.palette())
-        self.placeholder: pg.TextItem | None = None
-        self._titles: list[str] = []
-        self._apply_palette()
-
-    def set_title_options(self, options: list[str]) -> None:
-        """Title text, longest first: the longest that fits the width is shown (again after each resize)."""
-        self._titles = list(options)
-        self.plotItem.setTitle(fit_title(self._titles, self.plotItem, self.width(), RESULT_TITLE_POINTS),
-                               color=self.colors.text)
-
-    def resizeEvent(self, ev) -> None:  # noqa: N802 - Qt's name
-        super().resizeEvent(ev)
-        if getattr(self, "_titles", None):  # Qt may resize before __init__ ends
-            self.plotItem.setTitle(fit_title(self._titles, self.plotItem, self.width(), RESULT_TITLE_POINTS),
-                                   color=self.colors.text)
-
-    def changeEvent(self, event: QEvent) -> None:  # noqa: N802 (Qt API)
-        super().changeEvent(event)
-        palette_events = (QEvent.Type.PaletteChange, QEvent.Type.ApplicationPaletteChange)
-        if getattr(self, "_ready", False) and event.type() in palette_events:
-            self.colors = palette_colors(self.palette())
-            self._apply_palette()
-            self.redraw()
-
-    def _apply_palette(self) -> None:
-        c = self.colors
-        self.setBackground(c.background)
-        for name in ("left", "bottom"):
-            axis = self.plotItem.getAxis(name)
-            axis.setPen(pg.mkPen(c.text))
-            axis.setTextPen(pg.mkPen(c.text))
-            axis.label.setDefaultTextColor(c.text)
-        self.legend.setLabelTextColor(c.text)
-        fill = QColor(c.background)
-        fill.setAlphaF(0.8)
-        self.legend.setBrush(pg.mkBrush(fill))
-        self.legend.setPen(pg.mkPen(c.muted))
-        self.plotItem.titleLabel.item.setDefaultTextColor(c.text)
-
-    def redraw(self) -> None:
-        """Draw the current data again with the current colours."""
-
-    def show_placeholder(self, text: str) -> None:
-        """A grey line of text in the middle of an empty plot, saying what would fill it."""
-        self.plotItem.setXRange(0, 1, padding=0)
-        self.plotItem.setYRange(0, 1, padding=0)
-        item = pg.TextItem(text, color=self.colors.muted, anchor=(0.5, 0.5))
-        item.setPos(0.5, 0.5)
-        self.plotItem.addItem(item)
-        self.placeholder = item
-
-    def _ready_for_palette(self) -> None:
-        """Subclasses call this at the end of __init__: palette changes redraw from then on."""
-        self._ready = True
-
-    def reset(self) -> None:
-        """Remove every item (the legend entries go with them)."""
-        self.plotItem.clear()
-        self.legend.clear()
-        self.placeholder = None
-
-
-def quality_axis_label(kinds: set[str]) -> str:
-    """The trade-off plot's y label for the quality headlines shown (accuracy, fidelity agreement or cosine)."""
-    if kinds <= {"accuracy"}:
-        return "Accuracy (%)"
-    if kinds == {"agreement"}:
-        return "Agreement with original (%)"
-    if kinds == {"cosine"}:
-        return "Cosine to original (x100)"
-    return "Accuracy / fidelity (%)"
-
-
-class TradeoffPlot(ThemedPlot):
-    """p50 latency (x, from 0) against accuracy (y) with 95% error bars, the baseline as a star, the Pareto front
-    as a step line, each point labelled with its run id (as in the runs table). Runs of the open model are
-    coloured, others grey (or hidden). Clicking a point emits run_clicked."""
-
-    run_clicked = Signal(int)
-
-    def __init__(self, parent=None):
-        super().__init__(parent)
-        self.setObjectName("tradeoffPlot")
-        self._runs: list[RunResult] = []
-        self._by_id: dict[int, RunResult] = {}
-        self._current: Callable[[RunResult], bool] | None = None
-        self._show_others = True
-        self._selected: set[int] = set()
-        self.front_ids: list[int] = []
-        self.broken_ids: list[int] = []
-        self.scatter: pg.ScatterPlotItem | None = None
-        self.baseline_item: pg.ScatterPlotItem | None = None
-        self.id_labels: dict[int, pg.TextItem] = {}
-        self.legend.hide()  # the title line is the legend
-        self.plotItem.setLimits(xMin=0)  # a latency is never negative: no panning or padding below 0
-        self.plotItem.setLabel("bottom", "Latency p50 (ms, lower is better)")
-        self.plotItem.setLabel("left", "Accuracy (%)")
-        self._ready_for_palette()
-        self.redraw()
-
-    def set_runs(self, runs: list[RunResult], current_model: Callable[[RunResult], bool] | None = None,
-                 show_others: bool = True, selected: set[int] | None = None) -> None:
-        """Show these runs; `current_model(run)` says whether a run is of the open model (None: all are);
-        with `show_others` False, runs of other models are hidden instead of greyed."""
-        self._runs = [r for r in runs if rm.plottable(r) and r.run_id is not None]
-        self._by_id = {r.run_id: r for r in self._runs}
-        self._current, self._show_others = current_model, show_others
-        self._selected = set(selected or ())
-        self.redraw()
-
-    def set_selected(self, run_ids: set[int]) -> None:
-        """Ring the selected runs' points."""
-        self._selected = set(run_ids)
-        self.redraw()
-
-    def is_current(self, run: RunResult) -> bool:
-        """Whether a run belongs to the model the window has open."""
-        return self._current is None or bool(self._current(run))
-
-    def visible_runs(self) -> list[RunResult]:
-        """The runs drawn as points."""
-        return [r for r in self._runs if self._show_others or self.is_current(r)]
-
-    def redraw(self) -> None:
-        self.reset()
-        c = self.colors
-        runs = self.visible_runs()
-        current = [r for r in runs if self.is_current(r)]
-        self.plotItem.setLabel("left", quality_axis_label({rm.quality(r).kind for r in runs}))
-        if not runs:
-            self.scatter = self._points([], c.accent, "o", 11, "runs")
-            self.baseline_item = self._points([], BASELINE_COLOR, "star", 18, "baseline (unchanged model)")
-            self.front_ids, self.id_labels, self.broken_ids = [], {}, []
-            self.set_title_options([""])
-            self.show_placeholder("no finished runs yet: press Run (F5)")
-            return
-        self._draw_error_bars(runs)
-        others = [r for r in runs if not self.is_current(r)]
-        self._show_key(bool(others))
-        if others:
-            self.plotItem.addItem(self._points(others, c.muted, "o", 9, "other models"))
-        plain = [r for r in current if not rm.is_baseline(r)]
-        self.scatter = self._points(plain, c.accent, "o", 11, "runs")
-        if plain:
-            self.plotItem.addItem(self.scatter)
-        self._draw_baselines([r for r in current if rm.is_baseline(r)])
-        self._draw_front([r for r in current if rm.report(r).broken is None])  # a broken run is no trade-off
-        self._draw_broken([r for r in runs if rm.report(r).broken is not None])
-        self._draw_selection(runs)
-        self._draw_id_labels(runs)
-        self._fit_range(runs)
-
-    def _show_key(self, others: bool) -> None:
-        """The legend as a title line (a legend box would cover points in a short plot)."""
-        c = self.colors
-        runs, star = _swatch(c.accent, "●", "runs"), _swatch(BASELINE_COLOR, "★", "baseline")
-        front, grey = _swatch(c.text, "╌", "Pareto front"), _swatch(c.muted, "●", "other models")
-        long = [runs, _swatch(BASELINE_COLOR, "★", "baseline (unchanged model)"), front] + ([grey] if others else [])
-        short = [runs, star, front] + ([grey] if others else [])
-        self.set_title_options(["&nbsp;&nbsp;".join(long), "&nbsp;&nbsp;".join(short),
-                                "&nbsp;&nbsp;".join([runs, star, _swatch(c.text, "╌", "best")])])
-
-    def _fit_range(self, runs: list[RunResult]) -> None:
-        """x from 0 to past the slowest run (labels need room); y around the points and their intervals, never
-        narrower than MIN_Y_SPAN points (equal accuracies would otherwise give a zero-height range)."""
-        xs = [rm.metric(r, "p50_ms") for r in runs]
-        right = max((x for x in xs if x is not None and np.isfinite(x)), default=0.0)
-        self.plotItem.setXRange(0.0, right * X_HEADROOM if right > 0 else 1.0, padding=0)
-        q = [rm.quality(r) for r in runs]
-        values = [v for p in q for v in (p.lo, p.value, p.hi) if v is not None and np.isfinite(v)]
-        if not values:
-            return
-        low, high = min(values), max(values)
-        if high - low < MIN_Y_SPAN:
-            middle = (high + low) / 2
-            low, high = middle - MIN_Y_SPAN / 2, middle + MIN_Y_SPAN / 2
-        pad = (high - low) * 0.08
-        self.plotItem.setYRange(low - pad, high + pad, padding=0)
-
-    def _draw_id_labels(self, runs: list[RunResult]) -> None:
-        """A small run id beside each point, so a point can be found in the table."""
-        self.id_labels = {}
-        font = self.font()
-        font.setPointSize(ID_LABEL_POINT_SIZE)
-        for r in runs:
-            color = self.colors.text if self.is_current(r) else self.colors.muted
-            label = pg.TextItem(f"  {r.run_id}", color=color, anchor=(0, 0.9))
-            label.setFont(font)
-            label.setPos(rm.metric(r, "p50_ms"), rm.quality(r).value)
-            self.plotItem.addItem(label)
-            self.id_labels[r.run_id] = label
-
-    def _points(self, runs: list[RunResult], color: QColor, symbol: str, size: int, name: str) -> pg.ScatterPlotItem:
-        spots = [{"pos": (rm.metric(r, "p50_ms"), rm.quality(r).value), "data": r.run_id} for r in runs]
-        item = pg.ScatterPlotItem(spots=spots, symbol=symbol, size=size, pen=pg.mkPen(self.colors.text, width=0.5),
-                                  brush=pg.mkBrush(color), hoverable=True, tip=self.tooltip, name=name,
-                                  hoverSize=size + 4)
-        item.sigClicked.connect(self.on_points_clicked)
-        return item
-
-    def _draw_error_bars(self, runs: list[RunResult]) -> None:
-        if not runs:
-            return
-        q = [rm.quality(r) for r in runs]
-        x = np.array([rm.metric(r, "p50_ms") for r in runs])
-        y = np.array([p.value for p in q])
-        bars = pg.ErrorBarItem(x=x, y=y, top=np.array([p.hi - p.value for p in q]),
-                               bottom=np.array([p.value - p.lo for p in q]), beam=0.0,
-                               pen=pg.mkPen(self.colors.muted, width=1.5))
-        self.plotItem.addItem(bars)
-
-    def _draw_baselines(self, runs: list[RunResult]) -> None:
-        self.baseline_item = self._points(runs, BASELINE_COLOR, "star", 18, "baseline (unchanged model)")
-        if runs:
-            self.plotItem.addItem(self.baseline_item)
-
-    def _draw_front(self, runs: list[RunResult]) -> None:
-        points = [(rm.metric(r, "p50_ms"), rm.quality(r).value) for r in runs]
-        front = rm.pareto_front(points)
-        self.front_ids = [runs[i].run_id for i in front]
-        if len(front) < 2:
-            return
-        xs, ys = [], []
-        for k, i in enumerate(front):
-            x, y = points[i]
-            if k:
-                xs.append(x)
-                ys.append(ys[-1])
-            xs.append(x)
-            ys.append(y)
-        pen = pg.mkPen(self.colors.text, width=1.5, style=Qt.PenStyle.DashLine)
-        self.plotItem.addItem(pg.PlotDataItem(xs, ys, pen=pen, name="Pareto front (best trade-offs)"))
-
-    def _draw_broken(self, runs: list[RunResult]) -> None:
-        """A red cross over each broken run (fidelity collapsed); they never join the Pareto front."""
-        self.broken_ids = [r.run_id for r in runs]
-        if not runs:
-            return
-        spots = [{"pos": (rm.metric(r, "p50_ms"), rm.quality(r).value)} for r in runs]
-        red = QColor(BROKEN_COLOR)
-        self.plotItem.addItem(pg.ScatterPlotItem(spots=spots, symbol="x", size=16, brush=pg.mkBrush(red),
-                                                 pen=pg.mkPen(red, width=1)))
-
-    def _draw_selection(self, runs: list[RunResult]) -> None:
-        chosen = [r for r in runs if r.run_id in self._selected]
-        if not chosen:
-            return
-        spots = [{"pos": (rm.metric(r, "p50_ms"), rm.quality(r).value)} for r in chosen]
-        ring = pg.ScatterPlotItem(spots=spots, symbol="o", size=22, brush=pg.mkBrush(None),
-                                  pen=pg.mkPen(self.colors.text, width=2))  # a ring needs no legend entry
-        self.plotItem.addItem(ring)
-
-    def tooltip(self, x: float, y: float, data: object) -> str:
-        """Hover text: recipe, model, runtime, p50 and accuracy with its interval."""
-        run = self._by_id.get(data)  # type: ignore[arg-type]
-        if run is None:
-            return ""
-        q = rm.quality(run)
-        lines = [f"run {run.run_id}: {rm.recipe_label(run)}", f"{rm.model_name(run)} · {rm.runtime_label(run)}",
-                 f"p50 {x:.3g} ms"]
-        if q.kind == "cosine":
-            lines.append(f"fidelity: cosine {y / 100:.4f}")
-        else:
-            what = "accuracy" if q.kind == "accuracy" else "fidelity: top-1 agreement"
-            lines.append(f"{what} {y:.1f}% (95% CI {q.lo:.1f}..{q.hi:.1f}, {q.interval})")
-        delta, _ = rm.delta_text(run)
-        if delta:
-            lines.append(f"Δ {delta}")
-        broken = rm.report(run).broken
-        if broken is not None:
-            lines.append(broken.text())
-        return "\n".join(lines)
-
-    def on_points_clicked(self, item: object, points: list, event: object = None) -> None:
-        """Emit run_clicked for the first clicked point that carries a run id."""
-        for point in points:
-            data = point.data()
-            if isinstance(data, (int, np.integer)):
-                self.run_clicked.emit(int(data))
-                return
-
-
-def _swatch(color: QColor, mark: str, text: str) -> str:
-    return f"<span style='color:{QColor(color).name()}'>{mark}</span>&nbsp;{text}"
+LABELLED_HEIGHT = 230  # px: a shorter latency histogram names its percentiles in the title, not beside the lines
 
 
 class LatencyHistogram(ThemedPlot):
@@ -351,6 +31,8 @@ class LatencyHistogram(ThemedPlot):
         super().__init__(parent)
         self.setObjectName("latencyHistogram")
         self.latencies = np.zeros(0)
+        self._detail = ""
+        self._labelled: bool | None = None
         self.title = ""
         self.live = False
         self.curve: pg.PlotDataItem | None = None
@@ -360,12 +42,19 @@ class LatencyHistogram(ThemedPlot):
         self._ready_for_palette()
         self.redraw()
 
+    def resizeEvent(self, ev) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(ev)
+        labelled = self.height() >= LABELLED_HEIGHT * plot_scale().font
+        if getattr(self, "_labelled", None) is not None and labelled != self._labelled and self.latencies.size:
+            self.redraw()  # the percentiles move between the lines' labels and the title
+
     def set_latencies(self, latencies_ms, title: str = "", live: bool = False, detail: str = "") -> None:
         """Show a run's per-call latencies (live: a run still measuring). Keep `title` short (the plot may be
         narrow); `detail`, such as the run's recipe, goes to the tooltip."""
         values = np.asarray(latencies_ms if latencies_ms is not None else [], dtype=float)
         self.latencies = values[np.isfinite(values)] if values.size else values
         self.title, self.live = title, live
+        self._detail = detail
         self.setToolTip(detail)
         self.redraw()
 
@@ -389,14 +78,20 @@ class LatencyHistogram(ThemedPlot):
         fill = QColor(color)
         fill.setAlphaF(0.45)
         self.curve = pg.PlotDataItem(edges, counts, stepMode="center", fillLevel=0, brush=pg.mkBrush(fill),
-                                     pen=pg.mkPen(color, width=1.5), name="calls")
+                                     pen=scaled_pen(color, width=1.5), name="calls")
         self.plotItem.addItem(self.curve)
+        labelled = self._labelled = self.height() >= LABELLED_HEIGHT * plot_scale().font  # else labels collide
+        if not labelled:
+            values = f"p50 {p50:.3g} · p90 {p90:.3g} · p99 {p99:.3g} ms"
+            self.set_title_options([f"{title}{suffix}: {values}", f"{title}: {values}", values, title])
+        self.setToolTip("\n".join(filter(None, [self._detail, f"p50 {p50:.3g} ms, p90 {p90:.3g} ms, "
+                                                                f"p99 {p99:.3g} ms"])))
         for value, name, pos in ((p50, "p50", 0.92), (p90, "p90", 0.78), (p99, "p99", 0.64)):
-            pen = pg.mkPen(self.colors.text, style=Qt.PenStyle.DashLine)
+            pen = scaled_pen(self.colors.text, style=Qt.PenStyle.DashLine)
             side = 1 if name == "p99" else 0  # the rightmost line's label goes left of it, inside the plot
-            line = pg.InfiniteLine(pos=float(value), angle=90, pen=pen, label=f"{name} {value:.3g} ms",
-                                   labelOpts={"position": pos, "color": self.colors.text,
-                                              "anchors": [(side, 0.5), (side, 0.5)]})
+            options = {"position": pos, "color": self.colors.text, "anchors": [(side, 0.5), (side, 0.5)]}
+            line = pg.InfiniteLine(pos=float(value), angle=90, pen=pen, label=f"{name} {value:.3g} ms" if labelled
+                                   else None, labelOpts=options if labelled else None)
             self.plotItem.addItem(line)
         if shown.size < n:
             note = pg.TextItem(f"{n - shown.size} calls over {1.5 * p99:.3g} ms not shown (max {top:.3g} ms)",
@@ -429,19 +124,30 @@ class SizeBars(ThemedPlot):
         axis = self.plotItem.getAxis("bottom")
         if not self.bars:
             axis.setTicks([[]])
-            self.plotItem.setTitle("Model size", color=self.colors.text)
+            self.set_title_options(["Model size", "Size"])
             self.show_placeholder("select a run")
             return
-        self.plotItem.setTitle("Model size (MB)", color=self.colors.text)
+        self.set_title_options(["Model size (MB)", "Size (MB)", "MB"])
         xs = np.arange(len(self.bars), dtype=float)
         heights = np.array([mb for _, mb, _ in self.bars])
         brushes = [pg.mkBrush(BASELINE_COLOR if base else self.colors.accent) for _, _, base in self.bars]
         self.plotItem.addItem(pg.BarGraphItem(x=xs, height=heights, width=0.6, brushes=brushes,
-                                              pen=pg.mkPen(self.colors.text, width=0.5)))
+                                              pen=scaled_pen(self.colors.text, width=0.5)))
         for x, (_, mb, _) in zip(xs, self.bars):
             text = pg.TextItem(f"{mb:.3g}", color=self.colors.text, anchor=(0.5, 1))
             text.setPos(float(x), float(mb))
             self.plotItem.addItem(text)
         axis.setTicks([[(float(x), label) for x, (label, _, _) in zip(xs, self.bars)]])
         self.plotItem.setXRange(-0.6, len(self.bars) - 0.4, padding=0)
-        self.plotItem.setYRange(0, float(heights.max()) * 1.2 or 1.0, padding=0)
+        self.plotItem.setYRange(0, float(heights.max()) / (1 - self._label_share()) or 1.0, padding=0)
+
+    def _label_share(self) -> float:
+        """The share of the plot's height the value labels above the bars need (more in a short plot)."""
+        text = QFontMetrics(QApplication.font()).height() + 6
+        height = self.plotItem.vb.height() if self.plotItem.vb.height() > 20 else 120.0
+        return float(min(max(text / height, 1 / 6), 0.5))
+
+    def resizeEvent(self, ev) -> None:  # noqa: N802 - Qt's name
+        super().resizeEvent(ev)
+        if getattr(self, "bars", None):
+            self.redraw()  # the labels' headroom depends on the height

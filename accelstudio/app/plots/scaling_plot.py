@@ -8,7 +8,7 @@ import pyqtgraph as pg
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from accelstudio.app.plots.model_plots import swatch
-from accelstudio.app.plots.theme import LIGHT, PlotColors, style_plot
+from accelstudio.app.plots.theme import LIGHT, PlotColors, scaled_pen, style_plot
 
 
 class ScalingPlot(QWidget):
@@ -55,7 +55,7 @@ class ScalingPlot(QWidget):
             grid = np.linspace(1, max(n.max(), 2) * 2, 60)
             self.speed_plot.plot(grid, grid, pen=pg.mkPen(c.muted, style=pg.QtCore.Qt.PenStyle.DashLine))
             if fit is not None:
-                self.speed_plot.plot(grid, fit.speedup(grid), pen=pg.mkPen(c.secondary, width=2))
+                self.speed_plot.plot(grid, fit.speedup(grid), pen=scaled_pen(c.secondary, width=2))
                 band = pg.FillBetweenItem(pg.PlotDataItem(grid, fit.speedup(grid, fit.p_lo)),
                                           pg.PlotDataItem(grid, fit.speedup(grid, fit.p_hi)),
                                           brush=pg.mkBrush(pg.mkColor(c.secondary).name() + "40"))

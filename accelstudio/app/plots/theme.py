@@ -7,12 +7,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import pyqtgraph as pg
-from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtGui import QColor, QPalette
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QColor, QFont, QPalette
 from PySide6.QtWidgets import QApplication
 
 THEME_MODES = ("system", "light", "dark")
 TITLE_SIZE = "10pt"
+TITLE_POINTS = 10
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,90 @@ class PlotColors:
 
 LIGHT = PlotColors("#ffffff", "#202124", 0.25, "#1f77b4", "#ff7f0e", "#d62728", "#9aa0a6")
 DARK = PlotColors("#1e1f22", "#e8eaed", 0.3, "#5aa9e6", "#ffa94d", "#ff6b6b", "#80868b")
+# presenter mode: pure black on white (or white on black), stronger grid, saturated data colours
+LIGHT_HIGH = PlotColors("#ffffff", "#000000", 0.45, "#0050a0", "#d55e00", "#c00000", "#606060")
+DARK_HIGH = PlotColors("#000000", "#ffffff", 0.5, "#66c2ff", "#ffb000", "#ff5050", "#b0b0b0")
+
+
+@dataclass
+class PlotScale:
+    """How much larger than normal plots draw their text (`font`) and lines (`line`): zoom and presenter mode
+    set it through `set_plot_scale`; every plot reads it when it draws."""
+
+    font: float = 1.0
+    line: float = 1.0
+
+
+_SCALE = PlotScale()
+
+
+def set_plot_scale(font: float, line: float) -> None:
+    """Text and line scale for plots drawn from now on (1.0: normal)."""
+    _SCALE.font, _SCALE.line = float(font), float(line)
+
+
+def plot_scale() -> PlotScale:
+    """The current plot scale (a copy)."""
+    return PlotScale(_SCALE.font, _SCALE.line)
+
+
+def scaled_pen(color, width: float = 1.0, **options):
+    """A pen `width` pixels wide at normal scale, wider in presenter mode or when zoomed in."""
+    return pg.mkPen(color, width=width * _SCALE.line, **options)
+
+
+def scaled_points(points: float) -> float:
+    """A font size in points at the current plot scale."""
+    return points * _SCALE.font
+
+
+def title_size(points: float = TITLE_POINTS) -> str:
+    """A title size for pyqtgraph's setTitle at the current scale ("13pt")."""
+    return f"{scaled_points(points):.0f}pt"
+
+
+def base_point_size() -> float:
+    """The application's font size in points (what axis text is scaled from)."""
+    app = QApplication.instance()
+    size = app.font().pointSizeF() if app is not None else -1.0
+    return size if size > 0 else 9.0
+
+
+def keep_in_view(view: pg.GraphicsView) -> None:
+    """Keep a plot view's central item the size of the view. Qt may grow a top-level graphics layout to a size
+    it needed earlier (a longer title, larger text) after the view was resized, which pushes the plot's right
+    part out of sight; this puts it back once the layout settles."""
+    item = view.centralWidget
+
+    def fit() -> None:
+        if not view.closed and view.centralWidget is item and item.geometry() != view.range:
+            item.setGeometry(view.range)  # never below the item's minimum: then it stays as Qt sized it
+
+    item.geometryChanged.connect(lambda: QTimer.singleShot(0, view, fit))
+
+
+def scale_axes(plot: pg.PlotItem, color=None) -> None:
+    """Tick and label fonts of a plot's axes at the application's font size (which zoom already scales), and axis
+    lines at the current line scale."""
+    font = QFont(QApplication.font())
+    font.setPointSizeF(base_point_size())
+    for name in ("left", "bottom", "right", "top"):
+        axis = plot.getAxis(name)
+        if axis is None:
+            continue
+        axis.setStyle(tickFont=font)
+        if color is not None:
+            axis.setPen(scaled_pen(color))
+        else:
+            pen = axis.pen()
+            axis.setPen(scaled_pen(pen.color()))
+        axis.label.setFont(font)
+        if axis.labelText:
+            style = dict(axis.labelStyle, **{"font-size": f"{base_point_size():.1f}pt"})
+            axis.setLabel(axis.labelText, units=axis.labelUnits or None, **style)
+        refit = getattr(axis, "refit", None)
+        if refit is not None:
+            refit()
 
 
 def dark_palette() -> QPalette:
@@ -63,6 +148,26 @@ def light_palette() -> QPalette:
     return QStyleFactory.create("Fusion").standardPalette()
 
 
+def high_contrast(palette: QPalette, dark: bool) -> QPalette:
+    """`palette` with pure black/white text and backgrounds and darker frames."""
+    p = QPalette(palette)
+    ink, paper = (QColor(255, 255, 255), QColor(0, 0, 0)) if dark else (QColor(0, 0, 0), QColor(255, 255, 255))
+    for role in (QPalette.ColorRole.Text, QPalette.ColorRole.WindowText, QPalette.ColorRole.ButtonText,
+                 QPalette.ColorRole.ToolTipText):
+        p.setColor(QPalette.ColorGroup.Active, role, ink)
+        p.setColor(QPalette.ColorGroup.Inactive, role, ink)
+    for role in (QPalette.ColorRole.Base, QPalette.ColorRole.Window):
+        p.setColor(role, paper)
+    p.setColor(QPalette.ColorRole.Button, QColor(48, 48, 48) if dark else paper)  # raised parts stay visible
+    if dark:
+        p.setColor(QPalette.ColorRole.Light, QColor(110, 110, 110))
+        p.setColor(QPalette.ColorRole.Midlight, QColor(80, 80, 80))
+    p.setColor(QPalette.ColorRole.AlternateBase, QColor(40, 40, 40) if dark else QColor(232, 232, 232))
+    p.setColor(QPalette.ColorRole.Mid, QColor(160, 160, 160) if dark else QColor(90, 90, 90))
+    p.setColor(QPalette.ColorRole.Dark, QColor(200, 200, 200) if dark else QColor(40, 40, 40))
+    return p
+
+
 class ThemeManager(QObject):
     """Applies the chosen theme to the application and tells plots when light/dark flips."""
 
@@ -73,6 +178,7 @@ class ThemeManager(QObject):
         self._app = app
         self._mode = mode if mode in THEME_MODES else "system"
         self._dark: bool | None = None
+        self._high_contrast = False
         app.setStyle("Fusion")
         app.styleHints().colorSchemeChanged.connect(self._system_changed)
         self.apply()
@@ -85,9 +191,20 @@ class ThemeManager(QObject):
     def is_dark(self) -> bool:
         return bool(self._dark)
 
+    @property
+    def high_contrast(self) -> bool:
+        return self._high_contrast
+
     def colors(self) -> PlotColors:
         """Plot colours for the active theme."""
+        if self._high_contrast:
+            return DARK_HIGH if self._dark else LIGHT_HIGH
         return DARK if self._dark else LIGHT
+
+    def set_high_contrast(self, on: bool) -> None:
+        """Black on white (or white on black) text and stronger plot colours, as presenter mode wants."""
+        self._high_contrast = bool(on)
+        self.apply()
 
     def set_mode(self, mode: str) -> None:
         """'system', 'light' or 'dark'."""
@@ -104,8 +221,11 @@ class ThemeManager(QObject):
     def apply(self) -> None:
         """Set the palette and pyqtgraph defaults for the current mode; emit `changed` when it flips."""
         dark = self._wants_dark()
-        self._app.setPalette(dark_palette() if dark else light_palette())
-        colors = DARK if dark else LIGHT
+        palette = dark_palette() if dark else light_palette()
+        if self._high_contrast:
+            palette = high_contrast(palette, dark)
+        self._app.setPalette(palette)
+        colors = (DARK_HIGH if dark else LIGHT_HIGH) if self._high_contrast else (DARK if dark else LIGHT)
         pg.setConfigOptions(background=colors.background, foreground=colors.foreground, antialias=True)
         if dark != self._dark:
             self._dark = dark
@@ -122,15 +242,18 @@ class ThemeManager(QObject):
 
 
 def style_plot(plot: pg.PlotItem, colors: PlotColors) -> None:
-    """Recolour a plot's axes, labels and title for `colors` (pyqtgraph sets colours only at creation)."""
-    pen = pg.mkPen(colors.foreground)
+    """Recolour a plot's axes, labels and title for `colors` (pyqtgraph sets colours only at creation), at the
+    current plot scale."""
+    pen = scaled_pen(colors.foreground)
     for name in ("left", "bottom", "right", "top"):
         axis = plot.getAxis(name)
-        axis.setPen(pen)
-        axis.setTextPen(pen)
+        axis.setTextPen(pg.mkPen(colors.foreground))
         if axis.labelText:
             style = dict(axis.labelStyle, color=colors.foreground)
             axis.setLabel(axis.labelText, units=axis.labelUnits or None, **style)
+    scale_axes(plot, colors.foreground)
+    for name in ("left", "bottom", "right", "top"):
+        plot.getAxis(name).setPen(pen)
     if plot.titleLabel is not None and plot.titleLabel.text:
-        plot.setTitle(plot.titleLabel.text, color=colors.foreground, size=TITLE_SIZE)
+        plot.setTitle(plot.titleLabel.text, color=colors.foreground, size=title_size())
     plot.showGrid(x=False, y=True, alpha=colors.grid_alpha)

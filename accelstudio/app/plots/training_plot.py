@@ -10,7 +10,7 @@ import pyqtgraph as pg
 from PySide6.QtWidgets import QLabel, QVBoxLayout, QWidget
 
 from accelstudio.app.plots.model_plots import swatch
-from accelstudio.app.plots.theme import LIGHT, PlotColors, style_plot
+from accelstudio.app.plots.theme import LIGHT, PlotColors, scaled_pen, style_plot
 
 SERIES_COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b")
 
@@ -85,8 +85,8 @@ class TrainingPlot(QWidget):
             self.loss_plot.removeItem(old[0])
             self.acc_plot.removeItem(old[1])
         self.series[name] = Series(name, float(epochs), self._clock(), data_text)
-        loss = self.loss_plot.plot([], [], pen=pg.mkPen(color, width=2), name=name)
-        acc = self.acc_plot.plot([], [], pen=pg.mkPen(color, width=2), symbol="o", symbolSize=5,
+        loss = self.loss_plot.plot([], [], pen=scaled_pen(color, width=2), name=name)
+        acc = self.acc_plot.plot([], [], pen=scaled_pen(color, width=2), symbol="o", symbolSize=5,
                                  symbolBrush=color, name=name)
         self._curves[name] = (loss, acc)
         self._update_info()

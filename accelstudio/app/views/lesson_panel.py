@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import QEvent, Qt, Signal
 from PySide6.QtGui import QFont
 from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QLabel, QProgressBar, QPushButton, QStackedWidget,
                                QVBoxLayout, QWidget)
@@ -41,18 +41,11 @@ class LessonPanel(QWidget):
         self.summary.setEnabled(False)  # secondary text, drawn muted
         self.counter = QLabel(objectName="lessonCounter")
         self.title = QLabel(wordWrap=True, objectName="lessonStepTitle")
-        font = QFont(self.title.font())
-        font.setPointSizeF(font.pointSizeF() * 1.25)
-        font.setBold(True)
-        self.title.setFont(font)
         self.text = QLabel(wordWrap=True, objectName="lessonText")
         self.text.setTextFormat(Qt.TextFormat.RichText)
         self.formula = QLabel(wordWrap=True, objectName="lessonFormula")
         self.formula.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-        mono = QFont("DejaVu Sans Mono")
-        mono.setStyleHint(QFont.StyleHint.Monospace)
-        mono.setPointSizeF(self.text.font().pointSizeF() * 1.1)
-        self.formula.setFont(mono)
+        self._fit_fonts()
         self.formula.setStyleSheet("QLabel#lessonFormula { border: 1px solid palette(mid); border-radius: 4px;"
                                    " padding: 6px; background: palette(alternate-base); }")
         self.look = QLabel(wordWrap=True, objectName="lessonLook")
@@ -81,6 +74,24 @@ class LessonPanel(QWidget):
         self.cancel_button.clicked.connect(self.cancel)
         self._build()
         self.set_busy(False)
+
+    def _fit_fonts(self) -> None:
+        """The step title a quarter larger and bold, the formula in a monospace font, both scaled from the
+        panel's font (so zoom and presenter mode enlarge them too)."""
+        base = self.font().pointSizeF()
+        font = QFont(self.font())
+        font.setPointSizeF(base * 1.25)
+        font.setBold(True)
+        self.title.setFont(font)
+        mono = QFont("DejaVu Sans Mono")
+        mono.setStyleHint(QFont.StyleHint.Monospace)
+        mono.setPointSizeF(base * 1.1)
+        self.formula.setFont(mono)
+
+    def changeEvent(self, event) -> None:  # noqa: N802 - Qt's name
+        super().changeEvent(event)
+        if event.type() == QEvent.Type.FontChange and hasattr(self, "formula"):
+            self._fit_fonts()
 
     def _build(self) -> None:
         layout = QVBoxLayout(self)

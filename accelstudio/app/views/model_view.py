@@ -8,15 +8,17 @@ from __future__ import annotations
 
 from PySide6.QtCore import QItemSelectionModel, QModelIndex, Qt, QTimer, Signal
 from PySide6.QtGui import QAction
-from PySide6.QtWidgets import (QAbstractItemView, QFrame, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QMenu,
+from PySide6.QtWidgets import (QAbstractItemView, QComboBox, QFrame, QHBoxLayout, QHeaderView, QLabel, QLineEdit, QMenu,
                                QSizePolicy, QSplitter, QTableView, QTabWidget, QVBoxLayout, QWidget)
 
 from accelstudio.app.views.layer_table import NAME_ROLE, LayerFilterProxy, LayerTableModel
 from accelstudio.app.plots.model_plots import SizeBars, SparsityBars, WeightHistogram, human_bytes
 from accelstudio.app.plots.mask_plot import MaskHeatmap
 from accelstudio.app.plots.theme import PlotColors
+from accelstudio.core.model.layer_groups import GROUPING_TITLES, MANY_LAYERS, MAX_BLOCKS, group_layers
 
-PLOT_STEP_MS = 20  # pause between the plots of a newly shown model, so each paints in its own turn
+PLOT_STEP_MS = 20
+BAR_PIXELS, MIN_BLOCKS = 24, 6  # blocks of consecutive layers: one per this many pixels of plot, at least 6  # pause between the plots of a newly shown model, so each paints in its own turn
 
 LAYER_ACTIONS = (
     ("override", "Prune these layers by the override amount"),
@@ -109,6 +111,14 @@ class ModelView(QWidget):
         self.filter_edit.setClearButtonEnabled(True)
         self.filter_edit.textChanged.connect(self._filter_changed)
         self.count_label = QLabel()
+        self.grouping_combo = QComboBox(objectName="layerGrouping")  # how the bar plots below group the layers
+        for key, title in GROUPING_TITLES.items():
+            self.grouping_combo.addItem(title, key)
+        self.grouping_combo.setToolTip("Bar plots: one bar per layer, per block of layers or per operator type "
+                                       "(models with many layers start grouped by block)")
+        self.grouping_combo.activated.connect(self._grouping_picked)
+        self._grouping_chosen = False
+        self._bar_layers: dict[str, str] = {}  # bar name -> the layer a click on it selects
         self.table = self._make_table()
         self.histogram = WeightHistogram()
         self.mask_heatmap = MaskHeatmap()
@@ -121,7 +131,7 @@ class ModelView(QWidget):
         self.size_bars = SizeBars()
         self.sparsity_bars = SparsityBars()
         for bars in (self.size_bars, self.sparsity_bars):
-            bars.layer_clicked.connect(self.select_layer)
+            bars.layer_clicked.connect(lambda name: self.select_layer(self._bar_layers.get(name, name)))
         self._layers: list = []
         self._shown = 0  # counts models shown, so a deferred plot step of an older model is dropped
         self._plots_pending = False
@@ -152,6 +162,9 @@ class ModelView(QWidget):
         row = QHBoxLayout()
         row.addWidget(self.filter_edit, 1)
         row.addWidget(self.count_label)
+        row.addSpacing(12)
+        row.addWidget(QLabel("Plots:"))
+        row.addWidget(self.grouping_combo)
         tl.addLayout(row)
         tl.addWidget(self.table, 1)
         self.plot_split = QSplitter(Qt.Orientation.Horizontal, objectName="modelPlotSplit")
@@ -174,6 +187,8 @@ class ModelView(QWidget):
         computed in the background) now; draw the two bar plots in the next turns of the event loop, one per
         turn, so that no single step holds the window for long on a model with hundreds of layers."""
         self._layers = list(summary.layers)
+        if not self._grouping_chosen:
+            self._set_grouping("block" if len(self._layers) > MANY_LAYERS else "layer")
         self.table_model.set_layers(self._layers)
         self._fit_columns()
         self._fit_table_height()
@@ -232,15 +247,39 @@ class ModelView(QWidget):
         self.totals.show_predicted(prediction, recipe_text)
         self._redraw_bars(reports)
 
+    def grouping(self) -> str:
+        """How the bar plots group layers: "layer", "block" or "type"."""
+        return str(self.grouping_combo.currentData())
+
+    def _set_grouping(self, key: str) -> None:
+        self.grouping_combo.setCurrentIndex(self.grouping_combo.findData(key))
+
+    def _grouping_picked(self, _index: int) -> None:
+        self._grouping_chosen = True  # the user's choice holds for the next models too
+        self._redraw_bars(self.table_model.predicted_reports())
+
+    def set_grouping(self, key: str) -> None:
+        """Group the bar plots by "layer", "block" or "type" (as if picked in the box)."""
+        self._set_grouping(key)
+        self._grouping_picked(self.grouping_combo.currentIndex())
+
     def _redraw_bars(self, reports: list | None, which: str = "both") -> None:
         names = [layer.name for layer in self._layers]
         current = [layer.sparsity for layer in self._layers]
         by_name = {r.name: r.achieved for r in (reports or [])}
         predicted = [by_name.get(n, c) for n, c in zip(names, current)] if reports is not None else None
+        layers = self._layers
+        room = max(self.size_bars.width(), self.sparsity_bars.width())  # a bar per BAR_PIXELS of the plot
+        groups = group_layers(names, [la.op_type for la in layers], [la.params for la in layers],
+                              [la.bytes for la in layers], current, predicted or current, self.grouping(),
+                              max_blocks=max(MIN_BLOCKS, min(MAX_BLOCKS, room // BAR_PIXELS)))
+        self._bar_layers = {g.name: g.layers[0] for g in groups}
+        bars = [g.name for g in groups]
+        after = [g.predicted for g in groups]
         if which in ("both", "size"):
-            self.size_bars.set_data(names, [layer.bytes for layer in self._layers], predicted or current)
+            self.size_bars.set_data(bars, [g.bytes for g in groups], after)
         if which in ("both", "sparsity"):
-            self.sparsity_bars.set_data(names, current, predicted)
+            self.sparsity_bars.set_data(bars, [g.sparsity for g in groups], after if predicted is not None else None)
 
     def apply_colors(self, colors: PlotColors) -> None:
         """Restyle every plot."""

@@ -104,6 +104,7 @@ class ResultsPanel(QWidget):
     # --- construction -----------------------------------------------------------------------------------
 
     def _build(self) -> None:
+        self.text_areas: list[_DetailsArea] = []  # the summary and details: a few lines, then they scroll
         self.tradeoff = TradeoffPlot()
         self.tradeoff.run_clicked.connect(self._on_point_clicked)
         self.histogram = LatencyHistogram()
@@ -122,6 +123,7 @@ class ResultsPanel(QWidget):
         self.details.setWordWrap(True)
         self.details.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
         self.why = WhyBox()  # "why is it (not) faster?" and the Explain… dialog
+        self.why.setSizePolicy(QSizePolicy.Policy.Preferred, QSizePolicy.Policy.Maximum)  # spare room goes to text
         self.badge = QLabel()
         self.badge.setObjectName("resultsBadge")
         self.badge.setStyleSheet("background: #f0e442; color: #000; padding: 1px 6px; border-radius: 3px;")
@@ -172,7 +174,7 @@ class ResultsPanel(QWidget):
         bar.addWidget(QLabel("Show:"))
         bar.addWidget(self.scope)
         bar.addSpacing(12)
-        bar.addWidget(self.summary, 1)
+        bar.addWidget(self._scrolled(self.summary), 1)  # a long verdict scrolls rather than squeezing the plots
         bar.addWidget(self.run_baseline_button)
         bar.addWidget(self.compare_button)
         bar.addWidget(self.export_button)
@@ -205,14 +207,29 @@ class ResultsPanel(QWidget):
         warnings a run has, the details never push the window past a 1280x720 screen."""
         line = label.fontMetrics().lineSpacing()
         area = _DetailsArea(line * DETAIL_LINES + 6)
+        self.text_areas.append(area)
         area.setWidget(label)
         area.setWidgetResizable(True)
         area.setFrameShape(QFrame.Shape.NoFrame)
         area.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
         area.setMaximumHeight(line * DETAIL_LINES + 6)
-        area.setMinimumHeight(2 * line + 6)  # two lines when the window is short
+        area.setMinimumHeight(line + 6)  # one line (and a scroll bar) when the window is short
         area.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Preferred)
         return area
+
+    def fit_text_lines(self, line: int, compact: bool = False) -> None:
+        """The summary and details areas for text `line` pixels high: up to DETAIL_LINES lines when there is
+        room, down to one (then they scroll) when the window is short. `compact` (presenter mode, where text is
+        large and the plots need the room): the verdict in one scrolling line and the details hidden (the
+        Explain… dialog and the runs table hold them)."""
+        most, pad = (1, 2) if compact else (DETAIL_LINES, 6)
+        for area in self.text_areas:
+            area._height = line * most + pad
+            area.setMaximumHeight(line * most + pad)
+            area.setMinimumHeight(line + pad)
+            area.updateGeometry()
+        if len(self.text_areas) > 1:
+            self.text_areas[1].setVisible(not compact)
 
     def _build_toolbar_menu(self) -> None:
         menu = QMenu(self)
