@@ -56,6 +56,8 @@ def open_start_model(window, args) -> None:
     """The model a new window opens: the one given (--open), none for a lesson (it opens its own), else the
     last model and recipe (not in a smoke run unless --reopen-last asks), else the default example."""
     model, lesson, smoke = (getattr(args, name, None) for name in ("open_model", "lesson", "smoke"))
+    if smoke:  # a smoke run's test recipe must not become the next start's
+        window.reopen.remembering = False
     if model:
         window.open_model(str(model))
     elif not lesson:

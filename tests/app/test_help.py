@@ -9,7 +9,7 @@ from PySide6.QtCore import QEvent, QPoint, Qt
 from PySide6.QtGui import QHelpEvent
 from PySide6.QtWidgets import QApplication, QToolTip
 
-from accelstudio.app.control.help_controller import CONTROL_TERMS, TIP_PREFIX, help_text, shown_tooltip
+from accelstudio.app.control.help_controller import CONTROL_TERMS, TIP_PREFIX, help_text, shown_tooltip, term_of
 from accelstudio.core.model.examples import resources_dir
 
 TERM_LINE = re.compile(re.escape(TIP_PREFIX) + r"(.+)$", re.MULTILINE)
@@ -37,6 +37,11 @@ def test_every_glossary_term_a_tooltip_names_is_in_glossary_md(make_window):
     missing = sorted({t for t in named if t.lower() not in headings})
     assert not missing, f"tooltips name terms glossary.md lacks: {missing}"
     assert "Pareto front" in named and "Calibration" in named
+    controls = window.controls_dock.widget()  # every input among the controls names a term
+    from PySide6.QtWidgets import QAbstractSpinBox, QComboBox, QPushButton, QSlider
+
+    inputs = [w for kind in (QPushButton, QAbstractSpinBox, QComboBox, QSlider) for w in controls.findChildren(kind)]
+    assert inputs and all(term_of(w) for w in inputs), [w.objectName() or w.text() for w in inputs if not term_of(w)]
 
 
 def test_tooltip_event_shows_the_glossary_line(make_window, qtbot):

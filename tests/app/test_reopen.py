@@ -28,6 +28,9 @@ def test_the_last_model_and_recipe_are_reopened(make_window, qtbot, settings, tm
     assert second.state.model.ref == str(path.resolve())
     assert second.state.recipe == recipe
     assert second.recipe_controls.amount_spin.value() == 40
+    second.reopen.remembering = False  # as in a smoke run: nothing it does is kept
+    second.state.edit("not kept", recipe=Recipe(prune=PruneSpec(amount=0.7)))
+    assert Recipe.from_dict(json.loads(settings.value(RECIPE_KEY))) == recipe
 
 
 def test_a_missing_last_model_gives_a_status_message_not_a_dialog(make_window, settings, tmp_path, dialog_answers):
@@ -57,6 +60,8 @@ def test_the_app_reopens_the_last_model_on_start_but_not_a_smoke_run_or_a_given_
     calls = []
 
     class FakeReopen:
+        remembering = True
+
         def reopen_last(self):
             calls.append("last")
             return True
@@ -64,6 +69,7 @@ def test_the_app_reopens_the_last_model_on_start_but_not_a_smoke_run_or_a_given_
     class FakeWindow:  # records what run_gui's start step asks a window to open
         def __init__(self):
             self.reopen = FakeReopen()
+            self.reopen.remembering = True
 
         def open_model(self, ref, **k):
             calls.append(("open", ref))
@@ -82,3 +88,4 @@ def test_the_app_reopens_the_last_model_on_start_but_not_a_smoke_run_or_a_given_
         window = FakeWindow()
         app_main.open_start_model(window, argparse.Namespace(**args))
         assert calls == expected, (args, calls)
+        assert window.reopen.remembering is not bool(args["smoke"])  # a smoke run keeps nothing for next time

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from PySide6.QtCore import QEvent, QObject, Qt
 from PySide6.QtGui import QAction, QCursor, QKeySequence
-from PySide6.QtWidgets import QApplication, QToolTip, QWidget
+from PySide6.QtWidgets import (QAbstractButton, QAbstractSpinBox, QApplication, QComboBox, QLineEdit, QSlider,
+                               QToolTip, QWidget)
 
 from accelstudio.app.views.help_dialog import GUIDE, HelpDialog
 from accelstudio.core.model.examples import resources_dir
@@ -38,6 +39,10 @@ CONTROL_TERMS = (
     ("model_view.mask_heatmap", "N:M sparsity"),
 )
 DATA_TERMS = {"eval": "Evaluation data", "calib": "Calibration", "train": "Training data"}
+# every other input in these groups names the group's term
+GROUP_TERMS = {"pruneGroup": "Pruning", "recoveryGroup": "Accuracy recovery", "quantGroup": "Quantization",
+               "runtimeGroup": "Runtime", "dataGroup": "Evaluation data"}
+INPUTS = (QAbstractButton, QAbstractSpinBox, QComboBox, QSlider, QLineEdit)
 
 
 def term_of(widget: QWidget | None) -> str | None:
@@ -90,6 +95,12 @@ class HelpController(QObject):
             self.tag(_resolve(window, path), term)
         for role, term in DATA_TERMS.items():
             self.tag(window.data_panel.combos.get(role), term)
+        for name, term in GROUP_TERMS.items():
+            group = window.findChild(QWidget, name)
+            self.tag(group, term)  # inputs added later (a model's input shapes) find it as their parent's
+            for widget in group.findChildren(QWidget) if group is not None else []:
+                if isinstance(widget, INPUTS) and not widget.property(TERM_PROPERTY) and not _inside_input(widget):
+                    self.tag(widget, term)
 
     def fill_menu(self, menu) -> None:
         menu.addAction(self.guide_action)
@@ -131,6 +142,16 @@ class HelpController(QObject):
         hovered = QApplication.widgetAt(QCursor.pos())
         term = term_of(hovered) or term_of(QApplication.focusWidget())
         self.show_glossary(term)
+
+
+def _inside_input(widget: QWidget) -> bool:
+    """True for the parts of a compound input (a spin box's line edit, a combo box's view)."""
+    parent = widget.parentWidget()
+    while parent is not None:
+        if isinstance(parent, (QAbstractSpinBox, QComboBox)):
+            return True
+        parent = parent.parentWidget()
+    return False
 
 
 def _resolve(root, path: str):

@@ -24,10 +24,13 @@ class ReopenController(QObject):
         super().__init__(window)
         self.window = window
         self.settings = window.settings
+        self.remembering = True  # False: this window's model and recipe are not kept (a smoke run's are not)
         window.model_loaded.connect(self._model_loaded)
         window.state.recipe_changed.connect(self._recipe_changed)
 
     def _model_loaded(self, loaded) -> None:
+        if not self.remembering:
+            return
         ref = str(loaded.ref)
         if not ref.startswith(EXAMPLE_PREFIX):
             ref = str(Path(ref).resolve())
@@ -36,7 +39,7 @@ class ReopenController(QObject):
         self._recipe_changed(self.window.state.recipe)
 
     def _recipe_changed(self, recipe: Recipe) -> None:
-        if self.window.state.model is not None:
+        if self.remembering and self.window.state.model is not None:
             self.settings.setValue(RECIPE_KEY, json.dumps(recipe.to_dict(), sort_keys=True))
 
     def last_model(self) -> tuple[str, str | None] | None:

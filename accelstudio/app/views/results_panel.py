@@ -220,8 +220,7 @@ class ResultsPanel(QWidget):
     def fit_text_lines(self, line: int, compact: bool = False) -> None:
         """The summary and details areas for text `line` pixels high: up to DETAIL_LINES lines when there is
         room, down to one (then they scroll) when the window is short. `compact` (presenter mode, where text is
-        large and the plots need the room): the verdict in one scrolling line and the details hidden (the
-        Explain… dialog and the runs table hold them)."""
+        large and the plots need the room): the verdict in one scrolling line and the details line hidden."""
         most, pad = (1, 2) if compact else (DETAIL_LINES, 6)
         for area in self.text_areas:
             area._height = line * most + pad
