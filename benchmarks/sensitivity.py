@@ -108,7 +108,8 @@ def check_example(example: str, amounts: tuple[float, ...], budget: float, sampl
                                      higher_is_better=True)}
     for key, check in uniform.items():
         goals[f"gap_closed_{key}"] = common.goal(f"{example} gap of uniform {float(key):.0%} closed by excluding the "
-                                                 f"top {TOP_K}", check["gap_closed"], GOAL_CLOSED, higher_is_better=True)
+                                                 f"top {TOP_K}", check["gap_closed"], GOAL_CLOSED,
+                                                 higher_is_better=True)
     return {"study_seconds": round(study_s, 2), "study": {k: study[k] for k in ("ranking", "samples", "metric",
                                                                               "settings", "notes", "elapsed_s")},
             "study_scores": {n: rows[n]["score"] for n in rows}, "pipeline_mean_drop_pts": measured,
@@ -158,7 +159,8 @@ def timed_study(label: str, params) -> dict:
           f"{len(result['rows'])} layers screened on {result['samples']['n']} samples, "
           f"{result['seconds_per_variant']:.2f} s per variant; notes: {' '.join(result['notes'])}")
     return {"wall_s": round(seconds, 2), "study_s": result["elapsed_s"], "layers": len(result["rows"]),
-            "screened": int(screened), "samples": result["samples"], "seconds_per_variant": result["seconds_per_variant"],
+            "screened": int(screened), "samples": result["samples"],
+            "seconds_per_variant": result["seconds_per_variant"],
             "notes": result["notes"], "latency_profile": result["latency"], "metric": result["metric"],
             "all_screened": screened == len(result["rows"]),
             "goal": common.goal(f"{label} study time", seconds, GOAL_SECONDS, " s")}
@@ -166,7 +168,8 @@ def timed_study(label: str, params) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="one example, one amount, 2 layers, one uniform recipe, no large models")
+    parser.add_argument("--quick", action="store_true",
+                        help="one example, one amount, 2 layers, one uniform recipe, no large models")
     parser.add_argument("--examples", nargs="+", default=list(EXAMPLES))
     parser.add_argument("--no-large", action="store_true", help="skip light_resnet50 and the 22M encoder")
     parser.add_argument("--results-dir", type=Path)

@@ -26,6 +26,7 @@ def test_spearman_ranks_ties_and_refuses_constants():
     assert spearman([1, 1, 1], [1, 2, 3]) is None
 
 
+@pytest.mark.slow  # about a minute: a study and five real runs
 def test_quick_run_writes_its_figures(tmp_path):
     out = tmp_path / "results"
     assert bench().main(["--quick", "--results-dir", str(out)]) == 0

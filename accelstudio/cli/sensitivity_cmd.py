@@ -29,6 +29,10 @@ def register(subparsers) -> None:
     p.add_argument("--data", metavar="FILE", help="screening data: .npz (labels give accuracy, else fidelity to the "
                                                    "unmodified model) or an image folder")
     add_data_arguments(p, evaluates=False)
+    for action in p._actions:  # the shared flag means something narrower here
+        if action.dest == "calib":
+            action.help = ("unlabeled screening data (.npz or image folder) used when --data is not given; "
+                           "default: a bundled example's calibration split, else synthesized inputs")
     g = p.add_argument_group("what to screen")
     g.add_argument("--prune-method", default="l1-unstructured", choices=(*PRUNE_METHODS, "none"),
                    help="pruning method each layer is pruned with (none: do not screen pruning)")

@@ -68,7 +68,8 @@ def test_shapes_come_from_the_data(tmp_path):
     result = _run(conv(tmp_path / "d.onnx", ["N", 3, "H", "W"]), data=str(data))
     assert result.metrics["data"]["input_shapes"] == {"x": [1, 3, 20, 12]}
     assert result.metrics["data"]["guessed_dims"] == []
-    assert result.metrics["data"]["eval"] == {"source": str(data), "n": 6, "synthesized": False, "labeled": False}
+    assert result.metrics["data"]["eval"] == {"source": str(data), "n": 6, "synthesized": False, "labeled": False,
+                                              "split": "all"}
 
 
 def test_user_shape_that_contradicts_a_fixed_dim_is_refused(tmp_path):

@@ -105,8 +105,10 @@ def test_result_rules_ranking_top_k_and_amounts():
     result = {"settings": [{"kind": "prune", "label": "prune 25%", "amount": 0.25},
                            {"kind": "prune", "label": "prune 50%", "amount": 0.5}],
               "ranking": ["b", "a"],
-              "rows": [{"layer": "a", "screened": True, "cells": {"prune 25%": {"loss": 0.1}, "prune 50%": {"loss": 0.4}}},
-                       {"layer": "b", "screened": True, "cells": {"prune 25%": {"loss": 2.0}, "prune 50%": {"loss": 9.0}}},
+              "rows": [{"layer": "a", "screened": True,
+                        "cells": {"prune 25%": {"loss": 0.1}, "prune 50%": {"loss": 0.4}}},
+                       {"layer": "b", "screened": True,
+                        "cells": {"prune 25%": {"loss": 2.0}, "prune 50%": {"loss": 9.0}}},
                        {"layer": "c", "screened": False, "cells": {}}]}
     assert sensitivity_ranking(result) == ["b", "a"] and most_sensitive(result, 1) == ["b"]
     assert amounts_under(result, 0.5) == {"a": 0.5, "b": 0.0}

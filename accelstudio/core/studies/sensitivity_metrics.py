@@ -48,7 +48,8 @@ def accuracy(outputs: np.ndarray, labels: np.ndarray) -> float:
 def variant_cell(outputs: np.ndarray, ref: Reference) -> dict[str, Any]:
     """{"loss": points lost, "kl", "cosine", "top1_agreement", "accuracy" (labeled data only)}."""
     fid = fidelity_metrics(outputs, ref.outputs)
-    cell: dict[str, Any] = {"kl": fid["kl_divergence"], "cosine": fid["cosine"], "top1_agreement": fid["top1_agreement"]}
+    cell: dict[str, Any] = {"kl": fid["kl_divergence"], "cosine": fid["cosine"],
+                            "top1_agreement": fid["top1_agreement"]}
     metric = ref.metric
     if metric == "accuracy":
         cell["accuracy"] = accuracy(outputs, ref.labels)
