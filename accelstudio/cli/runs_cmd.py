@@ -65,6 +65,12 @@ def register(subparsers) -> None:
     _add_store(p)
     p.set_defaults(func=cmd_pin)
 
+    p = runs_sub.add_parser("studies", help="list stored studies (sensitivity, search), newest first")
+    p.add_argument("--kind", metavar="KIND", default=None, help="only studies of this kind (sensitivity, search)")
+    p.add_argument("--json", action="store_true", help="print a JSON document instead of a table")
+    _add_store(p)
+    p.set_defaults(func=cmd_studies)
+
     p = subparsers.add_parser("compare", help="compare two stored runs side by side",
                               description="Latency, throughput, accuracy, size and a per-layer diff of two runs.")
     p.add_argument("ids", type=int, nargs=2, metavar="ID", help="run A, then run B")
@@ -112,6 +118,20 @@ def cmd_list(args: argparse.Namespace) -> int:
         print(fmt.list_table(runs, runs if args.limit is None else store.list_runs()))
     if not args.json:  # on stderr, so the table on stdout stays one run per line for scripts
         print(f"store {store.path}: {use.describe()}", file=sys.stderr)
+    return 0
+
+
+def cmd_studies(args: argparse.Namespace) -> int:
+    """Print the stored studies, newest first, with how many runs each has as trials."""
+    store = RunStore(args.store)
+    studies, trials = store.list_studies(kind=args.kind), store.trial_counts()
+    if args.json:
+        _print_json({"store": str(store.path), "studies": [
+            {**dataclasses.asdict(s), "trials": trials.get(s.study_id, 0)} for s in studies]})
+    elif not studies:
+        print(f"no studies in {store.path}" + (f" of kind {args.kind!r}" if args.kind else ""))
+    else:
+        print(fmt.studies_table(studies, trials))
     return 0
 
 

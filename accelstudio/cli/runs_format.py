@@ -123,6 +123,14 @@ def list_table(runs: list[RunResult], pool: list[RunResult] | None = None) -> st
     return table(headers, rows, right={0, 6, 7, 8, 9, 10, 11})
 
 
+def studies_table(studies: list, trials: dict[int, int]) -> str:
+    """The `runs studies` table: each stored study (a StudyRecord), newest first, with its trial runs' count."""
+    headers = ["ID", "KIND", "STATUS", "CREATED (UTC)", "UPDATED (UTC)", "MODEL", "TRIALS"]
+    rows = [[s.study_id, s.kind, s.status, fmt_created(s.created), fmt_created(s.updated),
+             s.model_identity.get("name") or NONE, trials.get(s.study_id, 0)] for s in studies]
+    return table(headers, rows, right={0, 6})
+
+
 def show_text(r: RunResult, pool: list[RunResult] | None = None) -> str:
     """Everything worth reading about one run, as text, read through its report against the like-for-like
     baseline found in `pool` (the store's runs)."""

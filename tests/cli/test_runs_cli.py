@@ -153,3 +153,23 @@ def test_exports_carry_the_report(filled_store, tmp_path):
     fast_doc = next(r for r in doc["runs"] if r["run_id"] == fast)
     assert fast_doc["report"]["baseline"]["run_id"] == base
     assert fast_doc["report"]["verdict_line"].startswith(f"vs baseline run {base}")
+
+
+def test_studies_lists_each_study_with_its_trials(filled_store, tmp_path):
+    path = filled_store[0]
+    store = RunStore(path)
+    sens = store.add_study("sensitivity", {"samples": 8}, {"name": "digits-cnn", "sha256": "c" * 64})
+    search = store.add_study("search", {"budget_s": 60}, {"name": "digits-cnn", "sha256": "c" * 64})
+    store.add_run(_run(Recipe(), 0.05, 0.99, 150_000, "float32", 0.0, 0.001), study_id=search)
+    store.add_run(_run(Recipe(), 0.04, 0.99, 150_000, "float32", 0.0, 0.001), study_id=search)
+    store.update_study(search, {"best": None}, "stopped")
+    out = run_cli("runs", "studies", "--store", str(path))
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].split()[:3] == ["ID", "KIND", "STATUS"]
+    assert lines[2].split()[:3] == [str(search), "search", "stopped"] and lines[2].split()[-1] == "2"
+    assert lines[3].split()[:3] == [str(sens), "sensitivity", "running"] and lines[3].split()[-1] == "0"
+    doc = json.loads(run_cli("runs", "studies", "--kind", "search", "--json", "--store", str(path)).stdout)
+    assert [(s["study_id"], s["trials"], s["params"]) for s in doc["studies"]] == [(search, 2, {"budget_s": 60})]
+    empty = run_cli("runs", "studies", "--store", str(tmp_path / "none.db"))
+    assert empty.returncode == 0 and "no studies" in empty.stdout

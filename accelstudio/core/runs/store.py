@@ -279,6 +279,13 @@ class RunStore:
             rows = conn.execute(sql + " ORDER BY id DESC", params).fetchall()
         return [_row_to_study(r) for r in rows]
 
+    def trial_counts(self) -> dict[int, int]:
+        """How many stored runs each study has as trials, by study id (studies without trials left out)."""
+        with self._session() as conn:
+            rows = conn.execute("SELECT study_id, COUNT(*) FROM runs WHERE study_id IS NOT NULL "
+                                "GROUP BY study_id").fetchall()
+        return {int(r[0]): int(r[1]) for r in rows}
+
     def count(self) -> int:
         """How many runs the store holds."""
         with self._session() as conn:
