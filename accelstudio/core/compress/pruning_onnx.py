@@ -30,7 +30,8 @@ STRUCTURED_MESSAGE = ("structured pruning of ONNX graphs is not supported: prune
                       "(open the safetensors/.pt form) and export")
 
 
-def _k_axis(node: onnx.NodeProto, ndim: int) -> int | None:
+def k_axis(node: onnx.NodeProto, ndim: int) -> int | None:
+    """PrunableWeight.k_axis for a node's weight: the reduction axis 2:4 groups along (None: all but the first)."""
     if node.op_type == "Conv":
         return None
     if node.op_type == "ConvTranspose":
@@ -59,7 +60,7 @@ def prunable_initializers(model: onnx.ModelProto) -> list[tuple[PrunableWeight, 
         bias = inits.get(wn.bias_name) if wn.bias_name else None
         bias_size = int(np.prod(bias.dims)) if bias is not None else 0
         array = np.asarray(wn.weight, dtype=np.float32)
-        found.append((PrunableWeight(wn.name, array, _k_axis(wn.node, array.ndim)), init, bias_size))
+        found.append((PrunableWeight(wn.name, array, k_axis(wn.node, array.ndim)), init, bias_size))
     return found
 
 

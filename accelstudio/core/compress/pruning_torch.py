@@ -55,7 +55,8 @@ def _float_weight(m: nn.Module) -> bool:
     return isinstance(w, torch.Tensor) and w.is_floating_point() and not w.is_quantized
 
 
-def _k_axis(m: nn.Module) -> int | None:
+def k_axis(m: nn.Module) -> int | None:
+    """PrunableWeight.k_axis for a layer's weight: the reduction axis 2:4 groups along (None: all but the first)."""
     transposed = isinstance(m, nn.modules.conv._ConvTransposeNd) or "Transpose" in getattr(m, "original_name", "")
     return 0 if transposed else None
 
@@ -67,7 +68,7 @@ def _bias_size(m: nn.Module) -> int:
 
 def _weights(layers: list[tuple[str, nn.Module]]) -> list[PrunableWeight]:
     # detach().numpy() shares memory with float32 weights: nothing is copied for the prediction
-    return [PrunableWeight(n, m.weight.detach().cpu().float().numpy(), _k_axis(m)) for n, m in layers]
+    return [PrunableWeight(n, m.weight.detach().cpu().float().numpy(), k_axis(m)) for n, m in layers]
 
 
 def prunable_weights(module: nn.Module) -> tuple[list[PrunableWeight], dict[str, int]]:

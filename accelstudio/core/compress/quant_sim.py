@@ -155,7 +155,7 @@ def quantization_notes(model: nn.Module | onnx.ModelProto) -> list[str]:
 
 # ----------------------------------------------------------------------------------------------- simulation
 
-def _torch_out_axis(sub: nn.Module) -> int:
+def torch_out_axis(sub: nn.Module) -> int:
     """The output-channel axis of a layer's weight (1 for transposed convolutions, else 0)."""
     return 1 if isinstance(sub, (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)) else 0
 
@@ -170,13 +170,13 @@ def simulate_quantization_torch(module: nn.Module, spec: QuantSpec) -> nn.Module
             if name in excluded or not isinstance(sub, TORCH_WEIGHTED_TYPES):
                 continue
             sub.weight.copy_(fake_quantize_tensor(sub.weight.float(), spec.bits, spec.per_channel,
-                                                  spec.symmetric, axis=_torch_out_axis(sub)).to(sub.weight.dtype))
+                                                  spec.symmetric, axis=torch_out_axis(sub)).to(sub.weight.dtype))
             count += 1
     add_torch_note(model, f"simulated {spec.bits}-bit weights on {count} layer(s); storage stays float32")
     return model
 
 
-def _onnx_out_axis(node: onnx.NodeProto, ndim: int) -> int:
+def onnx_out_axis(node: onnx.NodeProto, ndim: int) -> int:
     """The output-channel axis of a node's weight initializer."""
     if node.op_type == "ConvTranspose":
         return 1
@@ -205,7 +205,7 @@ def simulate_quantization_onnx(model: onnx.ModelProto, spec: QuantSpec) -> onnx.
             continue
         arr = numpy_helper.to_array(init)
         fake = fake_quantize_tensor(arr, spec.bits, spec.per_channel, spec.symmetric,
-                                    axis=_onnx_out_axis(layer.node, arr.ndim))
+                                    axis=onnx_out_axis(layer.node, arr.ndim))
         init.CopyFrom(numpy_helper.from_array(fake, init.name))
         done.add(layer.weight_name)
     add_onnx_note(out, f"simulated {spec.bits}-bit weights on {len(done)} layer(s); storage stays float32")

@@ -15,8 +15,8 @@ from typing import Mapping
 
 import numpy as np
 
-from accelstudio.core.compress.pruning_onnx import PRUNABLE_OPS, _k_axis as onnx_k_axis
-from accelstudio.core.compress.quant_sim import _onnx_out_axis, _torch_out_axis
+from accelstudio.core.compress.pruning_onnx import PRUNABLE_OPS, k_axis as onnx_k_axis
+from accelstudio.core.compress.quant_sim import onnx_out_axis, torch_out_axis
 from accelstudio.core.data.dataset import Dataset
 from accelstudio.core.errors import RuntimeUnavailableError
 from accelstudio.core.job import RuntimeSettings
@@ -120,7 +120,7 @@ def _onnx_layers(model) -> tuple[list[ScreenedLayer], dict[str, str]]:
         array = np.ascontiguousarray(weight, dtype=np.float32)
         kind = "conv" if wn.node.op_type.startswith("Conv") else "linear"
         layers.append(ScreenedLayer(wn.name, kind, array, onnx_k_axis(wn.node, array.ndim),
-                                    _onnx_out_axis(wn.node, array.ndim)))
+                                    onnx_out_axis(wn.node, array.ndim)))
         input_of[wn.name] = wn.weight_name + INPUT_SUFFIX
     return layers, input_of
 
@@ -152,7 +152,7 @@ class TorchVariantRunner(VariantRunner):
         super().__init__(data, batch, layout)
         import torch
 
-        from accelstudio.core.compress.pruning_torch import _k_axis as torch_k_axis, prunable_layers
+        from accelstudio.core.compress.pruning_torch import k_axis as torch_k_axis, prunable_layers
         from accelstudio.core.measure.runtimes import make_predictor
 
         self._torch = torch
@@ -162,7 +162,7 @@ class TorchVariantRunner(VariantRunner):
         for name, sub in self._modules.items():
             array = sub.weight.detach().float().cpu().numpy().copy()  # a copy: the tensor is overwritten later
             kind = "linear" if isinstance(sub, torch.nn.Linear) or array.ndim == 2 else "conv"
-            self.layers.append(ScreenedLayer(name, kind, array, torch_k_axis(sub), _torch_out_axis(sub)))
+            self.layers.append(ScreenedLayer(name, kind, array, torch_k_axis(sub), torch_out_axis(sub)))
         self._stored = {l.name: l.weight for l in self.layers}
 
     def _swap_in(self, overrides: Mapping[str, np.ndarray]) -> None:
