@@ -7,8 +7,8 @@ import json
 import sys
 from pathlib import Path
 
+from accelstudio.cli.model_args import UsageError, add_model_arguments, model_from_args
 from accelstudio.cli.recipe_args import add_data_arguments, add_recipe_arguments, recipe_from_args
-from accelstudio.core.errors import AccelStudioError
 from accelstudio.core.recipe import Recipe
 
 DESCRIPTION = """\
@@ -36,8 +36,7 @@ def register(subparsers) -> None:
     """Add the `apply` command."""
     p = subparsers.add_parser("apply", help="prune and quantize a model with a recipe and write it",
                               description=DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model", nargs="?", help="model file or example:NAME")
-    p.add_argument("--example", metavar="NAME", help="use a bundled example instead of a file")
+    add_model_arguments(p)
     p.add_argument("--out", required=True, metavar="PATH", help="output file: .onnx, .pt or .safetensors")
     add_recipe_arguments(p)
     add_data_arguments(p, evaluates=False)
@@ -90,11 +89,7 @@ def build_request(args: argparse.Namespace):
     if out.suffix.lower() not in EXPORT_FORMATS:
         raise CompressionError(f"--out {out}: unknown output format '{out.suffix or '(none)'}'; "
                                f"allowed extensions: {', '.join(EXPORT_FORMATS)}")
-    if args.model and args.example:
-        raise UsageError("give either MODEL or --example, not both")
-    if not args.model and not args.example:
-        raise UsageError("give a model file or --example NAME")
-    return ApplyRequest(model=f"example:{args.example}" if args.example else args.model, out=args.out,
+    return ApplyRequest(model=model_from_args(args), out=args.out,
                         recipe=recipe, trust=args.trust, backend=args.backend, architecture=args.architecture,
                         input_shapes=shapes_from_args(args), calib=args.calib, train_data=args.train_data)
 
@@ -104,12 +99,6 @@ def _print_warnings(msg) -> None:
     if msg.type == "progress" and msg.stage == "shapes":
         for note in msg.partial.get("warnings", ()):
             print(f"warning: {note}", file=sys.stderr)
-
-
-class UsageError(AccelStudioError):
-    """The command line names no model, or names it twice."""
-
-    category = "usage"
 
 
 def format_report(document: dict) -> str:

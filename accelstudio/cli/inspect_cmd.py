@@ -6,6 +6,7 @@ import argparse
 import json
 import sys
 
+from accelstudio.cli.model_args import model_from_args
 from accelstudio.core.errors import AccelStudioError
 from accelstudio.core.model.input_shapes import parse_input_shapes
 from accelstudio.core.model.inspect import inspect_model, summary_to_dict
@@ -56,21 +57,11 @@ def open_handle(args: argparse.Namespace):
     """The ModelHandle named by MODEL or --example (unknown example names become UnknownExampleError)."""
     from accelstudio.core.model.loading import open_model
 
-    if args.model and args.example:
-        raise UsageError("give either MODEL or --example, not both")
-    if not args.model and not args.example:
-        raise UsageError("give a model file or --example NAME")
-    ref = f"example:{args.example}" if args.example else args.model
+    ref = model_from_args(args)
     try:
         return open_model(ref, trust=args.trust, backend=args.backend, architecture=args.architecture)
     except KeyError as exc:
         raise UnknownExampleError(exc.args[0] if exc.args else str(exc)) from None
-
-
-class UsageError(AccelStudioError):
-    """The command line names no model, or names it twice."""
-
-    category = "usage"
 
 
 def human_bytes(n: int | None) -> str:

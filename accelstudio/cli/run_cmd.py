@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from accelstudio.cli import runs_format as fmt
+from accelstudio.cli.model_args import UsageError, add_model_arguments, model_from_args
 from accelstudio.cli.profile_format import profile_lines
 from accelstudio.cli.recipe_args import add_data_arguments, add_recipe_arguments, recipe_from_args, shapes_from_args
 from accelstudio.core.errors import AccelStudioError
@@ -30,20 +31,13 @@ JSON_METRICS = ("p50_ms", "p90_ms", "p99_ms", "mean_ms", "std_ms", "iqr_ms", "mi
 PROFILE_METRICS = ("profile", "profile_error", "roofline", "roofline_error")
 
 
-class UsageError(AccelStudioError):
-    """The command line names no model, or names it twice."""
-
-    category = "usage"
-
-
 def register(subparsers) -> None:
     """Add the `run` command."""
     p = subparsers.add_parser(
         "run", help="compress a model and measure latency and accuracy (isolated worker)",
         description="Apply a recipe, then measure latency (warm-up discarded, every call timed) and accuracy "
                     "against the uncompressed model, in a separate process. The run is saved in the store.")
-    p.add_argument("model", nargs="?", help="model file or example:NAME")
-    p.add_argument("--example", metavar="NAME", help="use a bundled example instead of a file")
+    add_model_arguments(p)
     add_recipe_arguments(p)
     g = p.add_argument_group("measurement")
     g.add_argument("--runtime", choices=RUNTIMES,
@@ -96,16 +90,12 @@ def run_run(args: argparse.Namespace) -> int:
 
 def build_spec(args: argparse.Namespace) -> JobSpec:
     """The JobSpec the command line describes (validates the recipe and the numbers)."""
-    if args.model and args.example:
-        raise UsageError("give either MODEL or --example, not both")
-    if not args.model and not args.example:
-        raise UsageError("give a model file or --example NAME")
+    model = model_from_args(args)
     for name in ("batch", "repeats", "streams"):
         if getattr(args, name) < 1:
             raise UsageError(f"--{name} must be at least 1")
     if args.threads < 0 or args.warmup < 0 or args.time_budget <= 0:
         raise UsageError("--threads and --warmup must be >= 0 and --time-budget > 0")
-    model = f"example:{args.example}" if args.example else args.model
     runtime = args.runtime or default_runtime(model)
     settings = RuntimeSettings(runtime=runtime, device=args.device, threads=args.threads, batch=args.batch,
                                warmup=args.warmup, repeats=args.repeats, time_budget_s=args.time_budget,

@@ -13,15 +13,11 @@ import sys
 import threading
 from typing import Any
 
-from accelstudio.core.errors import AccelStudioError
+from accelstudio.cli.model_args import UsageError, add_model_arguments, model_from_args
 from accelstudio.core.job import DEVICES, RUNTIMES, RuntimeSettings
 
 from accelstudio.core.studies.search_space import VARY_NAMES as VARY  # noqa: E402
 DEFAULT_VARY = ("granularity", "keep-float", "prune")
-
-
-class SearchUsageError(AccelStudioError):
-    category = "usage"
 
 
 def register(subparsers) -> None:
@@ -32,8 +28,7 @@ def register(subparsers) -> None:
                     "Optuna, each measured in a worker against the unchanged model timed interleaved in the same "
                     "job; choose on the validation half of the data and re-measure the answer on the test half. "
                     "Every trial is a stored run; the search is a stored study that --resume continues.")
-    p.add_argument("model", nargs="?", help="model file or example:NAME")
-    p.add_argument("--example", metavar="NAME", help="use a bundled example instead of a file")
+    add_model_arguments(p)
     p.add_argument("--data", metavar="FILE", help="labeled .npz (arrays per input + labels) or image folder")
     p.add_argument("--calib", metavar="FILE", help="calibration data for static int8")
     p.add_argument("--train-data", metavar="FILE.npz", help="labeled training data: makes recovery searchable")
@@ -70,7 +65,7 @@ def parse_budget(text: str) -> float:
         return float(text)
     parts = re.findall(r"(\d+(?:\.\d+)?)([hms])", text)
     if not parts or "".join(a + b for a, b in parts) != text:
-        raise SearchUsageError(f"--budget {text!r}: write seconds or a time such as 90s, 10m, 1h30m")
+        raise UsageError(f"--budget {text!r}: write seconds or a time such as 90s, 10m, 1h30m")
     return sum(float(n) * {"h": 3600, "m": 60, "s": 1}[u] for n, u in parts)
 
 
@@ -82,19 +77,16 @@ def build_config(args: argparse.Namespace):
     from accelstudio.core.studies.search_judge import Constraint
     from accelstudio.core.studies.search_space import space_from_vary
 
-    if args.resume is None:
-        if bool(args.model) == bool(args.example):
-            raise SearchUsageError("give either MODEL or --example NAME")
-        if args.max_drop is None and args.min_cosine is None:
-            raise SearchUsageError("give a constraint: --max-drop PTS or --min-cosine X")
+    model = model_from_args(args, alternative="--resume STUDY_ID") if args.resume is None else ""
+    if args.resume is None and args.max_drop is None and args.min_cosine is None:
+        raise UsageError("give a constraint: --max-drop PTS or --min-cosine X")
     vary = {v.strip() for v in args.vary.split(",") if v.strip()}
     unknown = sorted(vary - set(VARY))
     if unknown:
-        raise SearchUsageError(f"--vary {unknown[0]!r} is unknown; choose from {', '.join(VARY)}")
+        raise UsageError(f"--vary {unknown[0]!r} is unknown; choose from {', '.join(VARY)}")
     modes = tuple(m.strip() for m in args.quant_modes.split(",") if m.strip())
     train = str(Path(args.train_data).resolve()) if args.train_data else None
     space = space_from_vary(vary, modes, args.runtime, bool(train or args.example))
-    model = f"example:{args.example}" if args.example else (args.model or "")
     runtime = RuntimeSettings(runtime=args.runtime, device=args.device, threads=args.threads, batch=args.batch)
     constraint = Constraint(max_drop=args.max_drop, min_cosine=args.min_cosine)
     if args.resume is not None and constraint.max_drop is None and constraint.min_cosine is None:

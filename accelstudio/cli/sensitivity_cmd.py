@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from accelstudio.cli.recipe_args import add_data_arguments, parse_quant_mode, shapes_from_args
-from accelstudio.cli.run_cmd import UsageError
+from accelstudio.cli.model_args import UsageError, add_model_arguments, model_from_args
 from accelstudio.cli.sensitivity_format import format_study
 from accelstudio.core.recipe import PRUNE_METHODS
 from accelstudio.core.studies.sensitivity_params import (DEFAULT_AMOUNTS, DEFAULT_BUDGET_S, DEFAULT_SAMPLES,
@@ -24,8 +24,7 @@ def register(subparsers) -> None:
                     "(every other layer quantized), on a subset of the data, in a worker, within a time budget. "
                     "Prints the loss of each layer at each setting beside its share of latency, most sensitive "
                     "first, and stores the study (reload it with --show ID).")
-    p.add_argument("model", nargs="?", help="model file or example:NAME")
-    p.add_argument("--example", metavar="NAME", help="use a bundled example instead of a file")
+    add_model_arguments(p)
     p.add_argument("--data", metavar="FILE", help="screening data: .npz (labels give accuracy, else fidelity to the "
                                                    "unmodified model) or an image folder")
     add_data_arguments(p, evaluates=False)
@@ -91,12 +90,8 @@ def _layer_printer():
 
 def params_from_args(args: argparse.Namespace) -> SensitivityParams:
     """The study the command line asks for (validated)."""
-    if args.model and args.example:
-        raise UsageError("give either MODEL or --example, not both")
-    if not args.model and not args.example:
-        raise UsageError("give a model file or --example NAME (or --show STUDY_ID)")
-    model = f"example:{args.example}" if args.example else str(Path(args.model).resolve()) \
-        if not args.model.startswith("example:") else args.model
+    model = model_from_args(args, alternative="--show STUDY_ID")
+    model = model if model.startswith("example:") else str(Path(model).resolve())
     quantize = None
     if args.quantize:
         quantize = {**parse_quant_mode(args.quantize), "per_channel": bool(args.per_channel), "symmetric": True}

@@ -48,11 +48,11 @@ def test_flags_build_the_space_and_budget():
 
 
 def test_usage_errors():
-    with pytest.raises(search_cmd.SearchUsageError, match="constraint"):
+    with pytest.raises(search_cmd.UsageError, match="constraint"):
         _config("--example", "digits-mlp")
-    with pytest.raises(search_cmd.SearchUsageError, match="budget"):
+    with pytest.raises(search_cmd.UsageError, match="budget"):
         _config("--example", "digits-mlp", "--max-drop", "1", "--budget", "ten minutes")
-    with pytest.raises(search_cmd.SearchUsageError, match="vary"):
+    with pytest.raises(search_cmd.UsageError, match="vary"):
         _config("--example", "digits-mlp", "--max-drop", "1", "--vary", "colour")
 
 
