@@ -50,7 +50,8 @@ def run_search(config: SearchConfig, executor: TrialExecutor, store, cancel: thr
         prior = [TrialOutcome.from_dict(t) for t in record.result.get("trials", []) if t.get("phase") == "screen"]
         study_id = resume
     else:
-        study_id = store.add_study(STUDY_KIND, config.to_dict(), {"name": config.model})
+        study_id = store.add_study(STUDY_KIND, config.to_dict(),
+                                   {"name": config.model, "sha256": file_sha256_of(config.model)})
     loop = _Loop(config, executor, store, cancel, on_state, study_id, prior)
     try:
         return loop.run()
