@@ -49,6 +49,8 @@ def register(subparsers) -> None:
     g.add_argument("--device", choices=DEVICES, default="cpu")
     g.add_argument("--threads", type=int, default=1, metavar="N", help="intra-op threads (0 = all cores)")
     g.add_argument("--batch", type=int, default=1, metavar="N")
+    g.add_argument("--input-shape", action="append", default=[], metavar="[NAME=]D0xD1x...",
+                   help="concrete shape of an input, e.g. x=1x3x640x640 (repeatable), as for `accelstudio run`")
     g.add_argument("--screen-samples", type=int, default=120, metavar="N", help="validation samples per screening trial")
     p.add_argument("--resume", type=int, metavar="STUDY_ID", help="continue a stopped search from the store")
     p.add_argument("--list", action="store_true", help="list the stored searches (id, status, model, best) and exit")
@@ -75,6 +77,7 @@ def build_config(args: argparse.Namespace):
 
     from accelstudio.core.studies.search_config import SearchConfig
     from accelstudio.core.studies.search_judge import Constraint
+    from accelstudio.cli.recipe_args import shapes_from_args
     from accelstudio.core.studies.search_space import space_from_vary
 
     model = model_from_args(args, alternative="--resume STUDY_ID") if args.resume is None else ""
@@ -95,6 +98,7 @@ def build_config(args: argparse.Namespace):
         model=model or "resume", constraint=constraint, objective=args.objective, budget_s=parse_budget(args.budget),
         runtime=runtime, space=space, strategy=args.strategy, data=args.data,
         calib_data=str(Path(args.calib).resolve()) if args.calib else None, train_data=train, trust=args.trust,
+        input_shapes=shapes_from_args(args),
         screen_samples=args.screen_samples, max_trials=args.max_trials)
 
 

@@ -45,6 +45,8 @@ def test_flags_build_the_space_and_budget():
     assert config.space.weight_type and not config.space.granularity
     assert config.space.graph_opt_levels == ("basic", "all") and config.space.prune_methods == ()
     assert search_cmd.parse_budget("90s") == 90 and search_cmd.parse_budget("45") == 45
+    shaped = _config("model.onnx", "--max-drop", "1", "--input-shape", "x=1x3x32x32")
+    assert shaped.input_shapes == {"x": [1, 3, 32, 32]} and shaped.model == "model.onnx"
 
 
 def test_usage_errors():

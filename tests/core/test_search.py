@@ -88,6 +88,9 @@ def test_space_points_follow_the_mode_table():
     defaults = default_points(space, facts, fp16_native=False)
     assert defaults[0]["quant"] == "dynamic-int8" and defaults[0]["per_channel"] is True
     assert not any(p["quant"] == "fp16" for p in defaults)
+    knobs = SearchSpace(graph_opt_levels=("basic", "all"), prune_methods=())
+    base = RuntimeSettings(graph_opt_level="all")
+    assert all(p["graph_opt_level"] == "all" for p in default_points(knobs, facts, True, base))
 
 
 def test_eval_halves_are_disjoint_and_cover_the_data():

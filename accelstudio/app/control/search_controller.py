@@ -75,7 +75,8 @@ class SearchController(QObject):
         runtime = dataclasses.replace(spec.runtime, compile="", profile=False)
         return SearchConfig(model=spec.model, constraint=Constraint(**p.constraint()), objective=p.objective.currentText(),
                             budget_s=p.budget.value() * 60.0, runtime=runtime, space=space, data=spec.data,
-                            calib_data=spec.calib_data, train_data=spec.train_data, trust=spec.trust)
+                            calib_data=spec.calib_data, train_data=spec.train_data, trust=spec.trust,
+                            input_shapes=dict(spec.input_shapes))
 
     def start(self, max_trials: int | None = None) -> bool:
         if self.is_running() or self.window.runs.is_running():

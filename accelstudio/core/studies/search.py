@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import random
 import threading
 import time
 import warnings
@@ -24,10 +25,11 @@ from accelstudio.core.studies.search_judge import TrialOutcome, is_better, judge
 from accelstudio.core.studies.search_state import SearchState, file_sha256_of, fp16_native, \
     sensitivity_ranking  # noqa: F401 - sensitivity_ranking is read from here
 from accelstudio.core.studies.search_space import ModelFacts, count_points, default_points, describe_point, \
-    distributions_of, point_recipe, suggest_point
+    distributions_of, grid, point_recipe, point_runtime, suggest_point
 
 STUDY_KIND = "search"
 MAX_REPEATS = 25  # proposals of already measured points in a row before the space counts as exhausted
+REPEATS_BEFORE_JUMP = 3  # known points proposed in a row before an unmeasured point is tried instead
 
 
 OnState = Callable[[SearchState], None]
@@ -48,7 +50,8 @@ def run_search(config: SearchConfig, executor: TrialExecutor, store, cancel: thr
         prior = [TrialOutcome.from_dict(t) for t in record.result.get("trials", []) if t.get("phase") == "screen"]
         study_id = resume
     else:
-        study_id = store.add_study(STUDY_KIND, config.to_dict(), {"name": config.model})
+        study_id = store.add_study(STUDY_KIND, config.to_dict(),
+                                   {"name": config.model, "sha256": file_sha256_of(config.model)})
     loop = _Loop(config, executor, store, cancel, on_state, study_id, prior)
     try:
         return loop.run()
@@ -111,8 +114,14 @@ class _Loop:
         for point in default_points(self.config.space, self.facts, fp16_native(), self.config.runtime):
             if _key(point) not in measured:
                 study.enqueue_trial(point, skip_if_exists=True)
-        total, repeats, number = count_points(self.config.space, self.facts, self._training()), 0, len(measured)
+        every = list(grid(self.config.space, self.facts, self._training()))
+        total, repeats, number = len(every), 0, len(measured)
+        rng = random.Random(self.config.seed)
         while not self._screen_over(number) and repeats < MAX_REPEATS and len(measured) < total:
+            if repeats and repeats % REPEATS_BEFORE_JUMP == 0:  # the sampler keeps proposing known points
+                fresh = [p for p in every if _key(p) not in measured]
+                if fresh:
+                    study.enqueue_trial(rng.choice(fresh))
             trial = study.ask()
             point = suggest_point(self.config.space, self.facts,
                                   lambda n, c: trial.suggest_categorical(n, list(c)), self._training())
@@ -163,10 +172,10 @@ class _Loop:
         elif confirmed:
             self._update(best=None)
             if any(c.ok and c.feasible for c in confirmed):
-                self._note("no candidate meeting the constraint was shown faster than the unchanged model on the "
-                           "whole validation half (its interval reaches down to 1 or below)")
+                self._note("no candidate meeting the constraint was shown faster than the unchanged model when "
+                           "measured again (its interval reaches down to 1 or below)")
             else:
-                self._note("no screened candidate met the constraint on the whole validation half")
+                self._note("no screened candidate met the constraint when measured again on all validation samples")
 
     def _test(self) -> None:
         self._update(phase="test")
@@ -186,8 +195,10 @@ class _Loop:
             self.cancel.set()
             return None
         data = result.metrics.get("data") if isinstance(result.metrics.get("data"), dict) else {}
-        if result.status == "done" and data.get("eval", {}).get("labeled") is False:
+        if result.status == "done" and data.get("eval", {}).get("labeled") is False and self.labeled:
             self.labeled = False
+            self._note("the data have no labels: the constraint is judged on the cosine to the original outputs "
+                       f"(>= {self.config.constraint.cosine_limit:g}) over all samples given")
         outcome = _judge(result, number, point, self.facts, phase, self.config)
         self._update(trials=self.state.trials + (outcome,))
         if phase == "screen":
@@ -197,11 +208,15 @@ class _Loop:
 
     def _refusal(self, point: dict[str, Any]) -> str:
         """Why the model cannot take this point's recipe ('' when it can), from its snapshot alone."""
-        from accelstudio.core.compress.feasibility import check_model_feasible
+        from accelstudio.core.compress.feasibility import check_job_feasible, check_model_feasible
         from accelstudio.core.errors import AccelStudioError
 
+        data, recipe = self.model_data, point_recipe(point, self.facts)
+        runtime = point_runtime(point, self.config.runtime)
+        fmt = "example" if self.config.model.startswith("example:") else data.source_format
         try:
-            check_model_feasible(self.model_data, point_recipe(point, self.facts))
+            check_job_feasible(fmt, data.backend, runtime.runtime, runtime.device, recipe, data.inputs, data.name)
+            check_model_feasible(data, recipe)
         except AccelStudioError as exc:
             return f"not searched: {exc}"
         return ""

@@ -54,6 +54,7 @@ class SearchConfig:
     calib_data: str | None = None
     train_data: str | None = None
     trust: bool = False
+    input_shapes: dict[str, list[int]] = field(default_factory=dict)  # as JobSpec.input_shapes
     screen_samples: int = 120
     screen_time_s: float = 0.6
     confirm_top: int = 3
@@ -103,5 +104,6 @@ def trial_spec(config: SearchConfig, point: dict[str, Any], facts: ModelFacts, p
     reference = {k: getattr(base, k) for k in ("runtime", "graph_opt_level", "spinning")}
     return JobSpec(model=config.model, recipe=point_recipe(point, facts), runtime=runtime, data=config.data,
                    train_data=config.train_data, calib_data=config.calib_data, trust=config.trust, evaluate=True,
+                   input_shapes={k: list(v) for k, v in config.input_shapes.items()},
                    max_eval_samples=samples, keep_artifact=phase == "test", eval_split=split,
                    baseline_latency=True, baseline_runtime=reference)
