@@ -77,6 +77,22 @@ def test_window_fits_small_screens(make_window, qtbot, presenter):
     window.presentation.set_presenter(False)
 
 
+def test_study_docks_open_beside_the_controls_still_fit(make_window, qtbot):
+    """Search and Sensitivity open as tabs beside the Controls: the window keeps to 1280x720 and every study
+    panel fits its dock's width (nothing cut off at the right)."""
+    window = make_window()
+    window.resize(1280, 720)
+    qtbot.waitUntil(lambda: window.width() == 1280 and window.height() == 720)
+    for controller in (window.search, window.sensitivity):
+        controller.open()
+        QApplication.processEvents()
+        assert window.width() == 1280 and window.height() == 720
+        assert window.minimumSizeHint().width() <= 1280
+        scroll = controller.dock.widget()
+        assert scroll.viewport().width() >= controller.panel.minimumSizeHint().width(), controller.dock.objectName()
+        assert window.tabifiedDockWidgets(window.controls_dock).count(controller.dock) == 1
+
+
 def test_run_stays_in_view_however_long_the_controls(make_window, qtbot):
     window = make_window(load=False)
     window.resize(1280, 720)

@@ -8,9 +8,9 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt
-from PySide6.QtWidgets import QDockWidget, QScrollArea
+from PySide6.QtCore import QObject
 
+from accelstudio.app.control.side_dock import side_tab_dock
 from accelstudio.app.bridges.study_thread import StudyThread
 from accelstudio.app.views.search_panel import SearchPanel
 from accelstudio.core.errors import AccelStudioError
@@ -25,14 +25,7 @@ class SearchController(QObject):
         super().__init__(window)
         self.window = window
         self.panel = SearchPanel()
-        self.dock = QDockWidget("Search", window, objectName="searchDock")
-        scroll = QScrollArea(widgetResizable=True)  # the window must still fit 1280x720 with the dock open
-        scroll.setWidget(self.panel)
-        self.dock.setWidget(scroll)
-        # a tab beside the Controls: the panel needs their width, and the window must fit 1280x720
-        window.addDockWidget(Qt.DockWidgetArea.LeftDockWidgetArea, self.dock)
-        window.tabifyDockWidget(window.controls_dock, self.dock)
-        self.dock.hide()
+        self.dock = side_tab_dock(window, "Search", "searchDock", self.panel)
         self.thread = StudyThread(self)
         self.thread.progress.connect(self._progress)
         self.thread.finished.connect(self._finished)

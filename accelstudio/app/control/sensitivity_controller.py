@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from PySide6.QtCore import QObject, Qt, Signal
-from PySide6.QtWidgets import QDockWidget
+from PySide6.QtCore import QObject, Signal
 
+from accelstudio.app.control.side_dock import side_tab_dock
 from accelstudio.app.bridges.study_thread import StudyThread
 from accelstudio.app.control.state import with_override, with_prune_excluded, with_quant_excluded
 from accelstudio.app.views.sensitivity_panel import SensitivityPanel
@@ -46,10 +46,7 @@ class SensitivityController(QObject):
         self.window = window
         self.state = window.state
         self.panel = SensitivityPanel()
-        self.dock = QDockWidget("Sensitivity", window, objectName="sensitivityDock")
-        self.dock.setWidget(self.panel)
-        window.addDockWidget(Qt.DockWidgetArea.RightDockWidgetArea, self.dock)
-        self.dock.hide()
+        self.dock = side_tab_dock(window, "Sensitivity", "sensitivityDock", self.panel)
         self.thread = StudyThread(self)
         self.result: dict[str, Any] | None = None
         self.panel.run_requested.connect(self.start)

@@ -89,7 +89,10 @@ class SensitivityPanel(QWidget):
         top.addWidget(self.keep_float)
         top.addStretch(1)
         amounts = QHBoxLayout()
-        amounts.addWidget(QLabel("Largest amount losing at most"))
+        limit = QLabel("Loss at most")
+        limit.setToolTip("Set per-layer amounts gives each layer the largest screened amount that loses at most "
+                         "this many points")
+        amounts.addWidget(limit)
         amounts.addWidget(self.max_loss)
         amounts.addWidget(self.set_amounts)
         amounts.addStretch(1)
