@@ -59,3 +59,14 @@ def test_stop_ends_the_search_and_keeps_what_it_found(window, qtbot):
     assert state["status"] == "stopped" and state["trials"]
     assert window.runs.store.get_study(state["study_id"]).status == "stopped"
     assert controller.panel.start_button.isEnabled() and "stopped" in controller.panel.status.text()
+    assert controller.panel.resume_button.isEnabled()
+    assert controller.panel.resume_button.text() == f"Resume {state['study_id']}"
+
+    screened = sum(1 for t in state["trials"] if t["phase"] == "screen")
+    with qtbot.waitSignal(controller.thread.finished, timeout=SEARCH_MS) as done:
+        assert controller.resume(max_trials=1)  # one more screening trial
+        assert not controller.panel.resume_button.isEnabled()
+    resumed = done.args[0]
+    assert resumed["study_id"] == state["study_id"]  # the same stored search, continued
+    assert sum(1 for t in resumed["trials"] if t["phase"] == "screen") == screened + 1
+    assert resumed["status"] == "done" and not controller.panel.resume_button.isEnabled()

@@ -33,6 +33,8 @@ class SearchController(QObject):
         self.thread.failed.connect(lambda message, _trace: self._ended(f"Search failed: {message}"))
         self.panel.start_button.clicked.connect(self.start)
         self.panel.stop_button.clicked.connect(self.thread.cancel)
+        self.panel.resume_button.clicked.connect(self.resume)
+        window.state.model_changed.connect(lambda _model: self.refresh_resumable())
         self.panel.use_button.clicked.connect(self.use_selected)
         self.panel.plot.trial_clicked.connect(self.select)
         self.state: dict[str, Any] = {}
@@ -49,6 +51,25 @@ class SearchController(QObject):
     def open(self) -> None:
         self.dock.show()
         self.dock.raise_()
+        self.refresh_resumable()
+
+    def resumable(self) -> int | None:
+        """The id of the open model's newest search if it was stopped (None: none to continue)."""
+        spec = self.window.runs.job_spec()
+        if spec is None:
+            return None
+        from accelstudio.core.studies.search import STUDY_KIND
+
+        store = self.window.runs.store
+        if store is None:
+            return None
+        newest = next((s for s in store.list_studies(kind=STUDY_KIND) if s.params.get("model") == spec.model), None)
+        return newest.study_id if newest is not None and newest.status == "stopped" else None
+
+    def refresh_resumable(self) -> None:
+        study_id = None if self.is_running() else self.resumable()
+        self.panel.resume_button.setEnabled(study_id is not None)
+        self.panel.resume_button.setText("Resume" if study_id is None else f"Resume {study_id}")
 
     def is_running(self) -> bool:
         return self.thread.is_running()
@@ -71,7 +92,12 @@ class SearchController(QObject):
                             calib_data=spec.calib_data, train_data=spec.train_data, trust=spec.trust,
                             input_shapes=dict(spec.input_shapes))
 
-    def start(self, max_trials: int | None = None) -> bool:
+    def resume(self, max_trials: int | None = None) -> bool:
+        """Continue the open model's last stopped search (its stored settings, the panel's budget)."""
+        study_id = self.resumable()
+        return study_id is not None and self.start(max_trials, resume=study_id)
+
+    def start(self, max_trials: int | None = None, resume: int | None = None) -> bool:
         if self.is_running() or self.window.runs.is_running():
             self.panel.status.setText("A job is running; wait for it or cancel it first.")
             return False
@@ -91,8 +117,9 @@ class SearchController(QObject):
         self.panel.plot.set_axis_names(config.objective, "accuracy")
         self.panel.set_running(True)
         self._run_action_enabled(False)  # a run timed next to the trials would measure them both
-        self.panel.status.setText(f"Searching {config.model} ({config.constraint.describe()})...")
-        return self.thread.start(_search_body(self.window.runs.store), {"config": config})
+        what = f"search {resume}" if resume is not None else f"{config.model} ({config.constraint.describe()})"
+        self.panel.status.setText(f"Searching {what}...")
+        return self.thread.start(_search_body(self.window.runs.store), {"config": config, "resume": resume})
 
     def stop(self) -> None:
         self.thread.cancel()
@@ -150,6 +177,7 @@ class SearchController(QObject):
         self._run_action_enabled(True)
         self.panel.status.setText(text)
         self.window.results.reload()  # the trials are stored runs: show them in the runs table
+        self.refresh_resumable()
 
     def _run_action_enabled(self, enabled: bool) -> None:
         action = getattr(self.window, "run_action", None)
@@ -171,7 +199,8 @@ def _search_body(store):
         runs = store if store is not None else RunStore()
         # `cancel` (set/is_set) is the one cancel of the loop, run_many and the running trial
         state = run_search(params["config"], LocalWorkerExecutor(runs), runs, cancel,
-                           on_state=lambda s: report(ProgressEvent("search", 0.0, s.phase, {"state": s.to_dict()})))
+                           on_state=lambda s: report(ProgressEvent("search", 0.0, s.phase, {"state": s.to_dict()})),
+                           resume=params.get("resume"))
         return state.to_dict()
     return body
 

@@ -56,10 +56,13 @@ class SearchPanel(QWidget):
         self.start_button = QPushButton("Start", objectName="searchStart")
         self.stop_button = QPushButton("Stop", objectName="searchStop", enabled=False)
         self.use_button = QPushButton("Use this recipe", objectName="searchUse", enabled=False)
+        self.resume_button = QPushButton("Resume", objectName="searchResume", enabled=False,
+                                         toolTip="Continue this model's last stopped search with the budget above")
         buttons = QGridLayout()
         buttons.addWidget(self.start_button, 0, 0)
-        buttons.addWidget(self.stop_button, 0, 1)
-        buttons.addWidget(self.use_button, 0, 2)
+        buttons.addWidget(self.resume_button, 0, 1)
+        buttons.addWidget(self.stop_button, 0, 2)
+        buttons.addWidget(self.use_button, 0, 3)
         self.status = QLabel("Open a model, set the constraint and start.", objectName="searchStatus",
                              wordWrap=True)
         self.best = QLabel("", objectName="searchBest", wordWrap=True)
@@ -108,5 +111,7 @@ class SearchPanel(QWidget):
     def set_running(self, running: bool) -> None:
         self.start_button.setEnabled(not running)
         self.stop_button.setEnabled(running)
+        if running:
+            self.resume_button.setEnabled(False)
         if running:
             self.pages.setCurrentIndex(1)
