@@ -186,3 +186,12 @@ def test_points_the_model_cannot_take_are_skipped_without_a_run(tmp_path):
     assert "all 3 points of the space were measured" in state.notes
     assert state.best is None  # the unchanged model is not faster than itself
     assert any("shown" in n for n in state.notes)
+
+
+@pytest.mark.parametrize("kwargs", [{"min_cosine": 2.0}, {"min_cosine": -0.5}, {"max_drop": -1.0},
+                                    {"max_drop": float("nan")}])
+def test_constraints_no_result_can_meet_are_refused(kwargs):
+    from accelstudio.core.studies.search_judge import Constraint, ConstraintError
+
+    with pytest.raises(ConstraintError, match="must lie between"):
+        Constraint(**kwargs)

@@ -20,10 +20,17 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from accelstudio.core.errors import AccelStudioError
 from accelstudio.core.job import RunResult
 
 OBJECTIVES = ("latency", "size", "throughput")
 DEFAULT_MIN_COSINE = 0.99
+
+
+class ConstraintError(AccelStudioError):
+    """A search constraint no result can meet or that means nothing (a cosine above 1, a negative drop)."""
+
+    category = "usage"
 
 
 @dataclass(frozen=True)
@@ -33,6 +40,12 @@ class Constraint:
 
     max_drop: float | None = None
     min_cosine: float | None = None
+
+    def __post_init__(self):
+        if self.max_drop is not None and not 0.0 <= self.max_drop <= 100.0:
+            raise ConstraintError(f"the accuracy drop limit must lie between 0 and 100 points, got {self.max_drop:g}")
+        if self.min_cosine is not None and not 0.0 <= self.min_cosine <= 1.0:
+            raise ConstraintError(f"the cosine limit must lie between 0 and 1, got {self.min_cosine:g}")
 
     def describe(self) -> str:
         if self.max_drop is not None:
