@@ -70,6 +70,19 @@ def app_icon() -> QIcon:
     return icon
 
 
+DEFAULT_SIZE = (1500, 950)
+
+
+def default_size() -> tuple[int, int]:
+    """The window's first size: DEFAULT_SIZE, cut to the screen's free area on a real screen (1280x720 and up
+    fit; the offscreen platform's nominal 800x600 screen is no screen at all and is ignored)."""
+    screen = QApplication.primaryScreen()
+    if screen is None or QApplication.platformName() == "offscreen":
+        return DEFAULT_SIZE
+    free = screen.availableGeometry()
+    return min(DEFAULT_SIZE[0], free.width()), min(DEFAULT_SIZE[1], free.height())
+
+
 class MainWindow(QMainWindow):
     """AccelStudio's window. `settings` holds geometry, layout, theme and recent files."""
 
@@ -106,7 +119,7 @@ class MainWindow(QMainWindow):
         self._build_menus()
         self._connect()
         self.setAcceptDrops(True)
-        self.resize(1500, 950)
+        self.resize(*default_size())
         self._size_docks()
         self._docks_sized = self._restore_layout()
         self.presentation.restore()

@@ -11,6 +11,8 @@ from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFont, QPalette
 from PySide6.QtWidgets import QApplication
 
+from accelstudio.app.plots.axis_ticks import keep_labels_apart
+
 THEME_MODES = ("system", "light", "dark")
 TITLE_SIZE = "10pt"
 TITLE_POINTS = 10
@@ -103,6 +105,7 @@ def scale_axes(plot: pg.PlotItem, color=None) -> None:
         if axis is None:
             continue
         axis.setStyle(tickFont=font)
+        keep_labels_apart(axis)
         if color is not None:
             axis.setPen(scaled_pen(color))
         else:
