@@ -183,3 +183,19 @@ def test_zoom_and_presenter_keys_work_from_the_keyboard(make_window, qtbot):
     qtbot.keyClick(window.model_view.filter_edit, Qt.Key.Key_P,
                    Qt.KeyboardModifier.ControlModifier | Qt.KeyboardModifier.ShiftModifier)
     assert not window.presentation.presenter
+
+
+def test_first_window_size_fits_the_screen_it_opens_on(monkeypatch, qapp):
+    from PySide6.QtCore import QRect
+
+    from accelstudio.app import main_window
+
+    class Screen:
+        def availableGeometry(self):
+            return QRect(0, 0, 1280, 690)  # a 1280x720 screen less a panel
+
+    monkeypatch.setattr(main_window.QApplication, "platformName", staticmethod(lambda: "xcb"))
+    monkeypatch.setattr(main_window.QApplication, "primaryScreen", staticmethod(lambda: Screen()))
+    assert main_window.default_size() == (1280, 690)
+    monkeypatch.setattr(main_window.QApplication, "platformName", staticmethod(lambda: "offscreen"))
+    assert main_window.default_size() == main_window.DEFAULT_SIZE  # no real screen: the nominal size
