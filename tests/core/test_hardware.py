@@ -54,6 +54,18 @@ def test_per_tensor_qint8_warns_only_without_vnni(mode):
     assert "Test CPU" in warning.message and warning.control == "quantize"
 
 
+def test_uint8_weights_of_static_int8_warn_on_cpus_with_int8_dot_products():
+    uint8 = Recipe(quantize=QuantSpec(mode="static-int8", per_channel=True, weight_type="quint8"))
+    assert "int8-uint8-weights" in codes(uint8, features=VNNI)
+    assert "int8-uint8-weights" in codes(uint8, features=SAPPHIRE)
+    assert "int8-uint8-weights" not in codes(uint8, features=NO_VNNI)  # not measured there: no claim
+    assert "int8-uint8-weights" not in codes(uint8, backend="torch", features=VNNI)
+    int8 = Recipe(quantize=QuantSpec(mode="static-int8", per_channel=True))
+    assert "int8-uint8-weights" not in codes(int8, features=VNNI)
+    warning = next(w for w in hardware_warnings(uint8, "onnx", features=VNNI) if w.code == "int8-uint8-weights")
+    assert "QInt8" in warning.advice and warning.control == "quantize"
+
+
 @pytest.mark.parametrize("mode,native", [("fp16", dict(avx512_fp16=True)), ("bf16", dict(avx512_bf16=True)),
                                          ("bf16", dict(amx_bf16=True))])
 def test_half_precision_is_slow_without_native_arithmetic(mode, native):
