@@ -195,3 +195,18 @@ def test_constraints_no_result_can_meet_are_refused(kwargs):
 
     with pytest.raises(ConstraintError, match="must lie between"):
         Constraint(**kwargs)
+
+
+def test_screening_leaves_the_budget_room_for_confirmation_and_test():
+    """Screening stops once one more trial plus the confirmations and the test re-measurement, each as long as
+    a screening trial so far, would overrun the budget (not only at screen_fraction of it)."""
+    import threading
+
+    from accelstudio.core.studies.search import _Loop
+
+    loop = _Loop(_config(budget_s=100.0, confirm_top=3), None, None, threading.Event(), None, 1, [])
+    assert not loop._screen_over(0)  # nothing measured yet: no estimate
+    loop.screen_seconds = [4.0]
+    assert not loop._screen_over(1)  # 4 s x (1 + 3 + 1) = 20 s still fits
+    loop.screen_seconds = [30.0]
+    assert loop._screen_over(1)  # 30 s x 5 = 150 s would not

@@ -73,6 +73,7 @@ class _Loop:
         self.labeled = True
         self.facts = ModelFacts()
         self.model_data = None
+        self.screen_seconds: list[float] = []  # wall time of each screening trial (to keep the budget)
 
     # --- the phases ----------------------------------------------------------------------------------------
 
@@ -190,7 +191,10 @@ class _Loop:
     def _measure(self, point: dict[str, Any], number: int, phase: str) -> TrialOutcome | None:
         """Run one trial; None when it was cancelled (the loop then ends)."""
         spec = trial_spec(self.config, point, self.facts, phase, self.labeled)
+        started = time.monotonic()
         result = self.executor.run([spec], self.cancel, self.state.study_id)[0]
+        if phase == "screen":
+            self.screen_seconds.append(time.monotonic() - started)
         if result.status == "cancelled":
             self.cancel.set()
             return None
@@ -261,9 +265,13 @@ class _Loop:
     # --- state ---------------------------------------------------------------------------------------------
 
     def _screen_over(self, number: int) -> bool:
+        """Screening ends at screen_fraction of the budget, or earlier when one more screening trial plus the
+        confirmations and the test measurement (each about as long as a screening trial so far) would overrun it."""
         c = self.config
         elapsed = time.monotonic() - self.start
-        if self.cancel.is_set() or elapsed >= c.budget_s * c.screen_fraction:
+        trial_s = sum(self.screen_seconds) / len(self.screen_seconds) if self.screen_seconds else 0.0
+        still_to_come = trial_s * (1 + max(1, c.confirm_top) + 1)
+        if self.cancel.is_set() or elapsed >= c.budget_s * c.screen_fraction or elapsed + still_to_come > c.budget_s:
             return True
         return c.max_trials is not None and number - len(self.prior) >= c.max_trials
 
