@@ -15,8 +15,8 @@ from typing import Any
 
 from accelstudio.cli.model_args import UsageError, add_model_arguments, model_from_args
 from accelstudio.core.job import DEVICES, RUNTIMES, RuntimeSettings
+from accelstudio.core.studies.search_space import VARY_NAMES as VARY
 
-from accelstudio.core.studies.search_space import VARY_NAMES as VARY  # noqa: E402
 DEFAULT_VARY = ("granularity", "keep-float", "prune")
 
 

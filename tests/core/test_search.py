@@ -104,11 +104,11 @@ def test_eval_halves_are_disjoint_and_cover_the_data():
 
 def test_sensitivity_ranking_is_read_defensively(tmp_path):
     store = RunStore(tmp_path / "s.sqlite")
-    assert sensitivity_ranking(store, "example:digits-mlp", None) == ((), None)
+    assert sensitivity_ranking(store, "example:digits-mlp") == ((), None)
     store.add_study("sensitivity", {"model": "example:digits-mlp"}, result={"ranking": {"not": "a list"}})
-    assert sensitivity_ranking(store, "example:digits-mlp", None) == ((), None)
+    assert sensitivity_ranking(store, "example:digits-mlp") == ((), None)
     sid = store.add_study("sensitivity", {"model": "example:digits-mlp"}, result={"ranking": ["fc3", "fc1"]})
-    assert sensitivity_ranking(store, "example:digits-mlp", None) == (("fc3", "fc1"), sid)
+    assert sensitivity_ranking(store, "example:digits-mlp") == (("fc3", "fc1"), sid)
 
 
 def _config(**kw) -> SearchConfig:

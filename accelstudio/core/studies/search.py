@@ -97,7 +97,7 @@ class _Loop:
         self.model_data = self.executor.describe_model(self.config.model, self.config.trust, self.cancel)
         layers = tuple((layer.name, layer.op_type) for layer in self.model_data.summary.layers)
         sha = file_sha256_of(self.config.model)
-        ranking, ranking_study = sensitivity_ranking(self.store, self.config.model, sha)
+        ranking, ranking_study = sensitivity_ranking(self.store, self.config.model)
         self.facts = ModelFacts(layers=tuple(layers), ranking=ranking, ranking_study=ranking_study)
         self._update(facts={"layers": len(layers), "sha256": sha, "ranking_study": ranking_study,
                             "points": count_points(self.config.space, self.facts, self._training())})

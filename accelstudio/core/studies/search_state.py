@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from accelstudio.core.studies.search_judge import TrialOutcome, pareto_front
+from accelstudio.core.studies.sensitivity_store import studies_of, study_identity
 
 
 @dataclass(frozen=True)
@@ -46,13 +47,7 @@ class SearchState:
 
 def file_sha256_of(model: str) -> str | None:
     """The SHA-256 of a model file (None for a bundled example): how stored studies name the model."""
-    from pathlib import Path
-
-    from accelstudio.core.model.loading import EXAMPLE_PREFIX, file_sha256
-
-    if model.startswith(EXAMPLE_PREFIX) or not Path(model).is_file():
-        return None
-    return file_sha256(Path(model))
+    return study_identity(model)["sha256"]
 
 
 def fp16_native() -> bool:
@@ -64,18 +59,15 @@ def fp16_native() -> bool:
         return False
 
 
-def sensitivity_ranking(store, model: str, sha256: str | None) -> tuple[tuple[str, ...], int | None]:
-    """The layer names most sensitive first from the newest stored sensitivity study of this model (matched by
-    file hash, or by the model reference for a bundled example), and that study's id; ((), None) when there is
-    none or its result is not the expected shape (that study kind may change)."""
+def sensitivity_ranking(store, model: str) -> tuple[tuple[str, ...], int | None]:
+    """The layer names most sensitive first from the newest stored sensitivity study of this model that has a
+    ranking (sensitivity_store.studies_of), and that study's id; ((), None) when there is none or its result is
+    not the expected shape."""
     try:
-        studies = store.list_studies(kind="sensitivity", model_sha256=sha256) if sha256 else \
-            store.list_studies(kind="sensitivity")
+        studies = studies_of(store, model)
     except Exception:  # an older store or an unreadable row: the dimension is skipped
         return (), None
     for record in studies:
-        if not sha256 and (record.params or {}).get("model") != model:
-            continue
         ranking = (record.result or {}).get("ranking")
         if isinstance(ranking, list) and ranking and all(isinstance(r, str) for r in ranking):
             return tuple(ranking), record.study_id

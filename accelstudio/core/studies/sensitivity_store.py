@@ -20,15 +20,19 @@ def study_identity(model: str) -> dict[str, Any]:
     return {"name": path.name, "sha256": file_sha256(path) if path.is_file() else None}
 
 
+def studies_of(store: RunStore, model: str) -> list[StudyRecord]:
+    """The stored sensitivity studies of `model`, newest first: a file matched by its SHA-256 (so a moved copy
+    still finds them), a bundled example by its "example:NAME" reference."""
+    identity = study_identity(model)
+    if identity["sha256"]:
+        return store.list_studies(STUDY_KIND, model_sha256=identity["sha256"])
+    return [s for s in store.list_studies(STUDY_KIND) if s.params.get("model") == model]
+
+
 def latest_study(store: RunStore, model: str, done_only: bool = True) -> StudyRecord | None:
     """The newest stored sensitivity study of `model` (an "example:NAME" reference or a file path, matched by
     the file's SHA-256 so a moved copy still finds it), finished ones only unless `done_only` is False."""
-    identity = study_identity(model)
-    if identity["sha256"]:
-        found = store.list_studies(STUDY_KIND, model_sha256=identity["sha256"])
-    else:
-        found = [s for s in store.list_studies(STUDY_KIND) if s.params.get("model") == model]
-    for record in found:
+    for record in studies_of(store, model):
         if not done_only or (record.status == "done" and record.result.get("rows")):
             return record
     return None
