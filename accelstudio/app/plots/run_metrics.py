@@ -5,10 +5,10 @@ and the exports say. Percent values are for display (accuracy and agreement are 
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Iterable
 
+from accelstudio.core.measure.stats import pareto_front  # noqa: F401  (the trade-off plot's front)
 from accelstudio.core.runs import baseline as bl
 from accelstudio.core.job import RunResult
 from accelstudio.core.runs.report import RunReport, build_report, number
@@ -108,21 +108,6 @@ def model_name(result: RunResult) -> str:
 def plottable(result: RunResult) -> bool:
     """Only finished runs with a latency and a quality number go on the trade-off plot."""
     return result.status == "done" and metric(result, "p50_ms") is not None and quality(result) is not None
-
-
-def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
-    """Indices of the points no other point beats (lower x = latency, higher y = accuracy), by rising x.
-
-    A point is dominated when another is at least as good on both axes and strictly better on one; of exact
-    duplicates only the first is kept."""
-    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1], i))
-    front: list[int] = []
-    best_y = -math.inf
-    for i in order:
-        if points[i][1] > best_y:
-            front.append(i)
-            best_y = points[i][1]
-    return front
 
 
 def find_baseline(result: RunResult, runs: Iterable[RunResult]) -> RunResult | None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Sequence
 
 import numpy as np
 
@@ -260,3 +261,18 @@ def median_difference_ci(a_ms, b_ms, n_boot: int = 1000, seed: int = 0) -> tuple
     mb = np.median(b[rng.integers(0, b.size, (n_boot, b.size))], axis=1)
     lo, hi = np.quantile(mb - ma, [ALPHA / 2, 1.0 - ALPHA / 2])
     return float(np.median(b) - np.median(a)), float(lo), float(hi)
+
+
+def pareto_front(points: Sequence[tuple[float, float]]) -> list[int]:
+    """Indices of the points no other point beats (lower x = latency, higher y = accuracy), by rising x.
+
+    A point is dominated when another is at least as good on both axes and strictly better on one; of exact
+    duplicates only the first is kept."""
+    order = sorted(range(len(points)), key=lambda i: (points[i][0], -points[i][1], i))
+    front: list[int] = []
+    best_y = -math.inf
+    for i in order:
+        if points[i][1] > best_y:
+            front.append(i)
+            best_y = points[i][1]
+    return front

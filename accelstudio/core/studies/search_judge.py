@@ -22,6 +22,7 @@ from typing import Any
 
 from accelstudio.core.errors import AccelStudioError
 from accelstudio.core.job import RunResult
+from accelstudio.core.measure.stats import pareto_front as stats_pareto_front
 
 OBJECTIVES = ("latency", "size", "throughput")
 DEFAULT_MIN_COSINE = 0.99
@@ -173,13 +174,8 @@ def is_better(candidate: TrialOutcome, best: TrialOutcome | None) -> bool:
 def pareto_front(outcomes: list[TrialOutcome]) -> list[TrialOutcome]:
     """Measured trials no other dominates (higher objective and lower fidelity axis), by objective."""
     pts = [o for o in outcomes if o.ok and math.isfinite(o.fidelity_axis)]
-    front = [o for o in pts if not any(_dominates(p, o) for p in pts)]
+    front = [pts[i] for i in stats_pareto_front([(-o.value, -o.fidelity_axis) for o in pts])]
     return sorted(front, key=lambda o: o.value)
-
-
-def _dominates(a: TrialOutcome, b: TrialOutcome) -> bool:
-    return (a.value >= b.value and a.fidelity_axis <= b.fidelity_axis
-            and (a.value > b.value or a.fidelity_axis < b.fidelity_axis))
 
 
 def hypervolume_2d(points: list[tuple[float, float]], ref: tuple[float, float]) -> float:
