@@ -171,4 +171,8 @@ def test_unequal_interference_from_layers_that_did_the_same_work(cnn):
     disturbed = replace(base, metrics={**base.metrics, "profile": slowed})
     cause = next(c for c in explain_run(cnn["dynamic"], disturbed).causes if c.code == "unequal-interference")
     assert "x faster in this run than in the baseline" in cause.evidence
-    assert "unequal-interference" not in codes(cnn["dynamic"], base)
+    # within the threshold it is not named; built from one run, since two real runs on a shared machine can
+    # themselves be disturbed unequally (which is what this cause reports)
+    within = {**prof, "layers": [{**r, "time_ms": r["time_ms"] * 1.2} for r in prof["layers"]]}
+    assert "unequal-interference" not in codes(replace(base, metrics={**base.metrics, "profile": within}), base)
+    assert "unequal-interference" in codes(disturbed, base)
